@@ -93,19 +93,16 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def build(session: nox.Session) -> None:
     """A wheel and an sdist for each package, into dist/."""
-    session.install("hatch>=1.16")
+    # hatchling is the build backend `hatch build` drives; calling it directly skips
+    # hatch's own build environments, which nest badly inside a nox virtualenv.
+    session.install("hatchling>=1.26", "packaging")
     shutil.rmtree(DIST, ignore_errors=True)
     for d in PACKAGE_DIRS:
         with session.chdir(d):
-            session.run("hatch", "build", "-t", "wheel", "-t", "sdist", str(DIST))
+            session.run(
+                "python", "-m", "hatchling", "build", "-t", "wheel", "-t", "sdist", "-d", str(DIST)
+            )
     session.run("python", str(ROOT / "tools" / "check_dist.py"), str(DIST))
-
-
-def _fresh_wheels(session: nox.Session) -> None:
-    """Build the wheels once per nox invocation (the variant sessions share them)."""
-    if not os.environ.get("_RUNNER_DIST_BUILT"):
-        build(session)
-        os.environ["_RUNNER_DIST_BUILT"] = "1"
 
 
 def _install_wheels(session: nox.Session, *requirements: str) -> None:
@@ -113,19 +110,17 @@ def _install_wheels(session: nox.Session, *requirements: str) -> None:
     session.install("--find-links", str(DIST), *requirements)
 
 
-@nox.session
+@nox.session(requires=["build"])
 def minimal_core(session: nox.Session) -> None:
     """Install runner-core alone from its wheel: runner-grid is absent, local runs work."""
-    _fresh_wheels(session)
     _install_wheels(session, "runner-core")
     with tempfile.TemporaryDirectory() as tmp:
         session.run("python", str(ROOT / "tools" / "check_install.py"), "minimal", tmp)
 
 
-@nox.session
+@nox.session(requires=["build"])
 def grid_extra(session: nox.Session) -> None:
     """Install runner-core[grid] from the wheels: runner-grid comes along."""
-    _fresh_wheels(session)
     _install_wheels(session, "runner-core[grid]")
     with tempfile.TemporaryDirectory() as tmp:
         session.run("python", str(ROOT / "tools" / "check_install.py"), "grid", tmp)
@@ -143,7 +138,10 @@ def vendored_settings(session: nox.Session) -> None:
         shutil.copy2(source, vendor / "settings.py")
         # The copy must import in an isolated interpreter with no site-packages at all.
         session.run(
-            "python", "-I", "-S", "-c",
+            "python",
+            "-I",
+            "-S",
+            "-c",
             "import sys; sys.path.insert(0, sys.argv[1]);"
             "from myproject_vendor.settings import Settings;"
             "s = Settings(); s.a.b.c = 1; assert s == {'a': {'b': {'c': 1}}}, s;"
@@ -151,7 +149,8 @@ def vendored_settings(session: nox.Session) -> None:
             tmp,
         )
         session.run(
-            "pytest", "tests/settings",
+            "pytest",
+            "tests/settings",
             env={"RUNNER_SETTINGS_MODULE": "myproject_vendor.settings", "PYTHONPATH": tmp},
         )
 
@@ -163,10 +162,9 @@ def docs(session: nox.Session) -> None:
     session.run("mkdocs", "build", "--strict", "-f", "docs/mkdocs.yml", "-d", str(ROOT / "site"))
 
 
-@nox.session
+@nox.session(requires=["build"])
 def demo(session: nox.Session) -> None:
     """The main job: install the packages from wheels and run the bundled example batch."""
-    _fresh_wheels(session)
     _install_wheels(session, "runner-core")
     session.run("python", str(ROOT / "tools" / "demo" / "run_demo.py"), *session.posargs)
 
