@@ -3,5 +3,132 @@
 from __future__ import annotations
 
 # --- settings ----------------------------------------------------------------
+import importlib
+import os
+from typing import Any
+
+from hypothesis import strategies as st
+
+#: The module whose `Settings` the settings tests exercise: the installed package by
+#: default, or a vendored copy of _settings.py (the nox session `vendored_settings`).
+SETTINGS_MODULE = os.environ.get("RUNNER_SETTINGS_MODULE", "runner_settings")
+Settings: Any = importlib.import_module(SETTINGS_MODULE).Settings
+
+#: Keys: short text, plus names that collide with methods, start with `_`, or differ
+#: only by case, which is where attribute access is most likely to go wrong.
+setting_keys = st.sampled_from(
+    ["a", "b", "A", "items", "copy", "update", "keys", "_private", "__dunder__", "0", ""]
+) | st.text(max_size=6)
+
+#: Leaf values that survive JSON, repr/eval and equality (no NaN, no infinities).
+json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+)
+
+
+def _json_children(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(children, max_size=3) | st.dictionaries(setting_keys, children, max_size=4)
+
+
+def _any_children(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return (
+        st.lists(children, max_size=3)
+        | st.lists(children, max_size=3).map(tuple)
+        | st.dictionaries(setting_keys, children, max_size=4)
+    )
+
+
+#: Values as JSON has them: nested dicts and lists of JSON leaves.
+json_values = st.recursive(json_leaves, _json_children, max_leaves=20)
+#: Values with tuples too (pickle, copy and repr keep them; JSON does not).
+any_values = st.recursive(json_leaves, _any_children, max_leaves=20)
+
+#: Plain nested dicts, the input a Settings is built from.
+plain_trees = st.dictionaries(setting_keys, json_values, max_size=5)
+plain_trees_with_tuples = st.dictionaries(setting_keys, any_values, max_size=5)
+
+#: Settings trees (every inner dict converted on construction).
+settings_trees = plain_trees.map(Settings)
+settings_trees_with_tuples = plain_trees_with_tuples.map(Settings)
+
+#: Paths to read: mostly keys that trees use, so reads go several levels deep.
+read_paths = st.lists(setting_keys, min_size=1, max_size=5)
 
 # --- grid --------------------------------------------------------------------
+#: Text that shells and naive splitting get wrong: spaces, quotes, $, ;, newlines, non-ASCII.
+tricky_texts = st.sampled_from(
+    [
+        "with space",
+        "  leading and trailing  ",
+        "it's",
+        'say "hi"',
+        "$HOME",
+        "a;b",
+        "x && y",
+        "line1\nline2",
+        "tab\there",
+        "ünïcødé ☃",
+        "*?[]",
+        "-N",
+        "--mem=4G",
+        "back\\slash",
+        "`date`",
+        "#comment",
+        " ",
+    ]
+) | st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=12)
+
+#: Runflag values of every shape the submit-command builder must handle.
+flag_values = (
+    st.sampled_from([True, False, None, ""])
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=False, allow_infinity=False, width=32)
+    | tricky_texts
+)
+
+_KEY_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+
+#: Runflag names: scheduler-like letters (case matters) and arbitrary identifiers.
+runflag_keys = st.sampled_from(
+    ["N", "n", "o", "O", "J", "p", "t", "nodes", "walltime", "memory", "queue", "export", "mem"]
+) | st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_",
+    min_size=1,
+    max_size=8,
+)
+
+#: Special-key prefixes: glued, separate (trailing white space), split at inner white space.
+special_prefix_values = st.sampled_from(
+    [
+        "--mem=",
+        "-N ",
+        "-l nodes=",
+        "-l walltime=",
+        "-pe smp ",
+        "--exclusive",
+        "-t ",
+        "-l  x=",
+        "-q\t",
+    ]
+)
+
+#: Paths with spaces, quotes and non-ASCII characters (never NUL).
+grid_paths = st.sampled_from(
+    ["/tmp/work/job", "/tmp/my jobs/job 1", "/tmp/it's/ä ☃", "rel/path", "/tmp/$x;y/`z`"]
+) | st.text(alphabet=st.characters(blacklist_characters="\x00"), min_size=1, max_size=16)
+
+#: Runflags mappings: any mix of keys and values, in a generated order.
+runflag_maps = st.dictionaries(runflag_keys, flag_values, max_size=6)
+
+
+@st.composite
+def specials_for(draw: Any, runflags: dict[str, Any]) -> dict[str, str]:
+    """Special keys covering a random subset of the given runflags (plus some unused ones)."""
+    chosen = draw(st.lists(st.sampled_from(sorted(runflags)), unique=True)) if runflags else []
+    specials = {key: draw(special_prefix_values) for key in chosen}
+    specials.update(draw(st.dictionaries(runflag_keys, special_prefix_values, max_size=2)))
+    return specials

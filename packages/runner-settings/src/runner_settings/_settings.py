@@ -77,10 +77,10 @@ def _copy_value(value: Any) -> Any:
     kind = type(value)
     if kind is list or kind is tuple or (isinstance(value, tuple) and hasattr(kind, "_make")):
         items = [_copy_value(item) for item in value]
-        if kind is list:
-            return items
         if all(new is old for new, old in zip(items, value)):
             return value
+        if kind is list:
+            return items
         if kind is tuple:
             return tuple(items)
         return kind._make(items)
