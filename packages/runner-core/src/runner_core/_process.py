@@ -1,0 +1,154 @@
+"""The local `call`: start a runscript in its own process group, and kill process groups."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import threading
+from typing import TYPE_CHECKING, Any, Optional
+
+from runner_core._config import config
+from runner_core._jobs import _state_lock, current_results, report_failure
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from subprocess import Popen
+
+    from runner_core._runner import JobRunner
+
+_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+
+
+def _first_line(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.readline(200).rstrip(b"\n").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _explain_spawn_error(exc: OSError, path: str, workdir: str) -> tuple[str, int]:
+    """Turn the OSError of a failed start into (message for a person, shell-like exit code)."""
+    if exc.filename == workdir or not os.path.isdir(workdir):
+        return f"working folder {workdir!r} does not exist or cannot be entered: {exc}", 127
+    if exc.errno == errno.ENOENT:
+        if not os.path.lexists(path):
+            return f"runscript {path!r} does not exist", 127
+        return (
+            f"runscript {path!r} has a bad interpreter line {_first_line(path)!r}: "
+            "the program it names does not exist; fix the shebang",
+            126,
+        )
+    if exc.errno == errno.EACCES:
+        if not os.access(path, os.X_OK) or os.path.isdir(path):
+            return f"runscript {path!r} is not executable (chmod +x it)", 126
+        return (
+            f"runscript {path!r} has a bad interpreter line {_first_line(path)!r}: "
+            "the program it names cannot be executed (permission denied)",
+            126,
+        )
+    if exc.errno == errno.ENOEXEC:
+        return (
+            f"runscript {path!r} has no valid interpreter line (first line "
+            f"{_first_line(path)!r}); start it with one such as #!/bin/sh",
+            126,
+        )
+    return f"cannot start runscript {path!r}: {exc}", 126
+
+
+def run_local(runner: JobRunner, runscript: str, workdir: str, out: Optional[str], err: str) -> int:
+    """Run `workdir/runscript` in a new session and return its exit code.
+
+    stdout goes to `out` (inherited when None), stderr to `err`. A runscript that
+    cannot be started is reported through `report_failure` (exit code 127 or 126,
+    like a shell). A negative exit code -N means the process was killed by signal N.
+    """
+    import subprocess
+
+    path = os.path.join(workdir, runscript)
+    err_fd = os.open(err, _OPEN_FLAGS, 0o666)
+    out_fd: Optional[int] = None
+    try:
+        if out is not None:
+            out_fd = os.open(out, _OPEN_FLAGS, 0o666)
+        try:
+            proc = subprocess.Popen(
+                [path], cwd=workdir, stdout=out_fd, stderr=err_fd, start_new_session=True
+            )
+        except OSError as exc:
+            message, code = _explain_spawn_error(exc, path, workdir)
+            report_failure(message)
+            return code
+    finally:
+        os.close(err_fd)
+        if out_fd is not None:
+            os.close(out_fd)
+    results = current_results()
+    runner._track_process(proc, results)
+    try:
+        return proc.wait()
+    except BaseException:
+        # Ctrl-C in a serial run lands here, in the thread that waits: take the job's
+        # process tree down with us.
+        kill_groups([proc])
+        raise
+    finally:
+        runner._untrack_process(proc)
+        if results is not None:
+            with _state_lock:
+                if results._proc is proc:
+                    results._proc = None
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_groups(procs: Iterable[Popen[Any]], grace: Optional[float] = None) -> None:
+    """Kill the process group of every process: SIGTERM, then SIGKILL after `grace` s.
+
+    Each process was started with `start_new_session=True`, so its pid is its process
+    group id. Waits at most `grace` seconds (default `config.kill_grace`) for the
+    groups to go before sending SIGKILL to what is left.
+    """
+    import signal
+    import time
+
+    if grace is None:
+        grace = float(config.get("kill_grace", 2.0))
+    procs = list(procs)
+    groups = []
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            continue
+        groups.append(proc)
+    deadline = time.monotonic() + grace
+    delay = 0.001
+    while groups:
+        for proc in groups:
+            proc.poll()  # reap a finished leader so it does not keep its group alive
+        groups = [p for p in groups if _group_alive(p.pid)]
+        remaining = deadline - time.monotonic()
+        if not groups or remaining <= 0:
+            break
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, 0.05)
+    for proc in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def kill_in_background(procs: Iterable[Popen[Any]]) -> None:
+    """Run `kill_groups(procs)` in a daemon thread, so the caller does not wait."""
+    threading.Thread(
+        target=kill_groups, args=(list(procs),), name="runner:kill", daemon=True
+    ).start()
