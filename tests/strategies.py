@@ -132,3 +132,16 @@ def specials_for(draw: Any, runflags: dict[str, Any]) -> dict[str, str]:
     specials = {key: draw(special_prefix_values) for key in chosen}
     specials.update(draw(st.dictionaries(runflag_keys, special_prefix_values, max_size=2)))
     return specials
+
+
+#: Lines a site wrapper may print before a submit command's answer (never a line break inside).
+noise_lines = st.lists(
+    st.text(
+        alphabet=st.characters(
+            blacklist_characters="\x00\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
+            blacklist_categories=["Cs"],
+        ),
+        max_size=30,
+    ),
+    max_size=4,
+)

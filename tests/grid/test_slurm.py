@@ -1,0 +1,186 @@
+"""Tests for the SLURM scheme's parsers, on outputs recorded from SLURM 22.05 on this machine."""
+
+# ruff: noqa: E501  (recorded scheduler outputs keep their exact width)
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from runner_grid.schemes import slurm
+from strategies import noise_lines
+
+# Recorded with `squeue --noheader --format=%i|%T --states=all` (the pinned check) on the
+# single-node SLURM of tools/slurm.sh: finished jobs stay listed for MinJobAge seconds.
+SQUEUE_ALL_STATES = """\
+22_2|COMPLETED
+25|COMPLETED
+7|FAILED
+10|FAILED
+24|PENDING
+38|PENDING
+35|RUNNING
+36|RUNNING
+37_1|RUNNING
+37_2|RUNNING
+37_3|RUNNING
+5|TIMEOUT
+41_[1-5]|PENDING
+"""
+
+# squeue's default (unpinned) listing: what SQUEUE_FORMAT-free, header-on output looks like.
+SQUEUE_DEFAULT = """\
+             JOBID PARTITION     NAME     USER ST       TIME  NODES NODELIST(REASON)
+                24     debug dependen     root PD       0:00      1 (DependencyNeverSatisfied)
+                35     debug     s.sh     root  R       0:02      1 localhost
+"""
+
+
+@given(noise_lines, st.integers(1, 10**9), st.sampled_from(["plain", "parsable", "cluster"]))
+@example(["sbatch: warning: 4 CPUs requested"], 7, "plain")
+@example(["Submitted batch job 1"], 2, "parsable")
+def test_getid_reads_the_last_id_line_whatever_comes_before(
+    noise: list[str], number: int, form: str
+) -> None:
+    line = {
+        "plain": f"Submitted batch job {number}",
+        "parsable": f"{number}",
+        "cluster": f"{number};cluster1",
+    }[form]
+    output = "\n".join([*noise, line, ""])
+    assert slurm.getid(output) == str(number)
+
+
+@pytest.mark.parametrize(
+    "output", ["", "\n\n", "sbatch: error: Batch job submission failed\n", " "]
+)
+def test_getid_without_an_id_is_none(output: str) -> None:
+    assert slurm.getid(output) is None
+
+
+def test_getid_federation_form() -> None:
+    assert slurm.getid("Submitted batch job 77 on cluster blue\n") == "77"
+
+
+def test_running_keeps_only_jobs_still_in_the_queue() -> None:
+    assert slurm.running(SQUEUE_ALL_STATES) == ["24", "38", "35", "36", "37", "41"]
+
+
+@pytest.mark.parametrize("state", sorted(slurm.FINISHED_STATES))
+def test_every_finished_state_releases(state: str) -> None:
+    assert slurm.running(f"9|{state}\n") == []
+
+
+@pytest.mark.parametrize(
+    "state",
+    ["PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
+     "REQUEUE_FED", "RESIZING", "RESV_DEL_HOLD", "SIGNALING", "SPECIAL_EXIT", "STAGE_OUT",
+     "STOPPED", "SOME_FUTURE_STATE"],
+)  # fmt: skip
+def test_every_other_state_keeps_the_job(state: str) -> None:
+    assert slurm.running(f"9|{state}\n") == ["9"]
+
+
+def test_running_skips_blank_and_cluster_lines() -> None:
+    assert slurm.running("\nCLUSTER: blue\n3|RUNNING\n\n4_[1-2]|PENDING\n5+0|RUNNING\n") == [
+        "3",
+        "4",
+        "5",
+    ]
+    assert slurm.running("") == []
+
+
+def test_running_refuses_an_unpinned_listing() -> None:
+    with pytest.raises(ValueError, match="pinned format"):
+        slurm.running(SQUEUE_DEFAULT)
+
+
+def test_check_asks_for_own_ids_in_the_pinned_format() -> None:
+    (argv,) = slurm.check_commands(["3", "4"])
+    assert argv[0] == "squeue"
+    assert "--noheader" in argv
+    assert "--format=%i|%T" in argv
+    assert "--states=all" in argv
+    assert argv[-1] == "--jobs=3,4"
+
+
+def test_check_with_too_many_ids_lists_the_users_jobs_in_one_command() -> None:
+    ids = [str(10**7 + i) for i in range(5000)]
+    commands = slurm.check_commands(ids)
+    assert len(commands) == 1
+    assert commands[0][-1].startswith("--user=")
+    assert len(" ".join(commands[0])) < 200
+
+
+def test_invalid_job_id_for_one_id_is_an_answer() -> None:
+    # Recorded: `squeue ... --jobs=999999` for a purged job exits 1 with this on stderr.
+    stderr = "slurm_load_jobs error: Invalid job id specified\n"
+    assert slurm.check_error(["999999"], 1, "", stderr) == []
+
+
+@pytest.mark.parametrize(
+    ("ids", "returncode", "stdout", "stderr"),
+    [
+        (["1", "2"], 1, "", "slurm_load_jobs error: Invalid job id specified\n"),
+        (["1"], 1, "", "slurm_load_jobs error: Unable to contact slurm controller\n"),
+        (["1"], 1, "", ""),
+        (["1"], 1, "1|RUNNING\n", "slurm_load_jobs error: Invalid job id specified\n"),
+        (["1"], 1, "", "Invalid job id specified\nsocket timed out\n"),
+        (["1"], 0, "", "slurm_load_jobs error: Invalid job id specified\n"),
+    ],
+)
+def test_other_failures_are_failures(
+    ids: list[str], returncode: int, stdout: str, stderr: str
+) -> None:
+    assert slurm.check_error(ids, returncode, stdout, stderr) is None
+
+
+# Recorded `scontrol show job N` lines (trimmed to the ones read).
+SCONTROL = "JobId=5 JobName=t\n   JobState={state} Reason=None Dependency=(null)\n   Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode={code}\n"
+
+
+@pytest.mark.parametrize(
+    ("state", "code", "expected"),
+    [
+        ("COMPLETED", "0:0", 0),
+        ("FAILED", "3:0", 3),
+        ("TIMEOUT", "0:15", 143),
+        ("CANCELLED", "0:15", 143),
+        ("CANCELLED", "0:0", 1),
+        ("NODE_FAIL", "0:0", 1),
+        ("OUT_OF_MEMORY", "0:125", 253),
+        ("RUNNING", "0:0", None),
+        ("PENDING", "0:0", None),
+    ],
+)
+def test_parse_exitcode_from_scontrol(state: str, code: str, expected: int | None) -> None:
+    assert slurm.parse_exitcode(SCONTROL.format(state=state, code=code)) == expected
+
+
+def test_parse_exitcode_from_sacct_and_nothing() -> None:
+    assert slurm.parse_exitcode("12|FAILED|2:0\n") == 2
+    assert slurm.parse_exitcode("12|CANCELLED by 0|0:15\n") == 143
+    assert slurm.parse_exitcode("") is None
+    assert slurm.parse_exitcode("slurm_load_jobs error: Invalid job id specified") is None
+
+
+def test_exitcode_queries_try_scontrol_then_sacct() -> None:
+    queries = slurm.exitcode_commands("12")
+    assert queries[0] == ["scontrol", "show", "job", "12"]
+    assert queries[1][0] == "sacct"
+    assert "--jobs=12" in queries[1]
+
+
+def test_detect() -> None:
+    assert slurm.detect(0, "slurm-wlm 22.05.8\n")
+    assert slurm.detect(0, "slurm 23.11.1\n")
+    assert not slurm.detect(1, "slurm 23.11.1\n")
+    assert not slurm.detect(0, "SGE 8.1.9\n")
+
+
+def test_cancel_batches() -> None:
+    assert slurm.cancel_commands(["1", "2"]) == [["scancel", "1", "2"]]
+    many = slurm.cancel_commands([str(10**8 + i) for i in range(5000)])
+    assert len(many) > 1
+    assert sum(len(c) - 1 for c in many) == 5000
