@@ -351,6 +351,25 @@ def test_subclass_methods_are_not_hidden_by_keys() -> None:
     assert type(m.copy()) is Mine
 
 
+def test_subclass_static_and_class_methods_work_on_class_and_instance() -> None:
+    class Tools(Settings):  # type: ignore[misc,valid-type]
+        @staticmethod
+        def double(x: int) -> int:
+            return 2 * x
+
+        @classmethod
+        def make(cls) -> Any:
+            return cls(made=True)
+
+    t = Tools()
+    t["double"] = t["make"] = "keys"
+    assert Tools.double(2) == t.double(2) == 4
+    assert type(Tools.make()) is Tools
+    assert t.make() == {"made": True}
+    with pytest.raises(AttributeError, match="'double'"):
+        t.double = 1
+
+
 def test_subclass_property_setter_is_used() -> None:
     class WithProperty(Settings):  # type: ignore[misc,valid-type]
         @property
@@ -476,6 +495,23 @@ def test_update_does_not_share_nodes_with_the_source() -> None:
     s.update(other)
     s.a.b = 2
     assert other.a.b == 1
+
+
+def test_update_from_a_plain_dict_holding_settings_copies_them() -> None:
+    inner = Settings(b=1)
+    s = Settings()
+    s.update({"a": {"inner": inner}})
+    s.a.inner.b = 2
+    assert inner == {"b": 1}
+
+
+def test_ror_leaves_the_nested_settings_of_the_left_operand_alone() -> None:
+    inner = Settings(x=1)
+    left = {"a": inner}
+    result = left | Settings(a={"y": 2})
+    assert result == {"a": {"x": 1, "y": 2}}
+    assert inner == {"x": 1}
+    assert left == {"a": {"x": 1}}
 
 
 def test_update_returns_none_like_dict() -> None:

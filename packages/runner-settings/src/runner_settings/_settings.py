@@ -73,7 +73,11 @@ def _copy_value(value: Any) -> Any:
     if isinstance(value, Settings):
         return value.copy()
     if isinstance(value, dict):
-        return Settings(value)
+        # Built item by item: Settings(value) would share the Settings inside `value`.
+        new = Settings()
+        for key, item in value.items():
+            _dict_setitem(new, key, _copy_value(item))
+        return new
     kind = type(value)
     if kind is list or kind is tuple or (isinstance(value, tuple) and hasattr(kind, "_make")):
         items = [_copy_value(item) for item in value]
@@ -390,7 +394,8 @@ class Settings(Dict[str, Any]):
         """`other | s`: a Settings made from `other`, recursively updated with `s`."""
         if not isinstance(other, Mapping):
             return NotImplemented
-        new = Settings(_copy_value(dict(other)))
+        new = Settings()
+        new.update(other)
         new.update(self)
         return new
 
@@ -715,23 +720,25 @@ def _shield(cls: type) -> None:
     on the class).
     """
     for name in dir(cls):
-        if name.startswith("_") and name != "__reduce_ex__":
+        if name.startswith("_"):
             continue
         raw: Any = _MISSING
         for klass in cls.__mro__:
             if name in klass.__dict__:
                 raw = klass.__dict__[name]
                 break
-        if isinstance(raw, (property, _ClassMethodShield)) or not hasattr(raw, "__get__"):
+        if isinstance(raw, (property, _ClassLevelShield)) or not hasattr(raw, "__get__"):
             continue
-        if isinstance(raw, classmethod) or type(raw).__name__ == "classmethod_descriptor":
-            setattr(cls, name, _ClassMethodShield(raw))
+        if isinstance(raw, (classmethod, staticmethod)) or (
+            type(raw).__name__ == "classmethod_descriptor"
+        ):
+            setattr(cls, name, _ClassLevelShield(raw))
         elif callable(raw):
             setattr(cls, name, property(raw.__get__, doc=getattr(raw, "__doc__", None)))
 
 
-class _ClassMethodShield:
-    """Data descriptor for a classmethod: works on the class and on instances."""
+class _ClassLevelShield:
+    """Data descriptor for a classmethod or staticmethod: works on the class and instances."""
 
     def __init__(self, method: Any) -> None:
         self._method = method
@@ -741,7 +748,7 @@ class _ClassMethodShield:
         return self._method.__get__(obj, owner if owner is not None else type(obj))  # type: ignore[no-any-return]
 
     def __set__(self, obj: Any, value: Any) -> None:
-        raise AttributeError("cannot set a classmethod of Settings by attribute")
+        raise AttributeError("cannot set a Settings classmethod or staticmethod by attribute")
 
 
 _shield(Settings)
