@@ -205,15 +205,23 @@ def _read_scripts(paths: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def _make_job(name: str, text: str) -> SingleJob:
-    """A job whose runscript is `text`; a leading `#!` line becomes its shebang."""
+    """A job whose runscript is `text`; a leading `#!` line becomes its shebang.
+
+    Raises:
+        UsageError: the job layer refuses `name` as a job name.
+    """
     from runner_core import SingleJob
 
+    shebang = None
     if text.startswith("#!"):
-        first, _, body = text.partition("\n")
-        job = SingleJob(name=name, runscript=body)
-        job.settings.runscript.shebang = first.rstrip("\r")
-        return job
-    return SingleJob(name=name, runscript=text)
+        shebang, _, text = text.partition("\n")
+    try:
+        job = SingleJob(name=name, runscript=text)
+    except ValueError as exc:
+        raise UsageError(f"cannot make a job of the script named {name!r}: {exc}") from None
+    if shebang is not None:
+        job.settings.runscript.shebang = shebang.rstrip("\r")
+    return job
 
 
 def _make_runner(args: argparse.Namespace) -> JobRunner:
@@ -288,11 +296,11 @@ class _Batch:
         return f"{detail}: {last}" if last else detail
 
     def _last_stderr_line(self, index: int) -> Optional[str]:
-        job = self.jobs[index]
-        if job.path is None:
+        err_path = self.jobs[index].err_path
+        if err_path is None:
             return None
         try:
-            text = (job.path / job.err_path).read_text(encoding="utf-8", errors="replace")
+            text = err_path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return None
         lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -417,7 +425,9 @@ def _submit_all(
                 logger.debug("job %s not started: the run was interrupted (%s)", job.name, exc)
                 return
             logger.debug("job %s could not be started", job.name, exc_info=True)
-            batch.submit_errors[i] = f"could not be started: {type(exc).__name__}: {exc}"
+            # The job layer marks a job it refused as ended; anything else is ours to say.
+            if not job.results.done:
+                batch.submit_errors[i] = f"could not be started: {type(exc).__name__}: {exc}"
 
 
 def _run_batch(batch: _Batch, runner: JobRunner, manager: Any, flags: dict[str, str]) -> bool:
@@ -565,14 +575,14 @@ def _command_run(args: argparse.Namespace) -> int:
     from runner_core import JobManager, JobStatus
 
     flags = _parse_flags(args.flags)
-    scripts = _read_scripts(args.scripts)
+    jobs = [_make_job(name, text) for name, text in _read_scripts(args.scripts)]
     runner = _make_runner(args)
-    jobs = [_make_job(name, text) for name, text in scripts]
     batch = _Batch(jobs)
     manager = JobManager(args.workdir)
 
     if args.grid is not None:
-        how = f"on grid {args.grid}"
+        # With "auto" the runner knows which scheduler it found; say so.
+        how = f"on grid {getattr(runner, 'scheme_name', args.grid)}"
     else:
         how = "in parallel" if args.parallel else "one after another"
     limit = f", at most {args.maxjobs} at once" if args.maxjobs else ""

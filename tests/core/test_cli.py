@@ -1,0 +1,576 @@
+"""The `runner` command end to end: real runscripts, exit status, summary, JSON, progress."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import runner_core
+from runner_core import JobRunner
+from runner_core._cli import main
+
+PLAIN_LINE = re.compile(r"\[(\d+)/(\d+)\] (\S+) ([A-Z]+)(?: exit (-?\d+))?(?: (\d+\.\d)s)?")
+
+
+def _script(folder: Path, name: str, body: str) -> str:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body)
+    return str(path)
+
+
+@pytest.fixture
+def scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder for the scripts; the test runs with tmp_path as its working directory."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+    return folder
+
+
+def _table_rows(stdout: str) -> dict[str, list[str]]:
+    """The summary table as {job: [status, exit, seconds, folder]}."""
+    lines = stdout.splitlines()
+    assert lines[0].split() == ["job", "status", "exit", "seconds", "folder"], stdout
+    rows = {}
+    for line in lines[1:]:
+        cells = line.split()
+        if len(cells) == 5 and cells[1].isupper():
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+# --- exit status and summary ----------------------------------------------------
+
+
+def test_all_jobs_succeed_exit_0_and_each_runs_in_its_own_folder(
+    scripts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = _script(scripts, "first.sh", "echo one > result.txt\n")
+    second = _script(scripts, "second.sh", "#!/bin/sh\necho two > result.txt\necho to stdout\n")
+
+    status = main(["run", "--parallel", "--workdir", "work", first, second])
+
+    out = capsys.readouterr().out
+    assert status == 0
+    work = Path("work").resolve()
+    assert (work / "first" / "result.txt").read_text() == "one\n"
+    assert (work / "second" / "result.txt").read_text() == "two\n"
+    assert (work / "second" / "second.out").read_text() == "to stdout\n"
+    rows = _table_rows(out)
+    assert rows["first"][:2] == ["SUCCESSFUL", "0"]
+    assert rows["second"][:2] == ["SUCCESSFUL", "0"]
+    assert float(rows["first"][2]) >= 0
+    assert rows["first"][3] == str(Path("work") / "first")
+    assert out.splitlines()[-1] == "2 succeeded, 0 failed"
+
+
+def test_one_failing_job_gives_exit_1_and_an_error_line(
+    scripts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = _script(scripts, "good.sh", "exit 0\n")
+    bad = _script(scripts, "bad.sh", "echo 'bad.sh: input has no atoms' >&2\nexit 3\n")
+
+    status = main(["run", "--workdir", "work", good, bad])
+
+    out = capsys.readouterr().out
+    assert status == 1
+    rows = _table_rows(out)
+    assert rows["good"][:2] == ["SUCCESSFUL", "0"]
+    assert rows["bad"][:2] == ["CRASHED", "3"]
+    assert "bad: exit code 3: bad.sh: input has no atoms" in out.splitlines()
+    assert "good:" not in out
+    assert out.splitlines()[-1] == "1 succeeded, 1 failed"
+
+
+def test_a_job_that_cannot_start_is_failed_with_the_reason(
+    scripts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing_interpreter = _script(scripts, "nointerp.sh", "#!/no/such/interpreter\necho hi\n")
+
+    status = main(["run", "--workdir", "work", missing_interpreter])
+
+    out = capsys.readouterr().out
+    assert status == 1
+    assert _table_rows(out)["nointerp"][0] == "FAILED"
+    error_lines = [line for line in out.splitlines() if line.startswith("nointerp: ")]
+    assert len(error_lines) == 1
+    assert error_lines[0] != "nointerp: "
+
+
+def test_shebang_line_becomes_the_runscript_shebang(
+    scripts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bash_only = _script(
+        scripts, "arrays.sh", "#!/bin/bash\nwords=(a b c)\necho ${#words[@]} > count.txt\n"
+    )
+    plain = _script(scripts, "plain.sh", "echo plain > plain.txt\n")
+
+    status = main(["run", "--workdir", "work", bash_only, plain])
+
+    assert status == 0, capsys.readouterr()
+    work = Path("work")
+    assert (work / "arrays" / "count.txt").read_text() == "3\n"
+    runscript = (work / "arrays" / "arrays.run").read_text()
+    assert runscript.startswith("#!/bin/bash\n")
+    assert runscript.count("#!") == 1
+    assert (work / "plain" / "plain.run").read_text().startswith("#!/bin/sh")
+
+
+def test_scripts_with_the_same_stem_get_unique_folders(
+    scripts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one = _script(scripts / "a", "job.sh", "echo a > which.txt\n")
+    two = _script(scripts / "b", "job.sh", "echo b > which.txt\n")
+
+    status = main(["run", "--json", "--workdir", "work", one, two])
+
+    document = json.loads(capsys.readouterr().out)
+    assert status == 0
+    names = [job["name"] for job in document["jobs"]]
+    assert names == ["job", "job.002"]
+    contents = [(Path(job["path"]) / "which.txt").read_text() for job in document["jobs"]]
+    assert contents == ["a\n", "b\n"]
+
+
+# --- JSON -------------------------------------------------------------------------
+
+
+def test_json_document_shape_and_values(scripts: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ok = _script(scripts, "ok.sh", "echo fine\n")
+    crash = _script(scripts, "crash.sh", "echo 'crash: disk full' >&2\nexit 7\n")
+
+    status = main(["run", "--json", "--parallel", "--workdir", "work", ok, crash])
+
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)  # stdout holds the JSON document and nothing else
+    assert status == 1
+    assert set(document) == {"jobs", "succeeded", "failed"}
+    assert (document["succeeded"], document["failed"]) == (1, 1)
+    jobs = {job["name"]: job for job in document["jobs"]}
+    assert [job["name"] for job in document["jobs"]] == ["ok", "crash"]
+    for job in jobs.values():
+        assert set(job) == {"name", "status", "exit_code", "seconds", "path", "error"}
+        assert isinstance(job["seconds"], float)
+        assert job["seconds"] >= 0
+        assert Path(job["path"]).is_absolute()
+        assert Path(job["path"]).is_dir()
+    assert jobs["ok"]["status"] == "SUCCESSFUL"
+    assert jobs["ok"]["exit_code"] == 0
+    assert jobs["ok"]["error"] is None
+    assert jobs["ok"]["path"] == str(Path("work", "ok").resolve())
+    assert jobs["crash"]["status"] == "CRASHED"
+    assert jobs["crash"]["exit_code"] == 7
+    assert "crash: disk full" in jobs["crash"]["error"]
+    assert runner_core.JobStatus[jobs["crash"]["status"]] is runner_core.JobStatus.CRASHED
+    assert "job  status" not in captured.out
+
+
+# --- options reach the runner ----------------------------------------------------
+
+
+class _Recording(JobRunner):
+    """A local runner that remembers how it was built and what each call received."""
+
+    made: list[dict[str, Any]] = []  # noqa: RUF012 - shared on purpose, reset per test
+    calls: list[dict[str, Any]] = []  # noqa: RUF012
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _Recording.made.append(kwargs)
+
+    def call(self, runscript: str, workdir: str, out: str | None, err: str, runflags: Any) -> int:
+        _Recording.calls.append({"runscript": runscript, "runflags": dict(runflags)})
+        logging.getLogger("runner_core.test_cli").info("recording call of %s", runscript)
+        return super().call(runscript, workdir, out, err, runflags)
+
+
+@pytest.fixture
+def recording(monkeypatch: pytest.MonkeyPatch) -> type[_Recording]:
+    _Recording.made = []
+    _Recording.calls = []
+    monkeypatch.setattr(runner_core, "JobRunner", _Recording)
+    return _Recording
+
+
+def test_parallel_and_maxjobs_reach_the_local_runner(
+    scripts: Path, recording: type[_Recording], capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = _script(scripts, "job.sh", "exit 0\n")
+
+    assert main(["run", "--parallel", "--maxjobs", "3", "--workdir", "w1", job]) == 0
+    assert main(["run", "--workdir", "w2", job]) == 0
+
+    assert recording.made == [{"parallel": True, "maxjobs": 3}, {"parallel": False, "maxjobs": 0}]
+    capsys.readouterr()
+
+
+def test_flags_become_runflags_in_order(
+    scripts: Path, recording: type[_Recording], capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = _script(scripts, "job.sh", "exit 0\n")
+
+    status = main(
+        [
+            "run",
+            "--flag",
+            "t=00:10:00",
+            "--flag",
+            "mem=4G",
+            "--flag",
+            "O=",
+            "--flag",
+            "note=a=b c",
+            "--workdir",
+            "work",
+            job,
+        ]
+    )
+
+    assert status == 0, capsys.readouterr()
+    [call] = recording.calls
+    assert call["runflags"] == {"t": "00:10:00", "mem": "4G", "O": "", "note": "a=b c"}
+    assert list(call["runflags"]) == ["t", "mem", "O", "note"]
+    assert call["runscript"] == "job.run"
+
+
+@pytest.mark.parametrize(
+    ("flag", "says"),
+    [
+        ("mem", "has no '='"),
+        ("=4G", "is not a flag name"),
+        ("-t=1", "without dashes"),
+        ("1x=1", "is not a flag name"),
+        ("jobrunner=x", "parameter of job.run"),
+    ],
+)
+def test_malformed_flags_are_refused_before_anything_runs(
+    scripts: Path, capsys: pytest.CaptureFixture[str], flag: str, says: str
+) -> None:
+    job = _script(scripts, "job.sh", "echo ran > ran.txt\n")
+
+    status = main(["run", f"--flag={flag}", "--workdir", "work", job])
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert says in err
+    assert repr(flag) in err
+    assert not Path("work").exists()
+
+
+def test_a_flag_given_twice_is_refused(scripts: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job = _script(scripts, "job.sh", "exit 0\n")
+
+    status = main(["run", "--flag", "mem=1G", "--flag", "mem=2G", job])
+
+    assert status == 2
+    assert "'mem' given twice" in capsys.readouterr().err
+
+
+def test_a_script_name_that_cannot_be_a_job_name_is_refused(
+    scripts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dots = _script(scripts, "..sh", "exit 0\n")  # its stem is "."
+
+    assert main(["run", "--workdir", "work", dots]) == 2
+    assert "cannot make a job of the script named '.'" in capsys.readouterr().err
+    assert not Path("work").exists()
+
+
+@pytest.mark.parametrize("value", ["-1", "two"])
+def test_bad_maxjobs_is_a_usage_error(
+    scripts: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    job = _script(scripts, "job.sh", "exit 0\n")
+
+    assert main(["run", "--maxjobs", value, job]) == 2
+    assert "--maxjobs" in capsys.readouterr().err
+
+
+# --- scripts that cannot be read --------------------------------------------------
+
+
+def test_missing_script_is_named_and_nothing_runs(
+    scripts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = _script(scripts, "good.sh", "echo ran > ran.txt\n")
+    missing = str(scripts / "nope.sh")
+    folder = _script(scripts, "dir.sh/inner", "")  # dir.sh is a folder
+    latin1 = scripts / "latin1.sh"
+    latin1.write_bytes(b"echo caf\xe9\n")
+
+    status = main(
+        ["run", "--workdir", "work", good, missing, str(Path(folder).parent), str(latin1)]
+    )
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert f"{missing}: no such file" in err
+    assert "dir.sh: is a folder" in err
+    assert "latin1.sh: not UTF-8 text" in err
+    assert "good.sh" not in err
+    assert not Path("work").exists()
+
+
+def test_unreadable_script_is_named(
+    scripts: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    locked = Path(_script(scripts, "locked.sh", "exit 0\n"))
+    locked.chmod(0)
+    if os.access(locked, os.R_OK):  # root reads whatever the mode: refuse it by hand
+        read_text = Path.read_text
+
+        def refuse(self: Path, *args: Any, **kwargs: Any) -> str:
+            if self.name == "locked.sh":
+                raise PermissionError(13, "Permission denied", str(self))
+            return read_text(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "read_text", refuse)
+
+    assert main(["run", "--workdir", "work", str(locked)]) == 2
+    assert f"{locked}: not readable (permission denied)" in capsys.readouterr().err
+    assert not Path("work").exists()
+
+
+# --- grid -------------------------------------------------------------------------
+
+
+def test_grid_without_runner_grid_says_to_install_the_extra(
+    scripts: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = _script(scripts, "job.sh", "echo ran > ran.txt\n")
+    monkeypatch.setitem(sys.modules, "runner_grid", None)  # the import now fails
+
+    status = main(["run", "--grid", "auto", "--workdir", "work", job])
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "pip install 'runner-core[grid]'" in err
+    assert "--grid auto" in err
+    assert not Path("work").exists()
+
+
+def _fake_runner_grid(made: list[dict[str, Any]], refuse: bool = False) -> types.ModuleType:
+    class GridRunner(JobRunner):
+        def __init__(self, grid: str = "auto", maxjobs: int = 0) -> None:
+            if refuse:
+                raise ValueError(f"grid {grid!r} is not a known scheme")
+            super().__init__(parallel=True, maxjobs=maxjobs)
+            made.append({"grid": grid, "maxjobs": maxjobs})
+
+    module = types.ModuleType("runner_grid")
+    module.GridRunner = GridRunner  # type: ignore[attr-defined]
+    return module
+
+
+def test_grid_builds_a_gridrunner_with_name_and_maxjobs(
+    scripts: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = _script(scripts, "job.sh", "echo ran > ran.txt\n")
+    made: list[dict[str, Any]] = []
+    monkeypatch.setitem(sys.modules, "runner_grid", _fake_runner_grid(made))
+
+    status = main(["run", "--grid", "slurm", "--maxjobs", "5", "--workdir", "work", job])
+
+    assert status == 0, capsys.readouterr()
+    assert made == [{"grid": "slurm", "maxjobs": 5}]
+    assert Path("work", "job", "ran.txt").is_file()
+
+
+def test_grid_runner_refusal_is_a_usage_error(
+    scripts: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = _script(scripts, "job.sh", "exit 0\n")
+    monkeypatch.setitem(sys.modules, "runner_grid", _fake_runner_grid([], refuse=True))
+
+    assert main(["run", "--grid", "slrum", job]) == 2
+    assert "'slrum' is not a known scheme" in capsys.readouterr().err
+
+
+# --- progress ---------------------------------------------------------------------
+
+
+def test_plain_progress_lines_when_stderr_is_not_a_terminal(
+    scripts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = [f"step{i}" for i in range(4)]
+    paths = [_script(scripts, f"{n}.sh", f"exit {i % 2}\n") for i, n in enumerate(names)]
+
+    status = main(["run", "--parallel", "--maxjobs", "2", "--workdir", "work", *paths])
+
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "\r" not in err
+    lines = [PLAIN_LINE.fullmatch(line) for line in err.splitlines()]
+    matched = [m for m in lines if m]
+    assert [int(m.group(1)) for m in matched] == [1, 2, 3, 4]
+    assert {m.group(2) for m in matched} == {"4"}
+    assert sorted(m.group(3) for m in matched) == names
+    for m in matched:
+        expected = "SUCCESSFUL" if int(m.group(3)[-1]) % 2 == 0 else "CRASHED"
+        assert m.group(4) == expected
+        assert m.group(5) == str(int(m.group(3)[-1]) % 2)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_status_line_on_a_terminal(
+    scripts: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    ok = _script(scripts, "ok.sh", "exit 0\n")
+    bad = _script(scripts, "bad.sh", "exit 1\n")
+
+    status = main(["run", "--workdir", "work", ok, bad])
+
+    shown = terminal.getvalue()
+    assert status == 1
+    assert "\r" in shown
+    # What the terminal shows last, once every carriage return has done its work:
+    final = [line.rsplit("\r", 1)[-1].replace("\x1b[K", "") for line in shown.split("\n")]
+    assert re.fullmatch(r"2/2 done \(1 failed\), 0 running, 0 waiting, \d+\.\ds", final[-2])
+    assert capsys.readouterr().out.splitlines()[-1] == "1 succeeded, 1 failed"
+
+
+# --- help, version, logging ------------------------------------------------------
+
+
+def test_top_level_help_lists_the_run_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "usage: runner" in out
+    assert "run" in out
+    assert "--version" in out
+
+
+def test_run_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "usage: runner run" in out
+    for option in ("--parallel", "--maxjobs", "--grid", "--workdir", "--flag", "--json", "-v"):
+        assert option in out
+    assert "Exit status" in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"runner (runner-core) {runner_core.__version__}"
+
+
+def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "usage: runner" in capsys.readouterr().err
+
+
+def test_run_without_scripts_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run"]) == 2
+    assert "SCRIPT" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [(["run"], False), (["run", "-v"], True), (["-v", "run"], True), (["run", "-vv"], True)],
+)
+def test_verbose_shows_info_logging(
+    scripts: Path,
+    recording: type[_Recording],
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    shown: bool,
+) -> None:
+    job = _script(scripts, "job.sh", "exit 0\n")
+    level = logging.getLogger().level
+
+    assert main([*command, "--workdir", "work", job]) == 0
+
+    assert ("recording call of job.run" in capsys.readouterr().err) is shown
+    assert logging.getLogger().level == level  # main() put things back as they were
+
+
+# --- as a separate process ----------------------------------------------------------
+
+
+def _python_m(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runner_core", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_python_m_runner_core_help(tmp_path: Path) -> None:
+    done = _python_m("--help", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "usage: runner" in done.stdout
+
+    done = _python_m("run", "--help", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "--maxjobs" in done.stdout
+
+
+def test_python_m_runner_core_run_plain_progress(tmp_path: Path) -> None:
+    ok = _script(tmp_path, "ok.sh", "echo hello\n")
+    bad = _script(tmp_path, "bad.sh", "echo 'bad: no input' >&2\nexit 4\n")
+
+    done = _python_m("run", "--parallel", "--workdir", "work", ok, bad, cwd=tmp_path)
+
+    assert done.returncode == 1, done.stderr
+    progress = sorted(
+        (m.group(3), m.group(4), m.group(5))
+        for m in map(PLAIN_LINE.fullmatch, done.stderr.splitlines())
+        if m
+    )
+    assert progress == [("bad", "CRASHED", "4"), ("ok", "SUCCESSFUL", "0")]
+    assert "bad: exit code 4: bad: no input" in done.stdout
+    assert (tmp_path / "work" / "ok" / "ok.out").read_text() == "hello\n"
+
+
+def test_ctrl_c_cancels_every_job_and_exits_130(tmp_path: Path) -> None:
+    fifo = tmp_path / "started"
+    os.mkfifo(fifo)
+    # The first job says it has started through the FIFO, then would run for a minute;
+    # the second waits for the only slot and must never start.
+    slow = _script(tmp_path, "slow.sh", f"echo started > '{fifo}'\nsleep 60\n")
+    waiting = _script(tmp_path, "waiting.sh", "echo ran > ran.txt\n")
+    command = [sys.executable, "-m", "runner_core", "run", "--json", "--parallel"]
+    command += ["--maxjobs", "1", "--workdir", "work", slow, waiting]
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with open(fifo) as started:  # blocks until the job has started
+            assert started.read() == "started\n"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+
+    assert process.returncode == 130, err
+    assert "interrupted" in err
+    jobs = {job["name"]: job for job in json.loads(out)["jobs"]}
+    assert jobs["slow"]["status"] == "CANCELLED"
+    assert jobs["waiting"]["status"] == "CANCELLED"
+    assert not (tmp_path / "work" / "waiting" / "ran.txt").exists()
