@@ -8,6 +8,8 @@ reference guide and Torque's qstat documentation, not recordings.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -113,3 +115,14 @@ def test_detect_tells_pbs_from_grid_engine() -> None:
 
 def test_pbs_scheme_has_no_workdir_flag() -> None:
     assert pbs.scheme()["workdir"] is None
+
+
+def test_detect_rejects_the_recorded_grid_engine_qsub() -> None:
+    # `qsub --version` of this machine's Grid Engine, recorded in tests/grid/data/sge.
+    data = Path(__file__).parent / "data" / "sge"
+    stdout = (data / "qsub_version.stdout").read_text()
+    stderr = (data / "qsub_version.stderr").read_text()
+    rc = int((data / "qsub_version.rc").read_text())
+    assert not pbs.detect(rc, stdout + stderr)
+    help_out = (data / "qsub_help.stdout").read_text() + (data / "qsub_help.stderr").read_text()
+    assert not pbs.detect(0, help_out)

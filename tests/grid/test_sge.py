@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -148,3 +150,73 @@ def test_detect() -> None:
     assert not sge.detect(0, "usage: qsub [-a date_time] [-A account_string]\n")
     assert not sge.detect(2, "SGE 8.1.9\n")
     assert not sge.detect(0, "")
+
+
+# --- outputs recorded by tests/grid/data/record_sge.sh (real Grid Engine 8.1.9 here) --------
+
+DATA = Path(__file__).parent / "data" / "sge"
+
+
+def recorded(case: str) -> tuple[str, str, int]:
+    """stdout, stderr and exit status of one recorded case."""
+    stdout = (DATA / f"{case}.stdout").read_text()
+    stderr = (DATA / f"{case}.stderr").read_text()
+    return stdout, stderr, int((DATA / f"{case}.rc").read_text().strip())
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("qsub_plain", "41"),
+        ("qsub_terse", "42"),
+        ("qsub_array_plain", "43"),
+        ("qsub_array_terse", "44"),
+        ("qsub_bad_option", None),
+        ("qsub_missing_script", None),
+        ("qsub_name_with_space", None),
+    ],
+)
+def test_getid_on_recorded_qsub(case: str, expected: str | None) -> None:
+    stdout, _stderr, _rc = recorded(case)
+    assert sge.getid(stdout) == expected
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("qstat_default", ["55", "56", "57", "58", "59"]),
+        ("qstat_u_root", ["55", "56", "57", "58", "59"]),
+        ("qstat_xml", ["55", "56", "57", "58", "59"]),
+        ("qstat_after_qdel", ["55", "56", "57", "58"]),
+        ("qstat_after_all", []),
+    ],
+)
+def test_running_on_recorded_qstat(case: str, expected: list[str]) -> None:
+    stdout, _stderr, rc = recorded(case)
+    assert rc == 0
+    assert sorted(sge.running(stdout)) == sorted(expected)
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("qacct_exit0", 0),
+        ("qacct_exit3", 3),
+        ("qacct_sigkill", 137),
+        ("qacct_qdel_running", 137),
+        ("qacct_timelimit", 137),
+        ("qacct_array", 0),
+        ("qacct_qdel_pending", None),
+        ("qacct_never_existed", None),
+    ],
+)
+def test_parse_exitcode_on_recorded_qacct(case: str, expected: int | None) -> None:
+    stdout, _stderr, _rc = recorded(case)
+    assert sge.parse_exitcode(stdout) == expected
+
+
+def test_detect_on_recorded_probes() -> None:
+    stdout, stderr, rc = recorded("qsub_help")
+    assert sge.detect(rc, stdout + stderr)
+    stdout, stderr, rc = recorded("qsub_version")
+    assert not sge.detect(rc, stdout + stderr)

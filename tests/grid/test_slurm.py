@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -11,22 +13,23 @@ from hypothesis import strategies as st
 from runner_grid.schemes import slurm
 from strategies import noise_lines
 
-# Recorded with `squeue --noheader --format=%i|%T --states=all` (the pinned check) on the
-# single-node SLURM of tools/slurm.sh: finished jobs stay listed for MinJobAge seconds.
+# Recorded with `squeue --noheader --format='%i %T' --states=all` on the single-node SLURM of
+# tools/slurm.sh (long state names; the pinned check uses %t): finished jobs stay listed for
+# MinJobAge seconds.
 SQUEUE_ALL_STATES = """\
-22_2|COMPLETED
-25|COMPLETED
-7|FAILED
-10|FAILED
-24|PENDING
-38|PENDING
-35|RUNNING
-36|RUNNING
-37_1|RUNNING
-37_2|RUNNING
-37_3|RUNNING
-5|TIMEOUT
-41_[1-5]|PENDING
+22_2 COMPLETED
+25 COMPLETED
+7 FAILED
+10 FAILED
+24 PENDING
+38 PENDING
+35 RUNNING
+36 RUNNING
+37_1 RUNNING
+37_2 RUNNING
+37_3 RUNNING
+5 TIMEOUT
+41_[1-5] PENDING
 """
 
 # squeue's default (unpinned) listing: what SQUEUE_FORMAT-free, header-on output looks like.
@@ -69,21 +72,22 @@ def test_running_keeps_only_jobs_still_in_the_queue() -> None:
 
 @pytest.mark.parametrize("state", sorted(slurm.FINISHED_STATES))
 def test_every_finished_state_releases(state: str) -> None:
-    assert slurm.running(f"9|{state}\n") == []
+    assert slurm.running(f"9 {state}\n") == []
 
 
 @pytest.mark.parametrize(
     "state",
     ["PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
      "REQUEUE_FED", "RESIZING", "RESV_DEL_HOLD", "SIGNALING", "SPECIAL_EXIT", "STAGE_OUT",
-     "STOPPED", "SOME_FUTURE_STATE"],
+     "STOPPED", "SOME_FUTURE_STATE", "PD", "R", "CG", "CF", "S", "RQ", "RH", "RF", "RS", "RD",
+     "SI", "SE", "SO", "ST"],
 )  # fmt: skip
 def test_every_other_state_keeps_the_job(state: str) -> None:
-    assert slurm.running(f"9|{state}\n") == ["9"]
+    assert slurm.running(f"9 {state}\n") == ["9"]
 
 
 def test_running_skips_blank_and_cluster_lines() -> None:
-    assert slurm.running("\nCLUSTER: blue\n3|RUNNING\n\n4_[1-2]|PENDING\n5+0|RUNNING\n") == [
+    assert slurm.running("\nCLUSTER: blue\n3 R\n\n4_[1-2] PD\n5+0 RUNNING\n") == [
         "3",
         "4",
         "5",
@@ -100,7 +104,7 @@ def test_check_asks_for_own_ids_in_the_pinned_format() -> None:
     (argv,) = slurm.check_commands(["3", "4"])
     assert argv[0] == "squeue"
     assert "--noheader" in argv
-    assert "--format=%i|%T" in argv
+    assert "--format=%i %t" in argv
     assert "--states=all" in argv
     assert argv[-1] == "--jobs=3,4"
 
@@ -125,7 +129,7 @@ def test_invalid_job_id_for_one_id_is_an_answer() -> None:
         (["1", "2"], 1, "", "slurm_load_jobs error: Invalid job id specified\n"),
         (["1"], 1, "", "slurm_load_jobs error: Unable to contact slurm controller\n"),
         (["1"], 1, "", ""),
-        (["1"], 1, "1|RUNNING\n", "slurm_load_jobs error: Invalid job id specified\n"),
+        (["1"], 1, "1 R\n", "slurm_load_jobs error: Invalid job id specified\n"),
         (["1"], 1, "", "Invalid job id specified\nsocket timed out\n"),
         (["1"], 0, "", "slurm_load_jobs error: Invalid job id specified\n"),
     ],
@@ -184,3 +188,97 @@ def test_cancel_batches() -> None:
     many = slurm.cancel_commands([str(10**8 + i) for i in range(5000)])
     assert len(many) > 1
     assert sum(len(c) - 1 for c in many) == 5000
+
+
+# --- outputs recorded by tests/grid/data/record_slurm.sh (real SLURM 22.05 here) ------------
+
+DATA = Path(__file__).parent / "data" / "slurm"
+
+
+def recorded(case: str) -> tuple[str, str, int]:
+    """stdout, stderr and exit status of one recorded case."""
+    read = (DATA / f"{case}.stdout").read_text, (DATA / f"{case}.stderr").read_text
+    return read[0](), read[1](), int((DATA / f"{case}.rc").read_text().strip())
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("sbatch_plain", "6"),
+        ("sbatch_parsable", "7"),
+        ("sbatch_array_plain", "8"),
+        ("sbatch_array_parsable", "9"),
+        ("sbatch_bad_option", None),
+        ("sbatch_missing_script", None),
+    ],
+)
+def test_getid_on_recorded_sbatch(case: str, expected: str | None) -> None:
+    stdout, _stderr, _rc = recorded(case)
+    assert slurm.getid(stdout) == expected
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("squeue_pinned_finished_in_minjobage", []),
+        ("squeue_pinned_finished_states_all", []),
+        ("squeue_pinned_pending", ["20", "21", "22", "24", "25", "23", "19"]),
+        ("squeue_pinned_long_state_pending", ["20", "21", "22", "24", "25", "23", "19"]),
+        ("squeue_pinned_with_env_SQUEUE_FORMAT", ["20", "21", "22", "24", "25", "23", "19"]),
+        ("squeue_pinned_running", ["22", "24", "23", "20", "21", "25"]),
+        ("squeue_array_tasks_pinned", ["22", "21"]),
+        ("squeue_array_tasks_pinned_array_flag", ["22", "21"]),
+        ("squeue_pinned_purged_and_live", ["42"]),
+        ("squeue_pinned_live_and_purged", ["42"]),
+        ("squeue_never_existed_and_live", ["22"]),
+    ],
+)
+def test_running_on_recorded_squeue(case: str, expected: list[str]) -> None:
+    stdout, _stderr, rc = recorded(case)
+    assert rc == 0
+    assert slurm.running(stdout) == expected
+
+
+@pytest.mark.parametrize(
+    "case", ["squeue_default_pending", "squeue_default_with_env_SQUEUE_FORMAT"]
+)
+def test_running_refuses_recorded_unpinned_listings(case: str) -> None:
+    stdout, _stderr, _rc = recorded(case)
+    with pytest.raises(ValueError, match="pinned format"):
+        slurm.running(stdout)
+
+
+@pytest.mark.parametrize("case", ["squeue_never_existed", "squeue_pinned_purged"])
+def test_recorded_invalid_job_id_is_an_answer(case: str) -> None:
+    stdout, stderr, rc = recorded(case)
+    assert rc == 1
+    assert slurm.check_error(["6"], rc, stdout, stderr) == []
+    assert slurm.check_error(["6", "7"], rc, stdout, stderr) is None
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("scontrol_show_job_exit0", 0),
+        ("scontrol_show_job_exit3", 3),
+        ("scontrol_show_job_sigkill", 137),
+        ("scontrol_show_job_cancelled_running", 143),
+        ("scontrol_show_job_cancelled_pending", 1),
+        ("scontrol_show_job_cancelled_big", 143),
+        ("scontrol_show_job_timelimit", 143),
+        ("scontrol_show_job_running", None),
+        ("scontrol_show_job_pending", None),
+        ("scontrol_show_job_held", None),
+        ("scontrol_show_job_array_running", None),
+        ("scontrol_show_job_never_existed", None),
+        ("scontrol_show_job_purged", None),
+    ],
+)
+def test_parse_exitcode_on_recorded_scontrol(case: str, expected: int | None) -> None:
+    stdout, _stderr, _rc = recorded(case)
+    assert slurm.parse_exitcode(stdout) == expected
+
+
+def test_detect_on_recorded_version() -> None:
+    stdout, stderr, rc = recorded("sbatch_version")
+    assert slurm.detect(rc, stdout + stderr)

@@ -1,5 +1,16 @@
 """runner-grid: submit jobs to SLURM, PBS or Grid Engine through `GridRunner`."""
 
 from runner_grid.__about__ import __version__
+from runner_grid._command import build_submit_argv, format_command
+from runner_grid._detect import DetectionError
+from runner_grid._gridrunner import GridRunner
+from runner_grid._poller import CheckFailed
 
-__all__ = ["__version__"]
+__all__ = [
+    "CheckFailed",
+    "DetectionError",
+    "GridRunner",
+    "__version__",
+    "build_submit_argv",
+    "format_command",
+]

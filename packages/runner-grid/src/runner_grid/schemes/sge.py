@@ -73,8 +73,9 @@ def running(output: str) -> list[str]:
     Every job qstat lists is still in the queue, whatever its state (``qw``, ``hqw``, ``r``,
     ``t``, ``s``, ``Rr``, ``dr``, ``Eqw``...): finished jobs are not listed. The header
     (``job-ID prior name ...``), the dashes, blank lines and indented lines that do not start
-    with a job number and priority (the details ``-r`` adds) are skipped; an array job's pending and running task lines give its number once. The
-    ``-xml`` form (should a site's ``sge_qstat`` file ask for it) is read too.
+    with a job number and priority (the details ``-r`` adds) are skipped; an array job's task
+    lines give its number once. The ``-xml`` form (should a site's ``sge_qstat`` file ask for
+    it) is read too.
 
     Args:
         output: standard output of qstat.

@@ -25,30 +25,31 @@ __all__ = [
 ]
 
 #: Job states after which a job is no longer in the queue (squeue keeps showing such jobs for
-#: MinJobAge seconds when asked with --states=all). Every other state, known or new, counts as
-#: still queued, so an unknown state never releases a job early.
+#: MinJobAge seconds when asked with --states=all), as the compact codes of ``%t`` and the long
+#: names of ``%T``. Every other state, known or new, counts as still queued, so an unknown state
+#: never releases a job early.
 FINISHED_STATES = frozenset(
     {
-        "BOOT_FAIL",
-        "CANCELLED",
-        "COMPLETED",
-        "DEADLINE",
-        "FAILED",
-        "NODE_FAIL",
-        "OUT_OF_MEMORY",
-        "PREEMPTED",
-        "REVOKED",
-        "TIMEOUT",
+        "BF", "BOOT_FAIL",
+        "CA", "CANCELLED",
+        "CD", "COMPLETED",
+        "DL", "DEADLINE",
+        "F", "FAILED",
+        "NF", "NODE_FAIL",
+        "OOM", "OUT_OF_MEMORY",
+        "PR", "PREEMPTED",
+        "RV", "REVOKED",
+        "TO", "TIMEOUT",
     }
-)
+)  # fmt: skip
 
 _SUBMITTED = re.compile(r"^\s*Submitted batch job (\d+)\b")
 _PARSABLE = re.compile(r"^\s*(\d+)(?:;\S+)?\s*$")
-_LINE = re.compile(r"^(\S+)\|([A-Z_]+)\s*$")
+_LINE = re.compile(r"^(\S+) +([A-Z_]+)$")
 _CLUSTER = re.compile(r"^CLUSTER: \S+\s*$")
 _INVALID_ID = "Invalid job id specified"
-#: The pinned squeue output: job id and long state name, one job per line, no header.
-SQUEUE_FORMAT = "%i|%T"
+#: The pinned squeue output: job id and compact state code, one job per line, no header.
+SQUEUE_FORMAT = "%i %t"
 
 
 def getid(output: str) -> Optional[str]:
@@ -93,8 +94,10 @@ def check_commands(ids: Sequence[str]) -> list[list[str]]:
 def running(output: str) -> list[str]:
     """Return the ids of the jobs still in the queue according to a pinned squeue listing.
 
+    Lines in the ``%i %T`` form (long state names) are read too.
+
     Args:
-        output: standard output of the command from `check_commands` (``%i|%T`` lines; array
+        output: standard output of the command from `check_commands` (``%i %t`` lines; array
             tasks such as ``123_[1-5]`` or ``123_4`` count for job ``123``; ``CLUSTER:`` lines of
             multi-cluster listings are skipped).
 

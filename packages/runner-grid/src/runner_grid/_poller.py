@@ -1,0 +1,253 @@
+"""The queue poller: one thread per runner asks the scheduler which of its jobs are still queued."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from runner_grid._command import format_command, split_command
+from runner_grid.schemes._common import base_id
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping, Sequence
+
+__all__ = ["CheckFailed", "QueuePoller", "SchemeCheck", "query_env", "run_query"]
+
+logger = logging.getLogger(__name__)
+
+
+class CheckFailed(Exception):
+    """A queue check that says nothing about the jobs (error exit, time-out, unreadable output)."""
+
+
+def query_env(scheme: Mapping[str, Any]) -> dict[str, str]:
+    """Return the environment for the scheme's queries: ours minus the scheme's ``unset_env``.
+
+    Args:
+        scheme: the scheme; ``unset_env`` lists variable names, a trailing ``*`` matching any
+            suffix (``SQUEUE_*`` drops SQUEUE_FORMAT, SQUEUE_SORT, ...).
+
+    Returns:
+        A new environment mapping.
+    """
+    patterns = [str(p) for p in scheme.get("unset_env") or ()]
+    exact = {p for p in patterns if not p.endswith("*")}
+    prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in exact and not (prefixes and k.startswith(prefixes))
+    }
+
+
+def run_query(
+    argv: Sequence[str], env: Mapping[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run a scheduler query (no shell, no stdin) and capture what it prints.
+
+    Args:
+        argv: the command.
+        env: its environment.
+        timeout: seconds before it is killed.
+
+    Returns:
+        The finished process, output decoded with replacement of undecodable bytes.
+
+    Raises:
+        CheckFailed: the command could not be started or ran past the time-out.
+    """
+    try:
+        return subprocess.run(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            env=dict(env),
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise CheckFailed(f"{format_command(argv)} ran longer than {timeout:g} s") from exc
+    except OSError as exc:
+        raise CheckFailed(f"{format_command(argv)} could not be started: {exc}") from exc
+
+
+def check_argvs(scheme: Mapping[str, Any], ids: Sequence[str]) -> list[list[str]]:
+    """Return the check commands for ``ids``: the scheme's builder, or its bare command (PLAMS)."""
+    check = scheme["commands"]["check"]
+    if callable(check):
+        return [split_command(argv, "commands.check") for argv in check(list(ids))]
+    return [split_command(check, "commands.check")]
+
+
+class SchemeCheck:
+    """Ask the scheduler, through a scheme's check commands, which jobs are still queued.
+
+    Args:
+        scheme: a callable returning the scheme to use (read anew at every check, so changes to
+            ``runner.settings`` take effect at the next one).
+    """
+
+    def __init__(self, scheme: Callable[[], Mapping[str, Any]]) -> None:
+        self._scheme = scheme
+        self._lock = threading.Lock()
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        """Number of check commands run so far."""
+        return self._count
+
+    def __call__(self, ids: Sequence[str]) -> set[str]:
+        """Return the ids (as the scheme's parser gives them) of jobs still in the queue.
+
+        Args:
+            ids: the jobs being waited for.
+
+        Returns:
+            Ids the scheduler lists as queued or running.
+
+        Raises:
+            CheckFailed: a command failed, timed out or printed something the parser refused.
+        """
+        scheme = self._scheme()
+        commands = scheme["commands"]
+        running: Callable[[str], Any] = commands["running"]
+        check_error = commands.get("check_error")
+        timeout = float(scheme.get("check_timeout") or 60)
+        env = query_env(scheme)
+        queued: set[str] = set()
+        for argv in check_argvs(scheme, ids):
+            with self._lock:
+                self._count += 1
+            proc = run_query(argv, env, timeout)
+            if proc.returncode != 0:
+                answer = (
+                    check_error(list(ids), proc.returncode, proc.stdout, proc.stderr)
+                    if callable(check_error)
+                    else None
+                )
+                if answer is None:
+                    raise CheckFailed(
+                        f"{format_command(argv)} exited with status {proc.returncode}: "
+                        f"{proc.stderr.strip() or proc.stdout.strip() or '(no output)'}"
+                    )
+                queued.update(str(a) for a in answer)
+                continue
+            try:
+                listed = running(proc.stdout)
+                queued.update(str(jobid) for jobid in listed)
+            except (ValueError, TypeError) as exc:
+                raise CheckFailed(
+                    f"{format_command(argv)} printed what the parser refused: {exc}"
+                ) from exc
+        return queued
+
+
+class QueuePoller:
+    """One thread that checks the queue every ``sleepstep`` seconds for all registered jobs.
+
+    The thread starts with the first registration and ends when no job is left; deciding to end
+    and registering happen under one lock, so a job registered at any moment is always polled.
+    A failed check releases nothing: it is logged and retried after an exponential back-off
+    (``sleepstep`` doubled per failure, at most ``backoff_max``). Only a successful check that no
+    longer lists a job releases it.
+
+    Args:
+        check: callable given the registered ids, returning the ids still queued, raising
+            `CheckFailed` when it cannot tell. Ids are compared by `base_id`.
+        sleepstep: seconds between two checks.
+        backoff_max: longest wait after failed checks (never below ``sleepstep``).
+        name: name of the thread, for debugging.
+    """
+
+    def __init__(
+        self,
+        check: Callable[[Sequence[str]], Collection[str]],
+        sleepstep: float,
+        backoff_max: float = 60.0,
+        name: str = "runner-grid-poller",
+    ) -> None:
+        self._check = check
+        self.sleepstep = float(sleepstep)
+        self.backoff_max = float(backoff_max)
+        self._name = name
+        self._lock = threading.Lock()
+        self._jobs: dict[str, threading.Event] = {}
+        self._thread: Optional[threading.Thread] = None
+        self._wake = threading.Event()
+        self.failures = 0
+
+    def register(self, jobid: str) -> threading.Event:
+        """Start waiting for a job: return an event set once it has left the queue.
+
+        Args:
+            jobid: the id the submit command gave.
+
+        Returns:
+            The job's event (the same one if the id is registered already).
+        """
+        with self._lock:
+            event = self._jobs.get(jobid)
+            if event is None:
+                event = self._jobs[jobid] = threading.Event()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+        return event
+
+    def active(self) -> list[str]:
+        """Return the ids still waited for."""
+        with self._lock:
+            return list(self._jobs)
+
+    def wake(self) -> None:
+        """Check now instead of at the end of the current interval (used after cancelling)."""
+        self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        """True while the polling thread is alive."""
+        with self._lock:
+            return self._thread is not None
+
+    def _exited(self) -> None:
+        """Hook run by the thread right after it has decided to end (tests use it)."""
+
+    def _loop(self) -> None:
+        delay = self.sleepstep
+        while True:
+            self._wake.wait(delay)
+            self._wake.clear()
+            with self._lock:
+                ids = list(self._jobs)
+            try:
+                queued = self._check(ids)
+            except Exception as exc:
+                self.failures += 1
+                delay = min(
+                    self.sleepstep * 2**self.failures, max(self.backoff_max, self.sleepstep)
+                )
+                if isinstance(exc, CheckFailed):
+                    logger.warning(
+                        "queue check failed (%s); no job released, next try in %g s", exc, delay
+                    )
+                else:
+                    logger.exception("queue check raised; no job released, next try in %g s", delay)
+                continue
+            self.failures = 0
+            delay = self.sleepstep
+            keys = {base_id(str(q)) for q in queued}
+            with self._lock:
+                for jobid in ids:
+                    if base_id(jobid) not in keys:
+                        logger.debug("job %s has left the queue", jobid)
+                        self._jobs.pop(jobid).set()
+                if not self._jobs:
+                    self._thread = None
+                    break
+        self._exited()
