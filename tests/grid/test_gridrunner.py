@@ -1,0 +1,370 @@
+"""Tests for GridRunner against a fake scheduler on a temporary PATH.
+
+`fsub`, `fstat`, `fcancel` and `facct` are small Python programs standing in for a scheduler's
+submit, queue check, cancel and accounting commands. They produce on demand what a real daemon
+cannot: submit failures, answers without an id, checks that fail a given number of times, jobs
+killed without a trace. A job runs the submitted script as a background process group; a job
+that must stay queued waits for a "gate" file the test creates. The real SLURM and Grid Engine
+are exercised by tests/integration.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from runner_core import JobManager, JobStatus, SingleJob
+from runner_grid import GridRunner
+from runner_grid.schemes import slurm
+from runner_settings import Settings
+
+TIMEOUT = 60.0
+
+FAKE = r"""
+import fcntl, json, os, signal, subprocess, sys
+state = os.environ["FAKE_SCHED_DIR"]
+name = os.path.basename(sys.argv[0])
+args = sys.argv[1:]
+
+def ids_alive():
+    out = []
+    for f in sorted(os.listdir(state)):
+        if f.endswith(".pid") and not os.path.exists(os.path.join(state, f[:-4] + ".done")):
+            out.append(f[:-4])
+    return out
+
+def countdown(var):
+    path = os.environ.get(var)
+    if not path or not os.path.exists(path):
+        return False
+    with open(path) as fh:
+        n = int(fh.read() or 0)
+    if n <= 0:
+        return False
+    with open(path, "w") as fh:
+        fh.write(str(n - 1))
+    return True
+
+if name == "fsub":
+    with open(os.path.join(state, "lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with open(os.path.join(state, "submits.jsonl"), "a") as fh:
+            fh.write(json.dumps({"argv": args, "queued": len(ids_alive())}) + "\n")
+        if os.environ.get("FAKE_SUBMIT") == "fail":
+            print("fsub: error: Batch job submission failed: Invalid partition", file=sys.stderr)
+            sys.exit(1)
+        if os.environ.get("FAKE_SUBMIT") == "noid":
+            print("Welcome to the cluster")
+            sys.exit(0)
+        counter = os.path.join(state, "counter")
+        n = int(open(counter).read()) + 1 if os.path.exists(counter) else 100
+        open(counter, "w").write(str(n))
+        opts = dict(zip(args[:-1:2], args[1:-1:2]))
+        out = opts.get("-o", os.devnull)
+        proc = subprocess.Popen(
+            ["sh", "-c", '"$0"; echo $? > "$1"', args[-1], os.path.join(state, f"{n}.done")],
+            cwd=opts["-D"], stdout=open(out, "ab"), stderr=open(opts["-e"], "ab"),
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        open(os.path.join(state, f"{n}.pid"), "w").write(str(proc.pid))
+    print("Submitted batch job", n)
+elif name == "fstat":
+    with open(os.path.join(state, "checks.log"), "a") as fh:
+        fh.write(" ".join(args) + "\n")
+    if countdown("FAKE_CHECK_FAILS"):
+        print("fstat: error: Socket timed out on send/recv operation", file=sys.stderr)
+        sys.exit(1)
+    for i in ids_alive():
+        print(i, "R")
+elif name == "fcancel":
+    with open(os.path.join(state, "cancels.log"), "a") as fh:
+        fh.write(" ".join(args) + "\n")
+    for i in args:
+        try:
+            os.killpg(int(open(os.path.join(state, f"{i}.pid")).read()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+        open(os.path.join(state, f"{i}.done"), "w").write("killed")
+elif name == "facct":
+    path = os.path.join(state, f"{args[0]}.acct")
+    if os.path.exists(path):
+        print(open(path).read())
+"""
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The fake scheduler's state folder; its commands are first on PATH."""
+    state = tmp_path / "sched"
+    state.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("fsub", "fstat", "fcancel", "facct"):
+        (bin_dir / name).write_text(f"#!{sys.executable}\n{FAKE}")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SCHED_DIR", str(state))
+    return state
+
+
+def fake_scheme(**extra: Any) -> Settings:
+    scheme = Settings(
+        {
+            "workdir": "-D",
+            "output": "-o",
+            "error": "-e",
+            "special": {"memory": "--mem=", "nodes": "-N ", "select": "-l select="},
+            "commands": {
+                "submit": "fsub",
+                "getid": slurm.getid,
+                "check": ["fstat", "--all"],
+                "running": slurm.running,
+                "cancel": "fcancel",
+                "exitcode": lambda jobid: [["facct", jobid]],
+                "parse_exitcode": lambda out: int(out) if out.strip() else None,
+            },
+            "exitcode_wait": 0,
+        }
+    )
+    scheme.update(extra)
+    return scheme
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Poll a condition the fake scheduler's files reveal (they offer no event to wait on)."""
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def submits(state: Path) -> list[dict[str, Any]]:
+    path = state / "submits.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def run_jobs(
+    runner: GridRunner, manager: JobManager, jobs: list[SingleJob], **flags: Any
+) -> list[Any]:
+    results = [job.run(jobrunner=runner, jobmanager=manager, **flags) for job in jobs]
+    runner.wait(timeout=TIMEOUT)
+    return results
+
+
+def test_real_exit_codes_and_one_check_command_per_interval(fake: Path, tmp_path: Path) -> None:
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.05)
+    manager = JobManager(tmp_path / "work")
+    jobs = [
+        SingleJob(name=f"j{code}", runscript=f"echo out {code}\nexit {code}\n")
+        for code in (0, 3, 7)
+    ]
+    results = run_jobs(runner, manager, jobs)
+    assert [(r.status, r.exit_code) for r in results] == [
+        (JobStatus.SUCCESSFUL, 0),
+        (JobStatus.CRASHED, 3),
+        (JobStatus.CRASHED, 7),
+    ]
+    assert (jobs[1].path / "j3.out").read_text() == "out 3\n"
+    checks = (fake / "checks.log").read_text().splitlines()
+    assert checks
+    assert all(line == "--all" for line in checks)
+    assert runner.check_count == len(checks)
+    assert runner.queued == []
+
+
+def test_submit_argv_layout_flags_spaces_and_wrapper(fake: Path, tmp_path: Path) -> None:
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.05)
+    manager = JobManager(tmp_path / "my work")
+    job = SingleJob(name="two words", runscript="echo fine\n")
+    job.settings.runscript.pre = "#SBATCH --comment='kept'\n"
+    (result,) = run_jobs(runner, manager, [job], memory="4G", nodes=2, J="a b; $x", O="", x=None)
+    assert result.status is JobStatus.SUCCESSFUL, result.error
+    (submit,) = submits(fake)
+    folder = str(job.path)
+    assert submit["argv"] == [
+        "-D", folder, "-e", f"{folder}/two words.err", "-o", f"{folder}/two words.out",
+        "--mem=4G", "-N", "2", "-J", "a b; $x", "-O", f"{folder}/two_words.grid",
+    ]  # fmt: skip
+    wrapper = Path(folder, "two_words.grid").read_text().splitlines()
+    assert wrapper[:2] == ["#!/bin/sh", "#SBATCH --comment='kept'"]
+    assert Path(folder, "two words.exitcode").read_text() == "0\n"
+
+
+def test_stdout_redirect_leaves_the_output_flag_out(fake: Path, tmp_path: Path) -> None:
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.05)
+    job = SingleJob(name="live", runscript="echo live output\n")
+    job.settings.runscript.stdout_redirect = True
+    (result,) = run_jobs(runner, JobManager(tmp_path / "w"), [job])
+    assert result.ok
+    assert "-o" not in submits(fake)[0]["argv"]
+    assert (job.path / "live.out").read_text() == "live output\n"
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("fail", "fsub: error: Batch job submission failed: Invalid partition"),
+        ("noid", "printed no job id"),
+    ],
+)
+def test_submit_failure_ends_failed_with_the_stderr(
+    fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, expected: str
+) -> None:
+    monkeypatch.setenv("FAKE_SUBMIT", mode)
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.05)
+    (result,) = run_jobs(runner, JobManager(tmp_path / "w"), [SingleJob(name="x", runscript=":\n")])
+    assert result.status is JobStatus.FAILED
+    assert result.exit_code == 1
+    assert expected in result.error
+    assert "fsub -D" in result.error
+    assert runner.check_count == 0
+
+
+def test_failing_checks_release_no_job_and_all_finish_with_their_codes(
+    fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fails = tmp_path / "fails"
+    fails.write_text("3")
+    monkeypatch.setenv("FAKE_CHECK_FAILS", str(fails))
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.02)
+    runner._poller.backoff_max = 0.05
+    gate = tmp_path / "gate"
+    jobs = [
+        SingleJob(
+            name=f"g{i}", runscript=f"while [ ! -e '{gate}' ]; do sleep 0.02; done\nexit {i}\n"
+        )
+        for i in range(3)
+    ]
+    results = [job.run(jobrunner=runner, jobmanager=JobManager(tmp_path / "w")) for job in jobs]
+    log = fake / "checks.log"
+
+    def three_failed_and_two_answered() -> bool:
+        assert not any(r.done for r in results)
+        lines = log.read_text().splitlines() if log.exists() else []
+        return fails.read_text() == "0" and len(lines) >= 5
+
+    wait_until(three_failed_and_two_answered)
+    assert not any(r.done for r in results)
+    gate.touch()
+    runner.wait(timeout=TIMEOUT)
+    assert [(r.status, r.exit_code) for r in results] == [
+        (JobStatus.SUCCESSFUL, 0),
+        (JobStatus.CRASHED, 1),
+        (JobStatus.CRASHED, 2),
+    ]
+
+
+def test_maxjobs_caps_jobs_in_the_queue(fake: Path, tmp_path: Path) -> None:
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.02, maxjobs=2)
+    jobs = [SingleJob(name=f"m{i}", runscript="sleep 0.1\n") for i in range(5)]
+    results = run_jobs(runner, JobManager(tmp_path / "w"), jobs)
+    assert all(r.ok for r in results)
+    assert max(s["queued"] for s in submits(fake)) <= 1  # the one being submitted makes 2
+
+
+def test_cancel_removes_every_queued_job_and_results_say_cancelled(
+    fake: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.02)
+    jobs = [SingleJob(name=f"c{i}", runscript="sleep 600\n") for i in range(3)]
+    results = [job.run(jobrunner=runner, jobmanager=JobManager(tmp_path / "w")) for job in jobs]
+    wait_until(lambda: len(runner.queued) == 3 and not any(r.done for r in results))
+    ids = sorted(runner.queued)
+    with caplog.at_level(logging.INFO, logger="runner_grid"):
+        runner.shutdown(cancel=True, timeout=TIMEOUT)
+    assert [r.status for r in results] == [JobStatus.CANCELLED] * 3
+    assert sorted((fake / "cancels.log").read_text().split()) == ids
+    assert runner.queued == []
+    assert any("cancelled grid jobs: fcancel" in r.getMessage() for r in caplog.records)
+
+
+def test_exit_code_from_the_scheduler_when_the_job_left_no_file(fake: Path, tmp_path: Path) -> None:
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.02)
+    # The runscript kills the wrapper (its parent) so no exit-code file is written, like a job
+    # killed by the scheduler; the fake accounting then reports 137.
+    (fake / "100.acct").write_text("137")
+    job = SingleJob(name="k", runscript="kill -9 $PPID\n")
+    (result,) = run_jobs(runner, JobManager(tmp_path / "w"), [job])
+    assert (result.status, result.exit_code) == (JobStatus.CRASHED, 137)
+    assert not (job.path / "k.exitcode").exists()
+
+
+def test_unknown_exit_code_falls_back_to_1_with_a_warning(
+    fake: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.02)
+    with caplog.at_level(logging.WARNING, logger="runner_grid"):
+        (result,) = run_jobs(
+            runner, JobManager(tmp_path / "w"), [SingleJob(name="k", runscript="kill -9 $PPID\n")]
+        )
+    assert (result.status, result.exit_code) == (JobStatus.CRASHED, 1)
+    assert any("exit code of job 100 is unknown" in r.getMessage() for r in caplog.records)
+
+
+def test_plams_style_settings_work_unchanged(fake: Path, tmp_path: Path) -> None:
+    scheme = Settings()
+    scheme.workdir = "-D"
+    scheme.output = "-o"
+    scheme.error = "-e"
+    scheme.commands.submit = "fsub"
+    scheme.commands.check = "fstat"
+    scheme.commands.getid = lambda out: out.split()[-1]
+    scheme.commands.running = lambda out: [line.split()[0] for line in out.splitlines()]
+    scheme.commands.special.memory = "--mem="
+    runner = GridRunner(grid=scheme, sleepstep=0.02)
+    assert runner.scheme_name == "custom"
+    (result,) = run_jobs(
+        runner, JobManager(tmp_path / "w"), [SingleJob(name="p", runscript="exit 4\n")], memory="1G"
+    )
+    assert (result.status, result.exit_code) == (JobStatus.CRASHED, 4)
+    assert "--mem=1G" in submits(fake)[0]["argv"]
+
+
+def test_bad_name_and_incomplete_scheme_are_refused() -> None:
+    with pytest.raises(ValueError) as info:
+        GridRunner(grid="slrum")
+    assert str(info.value) == (
+        "grid 'slrum' is not a known scheme (known: pbs, sge, slurm); pass a Settings for your own"
+    )
+    with pytest.raises(ValueError, match=r"lacks output, commands\.check, commands\.running"):
+        GridRunner(grid={"workdir": "-D", "error": "-e", "commands": {"submit": "x", "getid": len}})
+    with pytest.raises(ValueError, match=r"lacks commands\.getid"):
+        GridRunner(grid=fake_scheme(commands={"getid": "not callable"}) | {})
+    with pytest.raises(TypeError, match="grid must be a scheme name"):
+        GridRunner(grid=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="sleepstep must be a number of seconds > 0"):
+        GridRunner(grid="slurm", sleepstep=0)
+
+
+def test_scheme_is_copied_into_the_runner() -> None:
+    first = GridRunner(grid="slurm")
+    second = GridRunner(grid="slurm")
+    first.settings.special.gres = "--gres="
+    first.settings.workdir = "--chdir"
+    assert "gres" not in GridRunner.config.slurm.special
+    assert GridRunner.config.slurm.workdir == "-D"
+    assert "gres" not in second.settings.special
+    assert first.settings.special.gres == "--gres="
+    assert first.scheme_name == "slurm"
+    assert sorted(GridRunner.config) == ["pbs", "sge", "slurm"]
+
+
+def test_defaults_and_properties() -> None:
+    runner = GridRunner(grid="sge")
+    assert (runner.parallel, runner.maxjobs, runner.maxthreads, runner.sleepstep) == (
+        True,
+        0,
+        256,
+        5,
+    )
+    assert runner.check_count == 0
+    runner.sleepstep = 0.5
+    assert runner.sleepstep == 0.5
+    assert "GridRunner(grid='sge'" in repr(runner)
