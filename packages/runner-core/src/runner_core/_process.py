@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import threading
+from time import sleep as _sleep
 from typing import TYPE_CHECKING, Any, Optional
 
 from runner_core._config import config
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from runner_core._runner import JobRunner
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+_ETXTBSY_RETRIES = 40
 
 
 def _first_line(path: str) -> str:
@@ -72,14 +74,23 @@ def run_local(runner: JobRunner, runscript: str, workdir: str, out: Optional[str
     try:
         if out is not None:
             out_fd = os.open(out, _OPEN_FLAGS, 0o666)
-        try:
-            proc = subprocess.Popen(
-                [path], cwd=workdir, stdout=out_fd, stderr=err_fd, start_new_session=True
-            )
-        except OSError as exc:
-            message, code = _explain_spawn_error(exc, path, workdir)
-            report_failure(message)
-            return code
+        attempt = 0
+        while True:
+            try:
+                proc = subprocess.Popen(
+                    [path], cwd=workdir, stdout=out_fd, stderr=err_fd, start_new_session=True
+                )
+                break
+            except OSError as exc:
+                if exc.errno == errno.ETXTBSY and attempt < _ETXTBSY_RETRIES:
+                    # Another thread forked while some runscript was open for writing;
+                    # that child holds the write end until its exec. It lasts microseconds.
+                    attempt += 1
+                    _sleep(0.0005 * attempt)
+                    continue
+                message, code = _explain_spawn_error(exc, path, workdir)
+                report_failure(message)
+                return code
     finally:
         os.close(err_fd)
         if out_fd is not None:

@@ -1,0 +1,31 @@
+"""Fixtures for the runner_core tests: an isolated config and a job folder."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from runner_core import JobManager, config
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config() -> Iterator[None]:
+    """Each test starts from the default config with a short kill grace, and leaves it so."""
+    saved = dict(config)
+    config.kill_grace = 0.5
+    config.default_jobrunner = None
+    config.default_jobmanager = None
+    yield
+    config.clear()
+    config.update(saved)
+
+
+@pytest.fixture
+def manager(tmp_path: Path) -> JobManager:
+    """A JobManager rooted in the test's own temporary folder."""
+    return JobManager(tmp_path / "work")

@@ -1,0 +1,487 @@
+"""JobRunner: limits, threads, the metaclass, waiting, failure and cancel paths."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.runner_helpers import (
+    TIMEOUT,
+    GateRunner,
+    join_job_threads,
+    slot_waiters,
+    thread_waiters,
+    wait_until,
+)
+from runner_core import JobError, JobManager, JobRunner, JobStatus, SingleJob, config
+from runner_core._runner import _limit, _MetaRunner, live_runners
+
+if TYPE_CHECKING:
+    from runner_settings import Settings
+
+
+def _jobs(n: int, prefix: str = "j") -> list[SingleJob]:
+    return [SingleJob(f"{prefix}{i}", "exit 0") for i in range(n)]
+
+
+# --- construction and the limits ------------------------------------------------------
+
+
+def test_defaults_follow_the_seed() -> None:
+    runner = JobRunner()
+    assert (runner.parallel, runner.maxjobs, runner.maxthreads) == (False, 0, 256)
+    assert not runner.cancelled
+    assert "parallel=False" in repr(runner)
+    assert runner in live_runners()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "shown"),
+    [
+        ({"maxjobs": -1}, ValueError, "-1"),
+        ({"maxjobs": 2.5}, TypeError, "2.5"),
+        ({"maxjobs": True}, TypeError, "True"),
+        ({"maxjobs": "3"}, TypeError, "'3'"),
+        ({"maxthreads": 0}, ValueError, "0"),
+        ({"maxthreads": -4}, ValueError, "-4"),
+        ({"maxthreads": False}, TypeError, "False"),
+        ({"maxthreads": None}, TypeError, "None"),
+        ({"parallel": 1}, TypeError, "1"),
+        ({"parallel": "yes"}, TypeError, "'yes'"),
+    ],
+)
+def test_invalid_values_are_refused_naming_the_value(
+    kwargs: dict[str, Any], error: type[Exception], shown: str
+) -> None:
+    name = next(iter(kwargs))
+    with pytest.raises(error, match=name) as info:
+        JobRunner(**kwargs)
+    assert shown in str(info.value)
+    runner = JobRunner()
+    with pytest.raises(error, match=name):
+        setattr(runner, name, kwargs[name])
+
+
+@given(
+    maxjobs=st.integers(0, 4),
+    maxthreads=st.integers(1, 5),
+    njobs=st.integers(1, 7),
+)
+def test_observed_concurrency_is_min_of_maxjobs_maxthreads_and_jobs(
+    maxjobs: int, maxthreads: int, njobs: int
+) -> None:
+    expected = min(maxjobs or njobs, maxthreads, njobs)
+    runner = GateRunner(parallel=True, maxjobs=maxjobs, maxthreads=maxthreads)
+    with tempfile.TemporaryDirectory() as tmp:
+        manager = JobManager(tmp)
+        jobs = _jobs(njobs)
+        # past maxthreads job.run() blocks, so the jobs are started from a thread of their own
+        starter = threading.Thread(target=lambda: [j.run(runner, manager) for j in jobs])
+        starter.start()
+        alive = min(maxthreads, njobs)
+
+        def settled() -> bool:
+            # every job that has a thread is either inside call or waiting for a slot,
+            # and the starter waits for a thread when there are more jobs than threads
+            return (
+                runner.active == expected
+                and runner._threads.active == alive
+                and slot_waiters(runner) == alive - expected
+                and (thread_waiters(runner) == 1) == (njobs > alive)
+            )
+
+        wait_until(settled, "every job in call, waiting for a slot or for a thread")
+        assert runner.peak == expected
+        runner.gate.set()
+        starter.join(TIMEOUT)
+        runner.wait(TIMEOUT)
+    assert runner.peak == expected
+    assert runner.calls == njobs
+    assert [j.results.status for j in jobs] == [JobStatus.SUCCESSFUL] * njobs
+    assert runner._slots.active == 0
+    assert runner._threads.active == 0
+
+
+def test_serial_runs_in_the_callers_thread_one_at_a_time(manager: JobManager) -> None:
+    seen: list[tuple[int, int]] = []
+
+    class Recorder(JobRunner):
+        active = 0
+
+        def call(
+            self, runscript: str, workdir: str, out: str | None, err: str, runflags: Settings
+        ) -> int:
+            Recorder.active += 1
+            seen.append((threading.get_ident(), Recorder.active))
+            Recorder.active -= 1
+            return 0
+
+    runner = Recorder(maxjobs=1)  # maxjobs is ignored when serial
+    jobs = _jobs(5)
+    for job in jobs:
+        results = job.run(runner, manager)
+        assert results.done  # a serial run returns when the job has ended
+    assert seen == [(threading.get_ident(), 1)] * 5
+    assert [j.results.status for j in jobs] == [JobStatus.SUCCESSFUL] * 5
+
+
+def test_thread_cap_blocks_the_caller_until_a_thread_ends(manager: JobManager) -> None:
+    runner = GateRunner(parallel=True, maxthreads=1)
+    first, second = _jobs(2)
+    first.run(runner, manager)
+    returned = threading.Event()
+
+    def start_second() -> None:
+        second.run(runner, manager)
+        returned.set()
+
+    starter = threading.Thread(target=start_second)
+    starter.start()
+    wait_until(lambda: thread_waiters(runner) == 1, "the second run() waits for a thread")
+    assert not returned.is_set()
+    assert second.results.status is JobStatus.CREATED
+    runner.gate.set()
+    assert returned.wait(TIMEOUT)
+    runner.wait(TIMEOUT)
+    starter.join(TIMEOUT)
+    assert first.results.ok and second.results.ok
+    assert runner.peak == 1
+
+
+def test_raising_maxjobs_lets_waiting_jobs_in(manager: JobManager) -> None:
+    runner = GateRunner(parallel=True, maxjobs=1)
+    jobs = _jobs(3)
+    for job in jobs:
+        job.run(runner, manager)
+    wait_until(lambda: runner.active == 1 and slot_waiters(runner) == 2, "one runs, two wait")
+    assert sorted(j.results.status.name for j in jobs) == ["CREATED", "CREATED", "RUNNING"]
+    runner.maxjobs = 3
+    with runner.cond:
+        assert runner.cond.wait_for(lambda: runner.active == 3, TIMEOUT)
+    runner.gate.set()
+    runner.wait(TIMEOUT)
+    assert runner.peak == 3
+
+
+def test_lowering_maxjobs_applies_to_jobs_that_start_afterwards(manager: JobManager) -> None:
+    runner = GateRunner(parallel=True, maxjobs=0)
+    runner.maxjobs = 1
+    for job in _jobs(3):
+        job.run(runner, manager)
+    wait_until(lambda: runner.active == 1 and slot_waiters(runner) == 2, "one runs, two wait")
+    runner.gate.set()
+    runner.wait(TIMEOUT)
+    assert runner.peak == 1
+
+
+def test_switching_to_parallel_applies_to_later_jobs(manager: JobManager) -> None:
+    runner = GateRunner()
+    runner.gate.set()
+    first = SingleJob("serial", "").run(runner, manager)
+    assert first.done
+    runner.parallel = True
+    runner.gate.clear()
+    second = SingleJob("parallel", "").run(runner, manager)
+    assert not second.done  # returned at once: it runs in its own thread
+    runner.gate.set()
+    runner.wait(TIMEOUT)
+    assert second.ok
+
+
+@pytest.mark.parametrize("daemon", [True, False])
+def test_threads_are_daemon_threads_per_config(manager: JobManager, daemon: bool) -> None:
+    config.daemon_threads = daemon
+    runner = GateRunner(parallel=True)
+    runner.gate.set()
+    SingleJob("d", "").run(runner, manager)
+    runner.wait(TIMEOUT)
+    assert runner.daemons == [daemon]
+
+
+def test_runflags_reach_call(manager: JobManager) -> None:
+    runner = GateRunner()
+    runner.gate.set()
+    results = SingleJob("flags", "").run(runner, manager, code=3, queue="short")
+    assert runner.runflags == [{"code": 3, "queue": "short"}]
+    assert results.status is JobStatus.CRASHED
+    assert results.exit_code == 3
+
+
+# --- the metaclass ----------------------------------------------------------------------
+
+
+def test_every_call_is_wrapped_once_keeping_its_name() -> None:
+    assert isinstance(JobRunner, _MetaRunner)
+    assert JobRunner.call.__runner_limited__  # type: ignore[attr-defined]
+    assert JobRunner.call.__name__ == "call"
+    assert GateRunner.call.__runner_limited__  # type: ignore[attr-defined]
+    assert GateRunner.call.__qualname__ == "GateRunner.call"
+    assert _limit(JobRunner.call) is JobRunner.call
+
+
+def test_subclass_without_call_runs_the_local_call(manager: JobManager) -> None:
+    class Plain(JobRunner):
+        pass
+
+    assert "call" not in Plain.__dict__
+    results = SingleJob("plain", "exit 4").run(Plain(), manager)
+    assert results.status is JobStatus.CRASHED
+    assert results.exit_code == 4
+
+
+def test_super_call_takes_the_maxjobs_slot_once(manager: JobManager) -> None:
+    seen: list[int] = []
+
+    class Outer(JobRunner):
+        def call(
+            self, runscript: str, workdir: str, out: str | None, err: str, runflags: Settings
+        ) -> int:
+            seen.append(self._slots.active)
+            code = super().call(runscript, workdir, out, err, runflags)
+            seen.append(self._slots.active)
+            return code
+
+    class Outermost(Outer):
+        def call(
+            self, runscript: str, workdir: str, out: str | None, err: str, runflags: Settings
+        ) -> int:
+            return super().call(runscript, workdir, out, err, runflags) + 1
+
+    runner = Outermost(parallel=True, maxjobs=1)
+    results = [SingleJob(f"s{i}", "exit 0").run(runner, manager) for i in range(3)]
+    runner.wait(TIMEOUT)  # with maxjobs=1 a second acquire would deadlock here
+    assert seen == [1] * 6
+    assert [r.exit_code for r in results] == [1, 1, 1]
+    assert runner._slots.active == 0
+
+
+def test_overriding_run_job_is_refused_at_class_creation() -> None:
+    with pytest.raises(TypeError, match="_run_job.*should not be overridden"):
+
+        class Bad(JobRunner):
+            def _run_job(self, job: Any, jobmanager: Any) -> None:  # type: ignore[override]
+                pass
+
+
+# --- waiting, shutting down, the context manager ----------------------------------------
+
+
+def test_wait_times_out_then_returns_once_jobs_end(manager: JobManager) -> None:
+    runner = GateRunner(parallel=True)
+    SingleJob("w", "").run(runner, manager)
+    with pytest.raises(TimeoutError, match="1 job"):
+        runner.wait(timeout=0.01)
+    runner.gate.set()
+    runner.wait(TIMEOUT)
+    runner.wait(0)  # nothing left: returns at once
+
+
+class CancelRunner(GateRunner):
+    """A gate runner whose _cancel_jobs opens the gate, like killing the processes would."""
+
+    cancel_calls = 0
+
+    def _cancel_jobs(self) -> None:
+        self.cancel_calls += 1
+        super()._cancel_jobs()
+        self.gate.set()
+
+
+def test_shutdown_cancel_stops_running_and_waiting_jobs(manager: JobManager) -> None:
+    runner = CancelRunner(parallel=True, maxjobs=2)
+    jobs = _jobs(5)
+    for job in jobs:
+        job.run(runner, manager)
+    wait_until(lambda: runner.active == 2 and slot_waiters(runner) == 3, "two run, three wait")
+    runner.shutdown(cancel=True, timeout=TIMEOUT)
+    assert runner.cancelled
+    assert [j.results.status for j in jobs] == [JobStatus.CANCELLED] * 5
+    assert runner.calls == 2  # the three waiting jobs never reached call
+    assert sorted(j.results.exit_code is None for j in jobs) == [False, False, True, True, True]
+    runner.shutdown(cancel=True)
+    assert runner.cancel_calls == 1
+    late = SingleJob("late", "")
+    with pytest.raises(JobError, match="shut down"):
+        late.run(runner, manager)
+    assert late.results.status is JobStatus.CANCELLED
+    assert runner._slots.active == 0 and runner._threads.active == 0
+    assert join_job_threads() == []
+
+
+def test_shutdown_without_cancel_lets_jobs_finish(manager: JobManager) -> None:
+    runner = CancelRunner(parallel=True, maxjobs=1)
+    jobs = _jobs(2)
+    for job in jobs:
+        job.run(runner, manager)
+    wait_until(lambda: runner.active == 1, "one job in call")
+    done = threading.Event()
+    closer = threading.Thread(target=lambda: (runner.shutdown(cancel=False), done.set()))
+    closer.start()
+    wait_until(lambda: runner._closed, "the runner is closed")
+    assert not done.is_set()
+    with pytest.raises(JobError):
+        SingleJob("refused", "").run(runner, manager)
+    runner.gate.set()
+    assert done.wait(TIMEOUT)
+    closer.join(TIMEOUT)
+    assert [j.results.status for j in jobs] == [JobStatus.SUCCESSFUL] * 2
+    assert runner.cancel_calls == 0 and not runner.cancelled
+
+
+def test_shutdown_wakes_a_caller_blocked_on_the_thread_cap(manager: JobManager) -> None:
+    runner = CancelRunner(parallel=True, maxthreads=1)
+    first, second = _jobs(2)
+    first.run(runner, manager)
+    errors: list[BaseException] = []
+
+    def start_second() -> None:
+        try:
+            second.run(runner, manager)
+        except JobError as exc:
+            errors.append(exc)
+
+    starter = threading.Thread(target=start_second)
+    starter.start()
+    wait_until(lambda: thread_waiters(runner) == 1, "the caller waits for a thread")
+    runner.shutdown(cancel=True, timeout=TIMEOUT)
+    starter.join(TIMEOUT)
+    assert len(errors) == 1
+    assert first.results.status is JobStatus.CANCELLED
+    assert second.results.status is JobStatus.CANCELLED
+
+
+def test_context_manager_waits_for_the_jobs(manager: JobManager) -> None:
+    with GateRunner(parallel=True) as runner:
+        jobs = _jobs(3)
+        for job in jobs:
+            job.run(runner, manager)
+        runner.gate.set()
+    assert all(j.results.ok for j in jobs)
+    assert not runner.cancelled
+
+
+def test_context_manager_cancels_on_an_exception(manager: JobManager) -> None:
+    runner = CancelRunner(parallel=True, maxjobs=1)
+    jobs = _jobs(3)
+    with pytest.raises(KeyboardInterrupt), runner:
+        for job in jobs:
+            job.run(runner, manager)
+        wait_until(lambda: runner.active == 1, "one job in call")
+        raise KeyboardInterrupt
+    assert runner.cancelled and runner.cancel_calls == 1
+    assert [j.results.status for j in jobs] == [JobStatus.CANCELLED] * 3
+
+
+def test_cancelling_a_waiting_job_skips_its_call(manager: JobManager) -> None:
+    runner = GateRunner(parallel=True, maxjobs=1)
+    first, second, third = _jobs(3)
+    for job in (first, second, third):
+        job.run(runner, manager)
+    wait_until(lambda: runner.active == 1 and slot_waiters(runner) == 2, "one runs, two wait")
+    waiting = second if second.results.status is JobStatus.CREATED else first
+    waiting.cancel()
+    waiting.results.wait(TIMEOUT)
+    assert waiting.results.status is JobStatus.CANCELLED
+    runner.gate.set()
+    runner.wait(TIMEOUT)
+    assert runner.calls == 2
+    assert sorted(j.results.status.name for j in (first, second, third)) == [
+        "CANCELLED",
+        "SUCCESSFUL",
+        "SUCCESSFUL",
+    ]
+    waiting.cancel()  # a finished job: nothing happens
+    assert waiting.results.status is JobStatus.CANCELLED
+
+
+# --- failures ---------------------------------------------------------------------------
+
+
+class Boom(RuntimeError):
+    pass
+
+
+class RaisingRunner(JobRunner):
+    def call(
+        self, runscript: str, workdir: str, out: str | None, err: str, runflags: Settings
+    ) -> int:
+        raise Boom(f"call exploded in {workdir}")
+
+
+def test_raising_call_fails_every_job_and_leaks_nothing(manager: JobManager) -> None:
+    runner = RaisingRunner(parallel=True, maxjobs=1, maxthreads=4)
+    jobs = _jobs(20)
+    results = [job.run(runner, manager) for job in jobs]
+    runner.wait(TIMEOUT)
+    for r in results:
+        assert r.status is JobStatus.FAILED
+        assert r.error is not None
+        assert "Boom: call exploded in" in r.error and "Traceback" in r.error
+        assert r.exit_code is None
+        r.wait(0)  # every waiter is released
+    assert runner._slots.active == 0
+    assert runner._threads.active == 0
+    assert runner._pending == 0
+    assert join_job_threads() == []
+
+
+def test_failure_while_preparing_fails_the_job(tmp_path: Any) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+    runner = JobRunner(parallel=True, maxjobs=1)
+    results = SingleJob("p", "exit 0").run(runner, JobManager(blocker))
+    results.wait(TIMEOUT)
+    runner.wait(TIMEOUT)
+    assert results.status is JobStatus.FAILED
+    assert "Error" in (results.error or "")
+    assert runner._slots.active == 0 and runner._threads.active == 0
+
+
+def test_failure_while_finalizing_fails_the_job(manager: JobManager) -> None:
+    class BadFinal(SingleJob):
+        def _finalize(self, exit_code: int, cancelled: bool) -> None:
+            raise Boom("finalize exploded")
+
+    class LazyFinal(SingleJob):
+        def _finalize(self, exit_code: int, cancelled: bool) -> None:
+            pass
+
+    runner = JobRunner(parallel=True)
+    bad = BadFinal("f", "exit 0").run(runner, manager)
+    lazy = LazyFinal("g", "exit 0").run(runner, manager)
+    runner.wait(TIMEOUT)
+    assert bad.status is JobStatus.FAILED
+    assert "finalize exploded" in (bad.error or "")
+    assert lazy.status is JobStatus.FAILED
+    assert "without a final status" in (lazy.error or "")
+
+
+def test_call_returning_a_non_int_fails_the_job(manager: JobManager) -> None:
+    class Sloppy(JobRunner):
+        def call(
+            self, runscript: str, workdir: str, out: str | None, err: str, runflags: Settings
+        ) -> int:
+            return "0"  # type: ignore[return-value]
+
+    results = SingleJob("s", "").run(Sloppy(), manager)
+    assert results.status is JobStatus.FAILED
+    assert "must return the exit code as an int" in (results.error or "")
+
+
+def test_serial_keyboard_interrupt_cancels_the_job_and_propagates(manager: JobManager) -> None:
+    class Interrupted(JobRunner):
+        def call(
+            self, runscript: str, workdir: str, out: str | None, err: str, runflags: Settings
+        ) -> int:
+            raise KeyboardInterrupt
+
+    job = SingleJob("k", "")
+    with pytest.raises(KeyboardInterrupt):
+        job.run(Interrupted(), manager)
+    assert job.results.status is JobStatus.CANCELLED
+    assert job.results.wait(0) is job.results
