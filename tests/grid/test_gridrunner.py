@@ -368,3 +368,18 @@ def test_defaults_and_properties() -> None:
     runner.sleepstep = 0.5
     assert runner.sleepstep == 0.5
     assert "GridRunner(grid='sge'" in repr(runner)
+
+
+def test_cancelling_one_job_removes_it_from_the_queue_only(fake: Path, tmp_path: Path) -> None:
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.02)
+    gate = tmp_path / "gate"
+    body = f"while [ ! -e '{gate}' ]; do sleep 0.02; done\n"
+    jobs = [SingleJob(name=f"one{i}", runscript=body) for i in range(2)]
+    results = [job.run(jobrunner=runner, jobmanager=JobManager(tmp_path / "w")) for job in jobs]
+    wait_until(lambda: len(runner.queued) == 2)
+    jobs[0].cancel()
+    assert results[0].wait(timeout=TIMEOUT).status is JobStatus.CANCELLED
+    assert len((fake / "cancels.log").read_text().split()) == 1
+    assert not results[1].done
+    gate.touch()
+    assert results[1].wait(timeout=TIMEOUT).ok

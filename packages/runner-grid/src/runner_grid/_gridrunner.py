@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 
 from runner_core import JobRunner, report_failure
+from runner_core._jobs import current_results
 from runner_grid._command import batch_commands, build_submit_argv, format_command, split_command
 from runner_grid._detect import detect_scheme
 from runner_grid._poller import CheckFailed, QueuePoller, SchemeCheck, query_env, run_query
@@ -113,7 +114,8 @@ class GridRunner(JobRunner):
         step = _seconds("sleepstep", sleepstep)
         self.settings: Settings = scheme
         self._grid_lock = threading.Lock()
-        self._queued: dict[str, str] = {}
+        self._queued: dict[str, Any] = {}  # job id -> the job's Results (None outside a job)
+        self._cancel_sent: set[str] = set()
         self._cancelling = False
         self._stop = threading.Event()
         self._check = SchemeCheck(lambda: self.settings)
@@ -214,9 +216,10 @@ class GridRunner(JobRunner):
         jobid = self._submit(argv, command)
         if jobid is None:
             return 1
+        results = current_results()
         with self._grid_lock:
-            self._queued[jobid] = workdir
-            cancelling = self._cancelling
+            self._queued[jobid] = results
+            cancelling = self._cancelling or bool(getattr(results, "_cancel_requested", False))
         if cancelling:
             self._cancel_ids([jobid])
         try:
@@ -224,6 +227,7 @@ class GridRunner(JobRunner):
         finally:
             with self._grid_lock:
                 self._queued.pop(jobid, None)
+                self._cancel_sent.discard(jobid)
         return self._exit_code(jobid, exit_file)
 
     def _submit(self, argv: list[str], command: str) -> Optional[str]:
@@ -273,7 +277,9 @@ class GridRunner(JobRunner):
         commands = self.settings["commands"]
         queries = commands.get("exitcode")
         parse = commands.get("parse_exitcode")
-        wait = 0.0 if self.cancelled else float(self.settings.get("exitcode_wait") or 0)
+        results = current_results()
+        cancelled = self.cancelled or bool(getattr(results, "_cancel_requested", False))
+        wait = 0.0 if cancelled else float(self.settings.get("exitcode_wait") or 0)
         deadline = time.monotonic() + wait
         delay = 0.25
         while True:
@@ -289,7 +295,7 @@ class GridRunner(JobRunner):
             if remaining <= 0 or self._stop.wait(min(delay, remaining)):
                 break
             delay = min(delay * 2, 5.0)
-        if self.cancelled:
+        if cancelled:
             logger.info("job %s was cancelled before it wrote an exit code; reporting 1", jobid)
         else:
             logger.warning(
@@ -332,7 +338,22 @@ class GridRunner(JobRunner):
             self._cancel_ids(ids)
         self._poller.wake()
 
+    def _wake_waiters(self) -> None:
+        """Also cancel in the queue the jobs that were cancelled one by one (``job.cancel()``)."""
+        super()._wake_waiters()
+        with self._grid_lock:
+            ids = [
+                jobid
+                for jobid, results in self._queued.items()
+                if getattr(results, "_cancel_requested", False) and jobid not in self._cancel_sent
+            ]
+        if ids:
+            self._cancel_ids(ids)
+            self._poller.wake()
+
     def _cancel_ids(self, ids: list[str]) -> None:
+        with self._grid_lock:
+            self._cancel_sent.update(ids)
         cancel = self.settings["commands"].get("cancel")
         if cancel is None:
             logger.warning(

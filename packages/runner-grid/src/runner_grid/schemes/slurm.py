@@ -232,6 +232,10 @@ def scheme() -> dict[str, Any]:
             "account": "-A ",
             "name": "-J ",
             "export": "--export=",
+            "exclusive": "--exclusive",
+            "gres": "--gres=",
+            "constraint": "--constraint=",
+            "qos": "--qos=",
         },
         "commands": {
             "submit": "sbatch",
