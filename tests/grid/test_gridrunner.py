@@ -346,12 +346,12 @@ def test_bad_name_and_incomplete_scheme_are_refused() -> None:
 def test_scheme_is_copied_into_the_runner() -> None:
     first = GridRunner(grid="slurm")
     second = GridRunner(grid="slurm")
-    first.settings.special.gres = "--gres="
+    first.settings.special.mailtype = "--mail-type="
     first.settings.workdir = "--chdir"
-    assert "gres" not in GridRunner.config.slurm.special
+    assert "mailtype" not in GridRunner.config.slurm.special
     assert GridRunner.config.slurm.workdir == "-D"
-    assert "gres" not in second.settings.special
-    assert first.settings.special.gres == "--gres="
+    assert "mailtype" not in second.settings.special
+    assert first.settings.special.mailtype == "--mail-type="
     assert first.scheme_name == "slurm"
     assert sorted(GridRunner.config) == ["pbs", "sge", "slurm"]
 
