@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import types
 from pathlib import Path
 from typing import Any
@@ -543,15 +544,18 @@ def test_python_m_runner_core_run_plain_progress(tmp_path: Path) -> None:
     assert (tmp_path / "work" / "ok" / "ok.out").read_text() == "hello\n"
 
 
-def test_ctrl_c_cancels_every_job_and_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [["--parallel", "--maxjobs", "1"], []], ids=["parallel", "serial"])
+def test_ctrl_c_cancels_every_job_and_exits_130(tmp_path: Path, mode: list[str]) -> None:
     fifo = tmp_path / "started"
     os.mkfifo(fifo)
-    # The first job says it has started through the FIFO, then would run for a minute;
-    # the second waits for the only slot and must never start.
-    slow = _script(tmp_path, "slow.sh", f"echo started > '{fifo}'\nsleep 60\n")
+    # The first job says it has started through the FIFO, then would sleep for a minute
+    # as the same process; the second waits for its turn and must never start.
+    slow = _script(
+        tmp_path, "slow.sh", f"echo $$ > slow.pid\necho started > '{fifo}'\nexec sleep 60\n"
+    )
     waiting = _script(tmp_path, "waiting.sh", "echo ran > ran.txt\n")
-    command = [sys.executable, "-m", "runner_core", "run", "--json", "--parallel"]
-    command += ["--maxjobs", "1", "--workdir", "work", slow, waiting]
+    command = [sys.executable, "-m", "runner_core", "run", "--json", *mode]
+    command += ["--workdir", "work", slow, waiting]
     process = subprocess.Popen(
         command,
         cwd=tmp_path,
@@ -559,12 +563,17 @@ def test_ctrl_c_cancels_every_job_and_exits_130(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    # Should the job never start, this opens the FIFO's other end so the test fails
+    # instead of blocking for ever.
+    watchdog = threading.Timer(60, lambda: open(fifo, "w").close())
+    watchdog.start()
     try:
         with open(fifo) as started:  # blocks until the job has started
-            assert started.read() == "started\n"
+            assert started.read() == "started\n", "the first job did not start within 60 s"
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
     finally:
+        watchdog.cancel()
         process.kill()
         process.wait()
 
@@ -574,3 +583,6 @@ def test_ctrl_c_cancels_every_job_and_exits_130(tmp_path: Path) -> None:
     assert jobs["slow"]["status"] == "CANCELLED"
     assert jobs["waiting"]["status"] == "CANCELLED"
     assert not (tmp_path / "work" / "waiting" / "ran.txt").exists()
+    pid = int((tmp_path / "work" / "slow" / "slow.pid").read_text())
+    with pytest.raises(ProcessLookupError):  # the job's process is gone, not orphaned
+        os.kill(pid, 0)
