@@ -1,0 +1,129 @@
+"""Cancelling on real schedulers: shutdown(cancel=True) and Ctrl-C leave none of the jobs queued."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from typing import TYPE_CHECKING, Callable
+
+import pytest
+
+from integration._schedulers import PATIENCE, SubmittedIds, queue_ids, wait_for
+from runner_core import JobManager, JobStatus, SingleJob
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from runner_grid import GridRunner
+
+pytestmark = pytest.mark.integration
+
+
+def test_shutdown_cancel_leaves_none_of_the_runners_jobs_queued(
+    scheduler: str,
+    make_runner: Callable[..., GridRunner],
+    submitted: SubmittedIds,
+    tmp_path: Path,
+) -> None:
+    """Two queued jobs are cancelled in the scheduler; a third, waiting for a slot, never runs."""
+    runner = make_runner(maxjobs=2)
+    manager = JobManager(tmp_path / "jobs")
+    results = [
+        SingleJob(name=f"long{i}", runscript="sleep 120\n").run(
+            jobrunner=runner, jobmanager=manager
+        )
+        for i in range(3)
+    ]
+    ids = wait_for(lambda: len(submitted.snapshot()) == 2 and submitted.snapshot(), "2 submits")
+    wait_for(lambda: set(ids) <= queue_ids(scheduler), "both jobs in the real queue")
+
+    runner.shutdown(cancel=True, timeout=PATIENCE)
+
+    assert [r.status for r in results] == [JobStatus.CANCELLED] * 3
+    assert not set(ids) & queue_ids(scheduler)
+    assert len(submitted.snapshot()) == 2, "the job waiting for a slot was submitted anyway"
+
+
+USER_SCRIPT = textwrap.dedent(
+    """
+    import json, logging, sys, time
+    from runner_core import JobManager, SingleJob
+    from runner_grid import GridRunner
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    grid, workdir, mode = sys.argv[1:4]
+    runner = GridRunner(grid=grid, sleepstep=0.5)
+    manager = JobManager(workdir)
+    jobs = [SingleJob(name=f"long{i}", runscript="sleep 120\\n") for i in range(2)]
+
+    def start():
+        results = [job.run(jobrunner=runner, jobmanager=manager) for job in jobs]
+        while len(runner.queued) < 2:
+            time.sleep(0.05)
+        print("READY " + " ".join(runner.queued), flush=True)
+        return results
+
+    if mode == "with":
+        try:
+            with runner:
+                results = start()
+                for r in results:
+                    r.wait()
+        except KeyboardInterrupt:
+            print("STATUS " + json.dumps([r.status.name for r in results]), flush=True)
+            sys.exit(130)
+    else:
+        results = start()
+        for r in results:
+            r.wait()
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["with", "bare"])
+def test_ctrl_c_in_the_users_script_cancels_its_jobs(
+    scheduler: str, submitted: SubmittedIds, tmp_path: Path, mode: str
+) -> None:
+    """SIGINT to a user's script waiting on grid jobs cancels them in the scheduler.
+
+    ``with``: the script runs its jobs in ``with runner:`` and reports the statuses after the
+    KeyboardInterrupt (all CANCELLED). ``bare``: the KeyboardInterrupt is not caught at all; the
+    library's exit hook cancels the jobs.
+    """
+    script = tmp_path / "user_script.py"
+    script.write_text(USER_SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), scheduler, str(tmp_path / "jobs"), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        ready = wait_for(
+            lambda: next((s for s in lines if s.startswith("READY")), None) or proc.poll(),
+            "the script's READY line",
+        )
+        assert isinstance(ready, str), f"script ended early: {proc.stderr and proc.stderr.read()}"
+        ids = ready.split()[1:]
+        assert len(ids) == 2
+        assert set(ids) <= queue_ids(scheduler), "jobs not in the real queue"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=PATIENCE)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(PATIENCE)
+    submitted.ids.extend(ids)  # the fixture cancels them should the test fail
+    assert proc.returncode != 0
+    assert not set(ids) & queue_ids(scheduler), f"still queued after Ctrl-C; stderr:\n{stderr}"
+    if mode == "with":
+        status = next(s for s in lines if s.startswith("STATUS"))
+        assert json.loads(status.split(" ", 1)[1]) == ["CANCELLED", "CANCELLED"]
