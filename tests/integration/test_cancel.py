@@ -96,32 +96,43 @@ def test_ctrl_c_in_the_users_script_cancels_its_jobs(
     """
     script = tmp_path / "user_script.py"
     script.write_text(USER_SCRIPT)
-    proc = subprocess.Popen(
-        [sys.executable, str(script), scheduler, str(tmp_path / "jobs"), mode],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    stderr_file = tmp_path / "stderr.txt"
+    with stderr_file.open("w") as stderr_sink:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), scheduler, str(tmp_path / "jobs"), mode],
+            stdout=subprocess.PIPE,
+            stderr=stderr_sink,
+            text=True,
+        )
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+
+    def read() -> None:
+        for line in proc.stdout or ():
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    ids: list[str] = []
     try:
         ready = wait_for(
             lambda: next((s for s in lines if s.startswith("READY")), None) or proc.poll(),
             "the script's READY line",
         )
-        assert isinstance(ready, str), f"script ended early: {proc.stderr and proc.stderr.read()}"
+        assert isinstance(ready, str), f"script ended early: {stderr_file.read_text()}"
         ids = ready.split()[1:]
+        submitted.ids.extend(ids)  # the fixture cancels them should the test fail
         assert len(ids) == 2
         assert set(ids) <= queue_ids(scheduler), "jobs not in the real queue"
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=PATIENCE)
+        proc.wait(timeout=PATIENCE)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    reader.join(PATIENCE)
-    submitted.ids.extend(ids)  # the fixture cancels them should the test fail
+        reader.join(PATIENCE)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    stderr = stderr_file.read_text()
     assert proc.returncode != 0
     assert not set(ids) & queue_ids(scheduler), f"still queued after Ctrl-C; stderr:\n{stderr}"
     if mode == "with":
