@@ -363,6 +363,13 @@ class _Progress:
             self.line_shown = False
         self.stream.flush()
 
+    def note(self, message: str) -> None:
+        """Write a line of its own, above the status line if one is shown."""
+        if self.line_shown:
+            self._clear_line()
+        self.stream.write(message + "\n")
+        self.stream.flush()
+
     def _clear_line(self) -> None:
         self.stream.write("\r\x1b[K")
         self.line_shown = False
@@ -459,8 +466,7 @@ def _run_batch(batch: _Batch, runner: JobRunner, manager: Any, flags: dict[str, 
     except KeyboardInterrupt:
         stop.set()
         batch.cancelled = True
-        progress.refresh()
-        sys.stderr.write("\nrunner: interrupted, cancelling every job...\n")
+        progress.note(f"{PROG}: interrupted, cancelling every job...")
         _shutdown(runner)
         submitter.join()
         progress.finish()
