@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import runner_core
+import runner_core._cli
 from runner_core import JobRunner
 from runner_core._cli import main
 
@@ -201,7 +202,7 @@ class _Recording(JobRunner):
 def recording(monkeypatch: pytest.MonkeyPatch) -> type[_Recording]:
     _Recording.made = []
     _Recording.calls = []
-    monkeypatch.setattr(runner_core, "JobRunner", _Recording)
+    monkeypatch.setattr(runner_core._cli, "JobRunner", _Recording)
     return _Recording
 
 

@@ -10,10 +10,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence, TextIO
+from typing import Any, Optional, Sequence, TextIO
 
-if TYPE_CHECKING:
-    from runner_core import JobRunner, JobStatus, SingleJob
+from runner_core.__about__ import __version__
+from runner_core._jobs import JobStatus, SingleJob
+from runner_core._manager import JobManager
+from runner_core._runner import JobRunner
 
 __all__ = ["main"]
 
@@ -51,8 +53,6 @@ def _non_negative_int(text: str) -> int:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from runner_core.__about__ import __version__
-
     verbosity = argparse.ArgumentParser(add_help=False)
     verbosity.add_argument(
         "-v",
@@ -210,8 +210,6 @@ def _make_job(name: str, text: str) -> SingleJob:
     Raises:
         UsageError: the job layer refuses `name` as a job name.
     """
-    from runner_core import SingleJob
-
     shebang = None
     if text.startswith("#!"):
         shebang, _, text = text.partition("\n")
@@ -231,8 +229,6 @@ def _make_runner(args: argparse.Namespace) -> JobRunner:
         UsageError: runner_grid is not installed, or it refused the grid name.
     """
     if args.grid is None:
-        from runner_core import JobRunner
-
         return JobRunner(parallel=args.parallel, maxjobs=args.maxjobs)
     try:
         from runner_grid import GridRunner
@@ -261,8 +257,6 @@ class _Batch:
 
     def status(self, index: int) -> JobStatus:
         """The status to show: a job that never reached the runner is FAILED or CANCELLED."""
-        from runner_core import JobStatus
-
         if index in self.submit_errors:
             return JobStatus.FAILED
         job = self.jobs[index]
@@ -279,8 +273,6 @@ class _Batch:
 
     def error(self, index: int) -> Optional[str]:
         """Why the job did not succeed, in full; None when it succeeded or still runs."""
-        from runner_core import JobStatus
-
         if index in self.submit_errors:
             return self.submit_errors[index]
         status = self.status(index)
@@ -315,8 +307,6 @@ class _Batch:
 
     def counts(self) -> tuple[int, int, int, int]:
         """(ended, failed, running, waiting) over the whole batch."""
-        from runner_core import JobStatus
-
         ended = failed = running = 0
         for i in range(len(self.jobs)):
             status = self.status(i)
@@ -335,20 +325,25 @@ class _Progress:
         self.batch = batch
         self.stream = stream
         self.tty = _isatty(stream)
-        self.reported: set[int] = set()
+        self.reported = 0
+        # Jobs not reported yet: each refresh looks at these only, so a long batch
+        # costs less and less to watch as it goes.
+        self.pending = list(range(len(batch.jobs)))
         self.line_shown = False
 
     def refresh(self) -> None:
         """Report the jobs that ended since the last call; redraw the status line."""
         batch = self.batch
-        ended = [i for i in range(len(batch.jobs)) if i not in self.reported]
-        ended = [i for i in ended if batch.status(i).done]
+        ended = [i for i in self.pending if batch.status(i).done]
+        if ended:
+            gone = set(ended)
+            self.pending = [i for i in self.pending if i not in gone]
         # Report in the order the jobs finished, so the lines read as a timeline.
         ended.sort(key=lambda i: (batch.jobs[i].results.finished_at or 0.0, i))
         if ended and self.line_shown:
             self._clear_line()
         for i in ended:
-            self.reported.add(i)
+            self.reported += 1
             self.stream.write(self._ended_line(i) + "\n")
         if self.tty:
             self.stream.write("\r" + self._status_line() + "\x1b[K")
@@ -380,7 +375,7 @@ class _Progress:
         code = batch.jobs[index].results.exit_code if index not in batch.submit_errors else None
         seconds = batch.seconds(index)
         parts = [
-            f"[{len(self.reported)}/{len(batch.jobs)}]",
+            f"[{self.reported}/{len(batch.jobs)}]",
             batch.label(index),
             status.name,
         ]
@@ -499,8 +494,6 @@ def _display_path(path: Optional[Path]) -> str:
 
 
 def _write_table(batch: _Batch, stream: TextIO) -> None:
-    from runner_core import JobStatus
-
     header = ("job", "status", "exit", "seconds", "folder")
     rows = []
     for i, job in enumerate(batch.jobs):
@@ -539,8 +532,6 @@ def _write_table(batch: _Batch, stream: TextIO) -> None:
 
 
 def _json_document(batch: _Batch) -> dict[str, Any]:
-    from runner_core import JobStatus
-
     jobs = []
     for i, job in enumerate(batch.jobs):
         jobs.append(
@@ -578,8 +569,6 @@ def _configure_logging(verbosity: int) -> tuple[logging.Handler, int]:
 
 
 def _command_run(args: argparse.Namespace) -> int:
-    from runner_core import JobManager, JobStatus
-
     flags = _parse_flags(args.flags)
     jobs = [_make_job(name, text) for name, text in _read_scripts(args.scripts)]
     runner = _make_runner(args)
