@@ -93,6 +93,11 @@ do_status() {
 }
 
 write_host_files() {
+    # Grid Engine names hosts by resolving them: this host's name must resolve.
+    if ! getent hosts "$HOST" >/dev/null; then
+        say "host name $HOST does not resolve: adding '127.0.0.1 $HOST' to /etc/hosts"
+        echo "127.0.0.1 $HOST" >>/etc/hosts || die "cannot make $HOST resolve (edit /etc/hosts)"
+    fi
     [ -d "$COMMON" ] || die "$COMMON is missing: the gridengine-master install did not initialise" \
         "the cell (purge and reinstall gridengine-master with shared/gridengineconfig=true)"
     echo "$HOST" >"$COMMON/act_qmaster"
