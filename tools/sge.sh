@@ -21,7 +21,10 @@
 #     before the exec daemon starts;
 #   - schedule_interval is 1 s (default 15 s) and accounting is flushed every second
 #     (flush_time in reporting_params), so `qacct -j N` answers about 1-2 s after a job ends;
-#   - jobs honour their #! line (shell_start_mode unix_behavior).
+#   - jobs honour their #! line (shell_start_mode unix_behavior);
+#   - the daemons have no option to choose the address they listen on: they are started with a
+#     tiny LD_PRELOAD helper (tools/schedulers/bind_loopback.c, built with cc on first start) that
+#     makes them bind to 127.0.0.1; without a C compiler they listen on all interfaces (warning).
 # Logs: /var/spool/gridengine/qmaster/messages and /var/spool/gridengine/execd/<host>/messages.
 # Environment: SGE_START_TIMEOUT (seconds, default 90).
 set -euo pipefail
@@ -114,6 +117,29 @@ export SGE_CELL=$SGE_CELL
 PROFILE
 }
 
+PRELOAD_SOURCE="$TEMPLATES/bind_loopback.c"
+PRELOAD_LIB=/usr/local/lib/runner-sge-bind-loopback.so
+
+# Grid Engine's daemons bind to every interface; with a C compiler at hand, build the small
+# LD_PRELOAD helper that makes them bind to 127.0.0.1 instead. Prints the library's path, or
+# nothing (with a warning on stderr) when it cannot be built.
+loopback_preload() {
+    if [ ! -f "$PRELOAD_LIB" ] || [ "$PRELOAD_SOURCE" -nt "$PRELOAD_LIB" ]; then
+        if ! command -v cc >/dev/null; then
+            echo "sge.sh: warning: no C compiler (cc): Grid Engine's daemons will listen on all" \
+                "interfaces; install gcc to keep them on loopback" >&2
+            return 0
+        fi
+        mkdir -p "$(dirname "$PRELOAD_LIB")"
+        if ! cc -shared -fPIC -O2 -o "$PRELOAD_LIB" "$PRELOAD_SOURCE" -ldl >&2; then
+            echo "sge.sh: warning: could not build $PRELOAD_LIB: daemons listen on all interfaces" >&2
+            rm -f "$PRELOAD_LIB"
+            return 0
+        fi
+    fi
+    echo "$PRELOAD_LIB"
+}
+
 qmaster_up() { timeout 5 qconf -sh >/dev/null 2>&1; }
 
 start_qmaster() {
@@ -121,7 +147,7 @@ start_qmaster() {
         return 0
     fi
     say "starting sge_qmaster"
-    /etc/init.d/gridengine-master start >/dev/null || die "sge_qmaster did not start (see $QMASTER_LOG)"
+    LD_PRELOAD="$(loopback_preload)" /etc/init.d/gridengine-master start >/dev/null || die "sge_qmaster did not start (see $QMASTER_LOG)"
     local deadline=$((SECONDS + TIMEOUT))
     while [ $SECONDS -lt $deadline ]; do
         qmaster_up && return 0
@@ -166,7 +192,7 @@ start_execd() {
         return 0
     fi
     say "starting sge_execd"
-    /etc/init.d/gridengine-exec start >/dev/null \
+    LD_PRELOAD="$(loopback_preload)" /etc/init.d/gridengine-exec start >/dev/null \
         || die "sge_execd did not start (see /var/spool/gridengine/execd/$HOST/messages)"
 }
 
