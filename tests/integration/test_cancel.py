@@ -48,6 +48,32 @@ def test_shutdown_cancel_leaves_none_of_the_runners_jobs_queued(
     assert len(submitted.snapshot()) == 2, "the job waiting for a slot was submitted anyway"
 
 
+def test_job_cancel_removes_that_job_only(
+    scheduler: str,
+    make_runner: Callable[..., GridRunner],
+    submitted: SubmittedIds,
+    tmp_path: Path,
+) -> None:
+    """job.cancel() on a queued grid job takes it out of the queue; its sibling keeps running."""
+    runner = make_runner()
+    manager = JobManager(tmp_path / "jobs")
+    doomed, sibling = (SingleJob(name=n, runscript="sleep 120\n") for n in ("doomed", "sibling"))
+    results = [job.run(jobrunner=runner, jobmanager=manager) for job in (doomed, sibling)]
+    wait_for(lambda: len(runner.queued) == 2, "both jobs in the runner's queue")
+    ids = set(runner.queued)
+    wait_for(lambda: ids <= queue_ids(scheduler), "both jobs in the real queue")
+
+    doomed.cancel()
+    results[0].wait(timeout=PATIENCE)
+
+    assert results[0].status is JobStatus.CANCELLED
+    left = set(runner.queued)
+    assert len(left) == 1
+    assert left <= queue_ids(scheduler), "the sibling left the queue too"
+    assert not (ids - left) & queue_ids(scheduler), "the cancelled job is still queued"
+    assert not results[1].done
+
+
 USER_SCRIPT = textwrap.dedent(
     """
     import json, logging, sys, time

@@ -114,6 +114,23 @@ def test_folder_and_runflag_with_spaces(
         assert "JobName=my job\n" in shown or "JobName=my job " in shown
 
 
+def test_directives_in_the_runscript_still_reach_the_scheduler(
+    scheduler: str, make_runner: RunnerFactory, submitted: SubmittedIds, tmp_path: Path
+) -> None:
+    """``#SBATCH`` / ``#$`` lines written in runscript.pre are read by the scheduler."""
+    runner = make_runner()
+    if scheduler == "slurm":
+        directive, body = "#SBATCH --job-name=from_directive", 'echo "seen=[$SLURM_JOB_NAME]"\n'
+    else:
+        directive, body = "#$ -v MYVAR=from_directive", 'echo "seen=[$MYVAR]"\n'
+    job = SingleJob(name="directive", runscript=body)
+    job.settings.runscript.pre = directive
+    results = job.run(jobrunner=runner, jobmanager=JobManager(tmp_path / "jobs"))
+    assert results.wait(timeout=PATIENCE).ok, results.error
+    assert job.path is not None
+    assert (job.path / "directive.out").read_text().strip() == "seen=[from_directive]"
+
+
 def test_maxjobs_caps_the_runners_jobs_in_the_queue(
     scheduler: str, make_runner: RunnerFactory, submitted: SubmittedIds, tmp_path: Path
 ) -> None:
