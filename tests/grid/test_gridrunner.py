@@ -10,13 +10,16 @@ are exercised by tests/integration.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -28,7 +31,7 @@ from runner_settings import Settings
 TIMEOUT = 60.0
 
 FAKE = r"""
-import fcntl, json, os, signal, subprocess, sys
+import fcntl, json, os, signal, subprocess, sys, time
 state = os.environ["FAKE_SCHED_DIR"]
 name = os.path.basename(sys.argv[0])
 args = sys.argv[1:]
@@ -60,6 +63,11 @@ if name == "fsub":
         if os.environ.get("FAKE_SUBMIT") == "fail":
             print("fsub: error: Batch job submission failed: Invalid partition", file=sys.stderr)
             sys.exit(1)
+        gate = os.environ.get("FAKE_SUBMIT_GATE")
+        if gate:
+            open(gate + ".waiting", "w").close()
+            while not os.path.exists(gate):
+                time.sleep(0.01)
         if os.environ.get("FAKE_SUBMIT") == "noid":
             print("Welcome to the cluster")
             sys.exit(0)
@@ -100,7 +108,7 @@ elif name == "facct":
 
 
 @pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The fake scheduler's state folder; its commands are first on PATH."""
     state = tmp_path / "sched"
     state.mkdir()
@@ -111,7 +119,12 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_SCHED_DIR", str(state))
-    return state
+    yield state
+    # a failed test may leave fake jobs running: end their process groups
+    for pid_file in state.glob("*.pid"):
+        if not pid_file.with_suffix(".done").exists():
+            with contextlib.suppress(OSError, ValueError):
+                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
 
 
 def fake_scheme(**extra: Any) -> Settings:
@@ -383,3 +396,23 @@ def test_cancelling_one_job_removes_it_from_the_queue_only(fake: Path, tmp_path:
     assert not results[1].done
     gate.touch()
     assert results[1].wait(timeout=TIMEOUT).ok
+
+
+def test_a_job_submitted_while_the_runner_cancels_is_cancelled_once_its_id_is_known(
+    fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = tmp_path / "submit-gate"
+    monkeypatch.setenv("FAKE_SUBMIT_GATE", str(gate))
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.02)
+    job = SingleJob(name="late", runscript="sleep 600\n")
+    result = job.run(jobrunner=runner, jobmanager=JobManager(tmp_path / "w"))
+    wait_until((tmp_path / "submit-gate.waiting").exists)
+    shutdown = threading.Thread(target=runner.shutdown, kwargs={"timeout": TIMEOUT})
+    shutdown.start()
+    wait_until(lambda: runner._cancelling)
+    assert not (fake / "cancels.log").exists()  # nothing was queued when cancelling began
+    gate.touch()
+    shutdown.join(TIMEOUT)
+    assert not shutdown.is_alive()
+    assert result.status is JobStatus.CANCELLED
+    assert (fake / "cancels.log").read_text().split() == ["100"]
