@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from runner_core import JobManager, config
+from runner_core._runner import live_runners
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -15,12 +16,20 @@ if TYPE_CHECKING:
 
 @pytest.fixture(autouse=True)
 def _isolated_config() -> Iterator[None]:
-    """Each test starts from the default config with a short kill grace, and leaves it so."""
+    """Each test starts from the default config with a short kill grace, and leaves it so.
+
+    Runners the test made are shut down (cancelling) afterwards, so a failed test leaves
+    no job running for the exit hook to wait for.
+    """
     saved = dict(config)
+    before = {id(r) for r in live_runners()}
     config.kill_grace = 0.5
     config.default_jobrunner = None
     config.default_jobmanager = None
     yield
+    for runner in live_runners():
+        if id(runner) not in before:
+            runner.shutdown(cancel=True, timeout=10)
     config.clear()
     config.update(saved)
 

@@ -1,4 +1,4 @@
-"""Helpers for the runner_core tests: await a state, count waiters, a runner that blocks on a gate."""
+"""Helpers for the runner_core tests: await a state, count waiters, a runner with a gate."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def thread_waiters(runner: JobRunner) -> int:
 
 
 def join_job_threads() -> list[threading.Thread]:
-    """Join the runner's job threads (they end just after releasing their slot); return leftovers."""
+    """Join the job threads (they end just after freeing their slot); return those left."""
     for thread in threading.enumerate():
         if thread.name.startswith("runner:"):
             thread.join(TIMEOUT)

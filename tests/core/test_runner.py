@@ -149,7 +149,8 @@ def test_thread_cap_blocks_the_caller_until_a_thread_ends(manager: JobManager) -
     assert returned.wait(TIMEOUT)
     runner.wait(TIMEOUT)
     starter.join(TIMEOUT)
-    assert first.results.ok and second.results.ok
+    assert first.results.ok
+    assert second.results.ok
     assert runner.peak == 1
 
 
@@ -261,7 +262,7 @@ def test_super_call_takes_the_maxjobs_slot_once(manager: JobManager) -> None:
 
 
 def test_overriding_run_job_is_refused_at_class_creation() -> None:
-    with pytest.raises(TypeError, match="_run_job.*should not be overridden"):
+    with pytest.raises(TypeError, match=r"_run_job.*should not be overridden"):
 
         class Bad(JobRunner):
             def _run_job(self, job: Any, jobmanager: Any) -> None:  # type: ignore[override]
@@ -309,7 +310,8 @@ def test_shutdown_cancel_stops_running_and_waiting_jobs(manager: JobManager) -> 
     with pytest.raises(JobError, match="shut down"):
         late.run(runner, manager)
     assert late.results.status is JobStatus.CANCELLED
-    assert runner._slots.active == 0 and runner._threads.active == 0
+    assert runner._slots.active == 0
+    assert runner._threads.active == 0
     assert join_job_threads() == []
 
 
@@ -330,7 +332,8 @@ def test_shutdown_without_cancel_lets_jobs_finish(manager: JobManager) -> None:
     assert done.wait(TIMEOUT)
     closer.join(TIMEOUT)
     assert [j.results.status for j in jobs] == [JobStatus.SUCCESSFUL] * 2
-    assert runner.cancel_calls == 0 and not runner.cancelled
+    assert runner.cancel_calls == 0
+    assert not runner.cancelled
 
 
 def test_shutdown_wakes_a_caller_blocked_on_the_thread_cap(manager: JobManager) -> None:
@@ -368,12 +371,18 @@ def test_context_manager_waits_for_the_jobs(manager: JobManager) -> None:
 def test_context_manager_cancels_on_an_exception(manager: JobManager) -> None:
     runner = CancelRunner(parallel=True, maxjobs=1)
     jobs = _jobs(3)
-    with pytest.raises(KeyboardInterrupt), runner:
-        for job in jobs:
-            job.run(runner, manager)
-        wait_until(lambda: runner.active == 1, "one job in call")
-        raise KeyboardInterrupt
-    assert runner.cancelled and runner.cancel_calls == 1
+
+    def interrupted_block() -> None:
+        with runner:
+            for job in jobs:
+                job.run(runner, manager)
+            wait_until(lambda: runner.active == 1, "one job in call")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted_block()
+    assert runner.cancelled
+    assert runner.cancel_calls == 1
     assert [j.results.status for j in jobs] == [JobStatus.CANCELLED] * 3
 
 
@@ -421,7 +430,8 @@ def test_raising_call_fails_every_job_and_leaks_nothing(manager: JobManager) -> 
     for r in results:
         assert r.status is JobStatus.FAILED
         assert r.error is not None
-        assert "Boom: call exploded in" in r.error and "Traceback" in r.error
+        assert "Boom: call exploded in" in r.error
+        assert "Traceback" in r.error
         assert r.exit_code is None
         r.wait(0)  # every waiter is released
     assert runner._slots.active == 0
@@ -439,7 +449,8 @@ def test_failure_while_preparing_fails_the_job(tmp_path: Any) -> None:
     runner.wait(TIMEOUT)
     assert results.status is JobStatus.FAILED
     assert "Error" in (results.error or "")
-    assert runner._slots.active == 0 and runner._threads.active == 0
+    assert runner._slots.active == 0
+    assert runner._threads.active == 0
 
 
 def test_failure_while_finalizing_fails_the_job(manager: JobManager) -> None:
