@@ -233,7 +233,8 @@ def test_interpreter_exit_waits_for_parallel_jobs(tmp_path: Path) -> None:
         "import sys\n"
         "from runner_core import JobManager, JobRunner, SingleJob\n"
         "runner = JobRunner(parallel=True)\n"
-        "SingleJob('late', 'sleep 0.3; echo finished > marker').run(runner, JobManager(sys.argv[1]))\n"
+        "job = SingleJob('late', 'sleep 0.3; echo finished > marker')\n"
+        "job.run(runner, JobManager(sys.argv[1]))\n"
     )
     subprocess.run([sys.executable, str(script), str(tmp_path / "w")], check=True, timeout=TIMEOUT)
     assert (tmp_path / "w" / "late" / "marker").read_text() == "finished\n"

@@ -1,0 +1,231 @@
+"""The job layer: JobStatus, SingleJob (settings, runscript, files), Results, report_failure."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import threading
+from typing import TYPE_CHECKING
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.runner_helpers import TIMEOUT, GateRunner, wait_until
+from runner_core import (
+    JobError,
+    JobManager,
+    JobRunner,
+    JobStatus,
+    Results,
+    SingleJob,
+    config,
+    report_failure,
+)
+from runner_settings import Settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def test_status_values_and_done() -> None:
+    assert [s.name for s in JobStatus] == [
+        "CREATED",
+        "RUNNING",
+        "SUCCESSFUL",
+        "CRASHED",
+        "FAILED",
+        "CANCELLED",
+    ]
+    assert all(isinstance(s.value, str) for s in JobStatus)
+    assert [s.done for s in JobStatus] == [False, False, True, True, True, True]
+
+
+def test_default_settings() -> None:
+    job = SingleJob("a", "echo hi")
+    assert isinstance(job.settings, Settings)
+    assert job.settings.runscript.shebang == "#!/bin/sh"
+    assert job.settings.runscript.pre == ""
+    assert job.settings.runscript.post == ""
+    assert job.settings.runscript.stdout_redirect is False
+    assert job.settings.run == {}
+    assert job.path is None
+    assert job.out_path is None
+    assert job.err_path is None
+    assert job.runscript_name == "a.run"
+    assert job.results.status is JobStatus.CREATED
+    assert job.results.exit_code is None
+    assert job.results.elapsed is None
+
+
+def test_given_settings_merge_over_the_defaults_without_sharing() -> None:
+    mine = {"runscript": {"pre": "module load sim"}, "run": {"queue": "short"}}
+    job = SingleJob("a", settings=mine)
+    assert job.settings.runscript.pre == "module load sim"
+    assert job.settings.runscript.shebang == "#!/bin/sh"
+    assert job.settings.run.queue == "short"
+    job.settings.run.queue = "long"
+    assert mine["run"] == {"queue": "short"}
+    other = SingleJob("b")
+    assert other.settings.run == {}
+
+
+def test_full_runscript_parts_in_order() -> None:
+    job = SingleJob("x", "./simulate input.dat")
+    job.settings.runscript.shebang = "#!/bin/bash"
+    job.settings.runscript.pre = "module load sim"
+    job.settings.runscript.post = "echo done\n"
+    assert job.full_runscript() == (
+        "#!/bin/bash\nmodule load sim\n./simulate input.dat\necho done\n"
+    )
+
+
+def test_stdout_redirect_line_quotes_the_file_name() -> None:
+    job = SingleJob("it's", "echo hi", settings={"runscript": {"stdout_redirect": True}})
+    assert job.full_runscript() == "#!/bin/sh\nexec >'it'\\''s.out'\necho hi\n"
+
+
+def test_get_runscript_can_be_overridden(manager: JobManager) -> None:
+    class Counting(SingleJob):
+        def get_runscript(self) -> str:
+            return "exit 7"
+
+    job = Counting("c")
+    assert job.full_runscript().endswith("exit 7\n")
+    assert job.run(JobRunner(), manager).exit_code == 7
+
+
+@given(st.text(st.characters(blacklist_characters="/\0", blacklist_categories=["Cs"]), min_size=1))
+def test_any_file_name_is_a_valid_job_name(name: str) -> None:
+    if name in (".", ".."):
+        with pytest.raises(ValueError, match="cannot be used as a file name"):
+            SingleJob(name)
+    else:
+        assert SingleJob(name).runscript_name == name + ".run"
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "nul\0"])
+def test_bad_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="cannot be used as a file name"):
+        SingleJob(name)
+
+
+def test_non_string_name_is_refused() -> None:
+    with pytest.raises(TypeError, match="must be a str"):
+        SingleJob(3)  # type: ignore[arg-type]
+
+
+def test_files_are_written_executable_beside_out_and_err(manager: JobManager) -> None:
+    job = SingleJob("files", "echo out; echo err >&2")
+    results = job.run(JobRunner(), manager)
+    assert results.ok
+    assert job.path == manager.path / "files"
+    script = job.path / "files.run"
+    assert script.read_text() == job.full_runscript()
+    assert script.stat().st_mode & stat.S_IXUSR
+    assert job.out_path == job.path / "files.out"
+    assert job.err_path == job.path / "files.err"
+    assert job.out_path.read_text() == "out\n"
+    assert job.err_path.read_text() == "err\n"
+    assert sorted(os.listdir(job.path)) == ["files.err", "files.out", "files.run"]
+
+
+def test_results_status_codes_timing_and_repr(manager: JobManager) -> None:
+    runner = JobRunner()
+    good = SingleJob("good", "exit 0").run(runner, manager)
+    bad = SingleJob("bad", "exit 3").run(runner, manager)
+    assert isinstance(good, Results)
+    assert good.ok
+    assert good.done
+    assert good.exit_code == 0
+    assert good.error is None
+    assert not bad.ok
+    assert bad.status is JobStatus.CRASHED
+    assert bad.exit_code == 3
+    for r in (good, bad):
+        assert r.started_at is not None
+        assert r.finished_at is not None
+        assert r.started_at <= r.finished_at
+        assert r.elapsed == r.finished_at - r.started_at
+    assert "CRASHED" in repr(bad)
+    assert "'bad'" in repr(bad.job)
+
+
+def test_results_wait_times_out_then_returns_the_results(manager: JobManager) -> None:
+    runner = GateRunner(parallel=True)
+    results = SingleJob("w", "").run(runner, manager)
+    wait_until(lambda: results.status is JobStatus.RUNNING, "the job is in call")
+    assert results.elapsed is not None
+    with pytest.raises(TimeoutError, match="'w' has not ended"):
+        results.wait(timeout=0.01)
+    runner.gate.set()
+    assert results.wait(TIMEOUT) is results
+    assert results.ok
+
+
+def test_running_a_job_twice_is_refused(manager: JobManager) -> None:
+    job = SingleJob("once", "exit 0")
+    job.run(JobRunner(), manager)
+    with pytest.raises(JobError, match="already been run"):
+        job.run(JobRunner(), manager)
+
+
+def test_run_without_runner_or_manager_uses_the_config_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = SingleJob("d1", "exit 0").run()
+    runner = config.default_jobrunner
+    manager = config.default_jobmanager
+    assert isinstance(runner, JobRunner)
+    assert isinstance(manager, JobManager)
+    assert not runner.parallel
+    assert manager.path == tmp_path / "runner_workdir"
+    assert first.ok
+    SingleJob("d2", "exit 0").run()
+    assert config.default_jobrunner is runner
+    assert manager.jobs == [first.job, manager.jobs[1]]
+
+
+def test_a_configured_default_runner_is_used(manager: JobManager) -> None:
+    runner = GateRunner()
+    runner.gate.set()
+    config.default_jobrunner = runner
+    SingleJob("x", "").run(jobmanager=manager)
+    assert runner.calls == 1
+
+
+def test_report_failure_in_call_fails_the_job_keeping_the_exit_code(
+    manager: JobManager,
+) -> None:
+    class Reporting(JobRunner):
+        def call(
+            self, runscript: str, workdir: str, out: str | None, err: str, runflags: Settings
+        ) -> int:
+            report_failure("submit refused: no such queue")
+            return 1
+
+    results = SingleJob("r", "").run(Reporting(parallel=True), manager).wait(TIMEOUT)
+    assert results.status is JobStatus.FAILED
+    assert results.error == "submit refused: no such queue"
+    assert results.exit_code == 1
+
+
+def test_report_failure_outside_a_job_only_logs(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="runner_core"):
+        report_failure("nothing to fail")
+    assert "nothing to fail" in caplog.text
+
+
+def test_run_from_many_threads_gives_each_job_its_own_folder(manager: JobManager) -> None:
+    runner = JobRunner(parallel=True, maxjobs=3)
+    jobs = [SingleJob("same", "exit 0") for _ in range(12)]
+    threads = [threading.Thread(target=job.run, args=(runner, manager)) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(TIMEOUT)
+    runner.wait(TIMEOUT)
+    assert all(j.results.ok for j in jobs)
+    assert len({j.path for j in jobs}) == 12
