@@ -78,9 +78,10 @@ def _build_parser() -> argparse.ArgumentParser:
         parents=[verbosity],
         help="run each SCRIPT as a job in its own folder and summarise the results",
         description=(
-            "Run each SCRIPT as a job in its own folder under --workdir, show progress on "
-            "stderr and print a summary on stdout. Exit status: 0 when every job succeeded, "
-            "1 when any job did not, 2 for a usage error, 130 after Ctrl-C (jobs cancelled)."
+            "Run each SCRIPT as a job in its own folder under --workdir, show progress on\n"
+            "stderr and print a summary on stdout.\n\n"
+            "Exit status: 0 when every job succeeded, 1 when any job did not, 2 for a\n"
+            "usage error (nothing ran), 130 after Ctrl-C (every job cancelled)."
         ),
         epilog=(
             "Example: runner run --parallel --maxjobs 4 --workdir work jobs/*.sh\n"
@@ -105,7 +106,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--grid",
-        metavar="NAME",
+        metavar="NAME|auto",
         help=(
             "submit to a scheduler through runner_grid.GridRunner: slurm, pbs, sge or auto "
             "(needs runner-core[grid]; jobs are always submitted in parallel)"
