@@ -115,7 +115,10 @@ def main() -> int:
     except json.JSONDecodeError as exc:
         _check(False, f"--json printed JSON ({exc}): {quiet.stdout[:200]!r}", problems)
     else:
-        _check_json(document, problems)
+        try:
+            _check_json(document, problems)
+        except (KeyError, TypeError, AttributeError) as exc:
+            _check(False, f"--json printed the documented shape (missing {exc})", problems)
 
     if problems:
         print(f"\ndemo: FAILED, {len(problems)} promise(s) not kept; stderr of the JSON run:")
