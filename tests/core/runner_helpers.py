@@ -32,7 +32,7 @@ def slot_waiters(runner: JobRunner) -> int:
 
 def thread_waiters(runner: JobRunner) -> int:
     """How many callers wait for a thread slot."""
-    return len(runner._threads._cond._waiters)  # type: ignore[attr-defined]
+    return len(runner._thread_cond._waiters)  # type: ignore[attr-defined]
 
 
 def join_job_threads() -> list[threading.Thread]:

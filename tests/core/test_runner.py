@@ -90,7 +90,7 @@ def test_observed_concurrency_is_min_of_maxjobs_maxthreads_and_jobs(
             # and the starter waits for a thread when there are more jobs than threads
             return (
                 runner.active == expected
-                and runner._threads.active == alive
+                and runner._alive == alive
                 and slot_waiters(runner) == alive - expected
                 and (thread_waiters(runner) == 1) == (njobs > alive)
             )
@@ -104,7 +104,7 @@ def test_observed_concurrency_is_min_of_maxjobs_maxthreads_and_jobs(
     assert runner.calls == njobs
     assert [j.results.status for j in jobs] == [JobStatus.SUCCESSFUL] * njobs
     assert runner._slots.active == 0
-    assert runner._threads.active == 0
+    assert runner._alive == 0
 
 
 def test_serial_runs_in_the_callers_thread_one_at_a_time(manager: JobManager) -> None:
@@ -311,7 +311,7 @@ def test_shutdown_cancel_stops_running_and_waiting_jobs(manager: JobManager) -> 
         late.run(runner, manager)
     assert late.results.status is JobStatus.CANCELLED
     assert runner._slots.active == 0
-    assert runner._threads.active == 0
+    assert runner._alive == 0
     assert join_job_threads() == []
 
 
@@ -435,7 +435,7 @@ def test_raising_call_fails_every_job_and_leaks_nothing(manager: JobManager) -> 
         assert r.exit_code is None
         r.wait(0)  # every waiter is released
     assert runner._slots.active == 0
-    assert runner._threads.active == 0
+    assert runner._alive == 0
     assert runner._pending == 0
     assert join_job_threads() == []
 
@@ -450,7 +450,7 @@ def test_failure_while_preparing_fails_the_job(tmp_path: Any) -> None:
     assert results.status is JobStatus.FAILED
     assert "Error" in (results.error or "")
     assert runner._slots.active == 0
-    assert runner._threads.active == 0
+    assert runner._alive == 0
 
 
 def test_failure_while_finalizing_fails_the_job(manager: JobManager) -> None:

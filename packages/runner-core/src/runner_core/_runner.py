@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from runner_settings import Settings
 
     P = ParamSpec("P")
+    _Task = tuple[Callable[..., None], tuple[Any, ...], dict[str, Any]]
 
 T = TypeVar("T")
 R = TypeVar("R", bound="JobRunner")
@@ -113,16 +114,29 @@ def _limit(func: Callable[Concatenate[R, P], T]) -> Callable[Concatenate[R, P], 
     return limited
 
 
-def _thread_main(
-    runner: JobRunner, func: Callable[..., None], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> None:
-    try:
-        func(runner, *args, **kwargs)
-    except BaseException:
-        _logger().exception("unexpected error in a job thread of %r", runner)
-    finally:
-        runner._threads.release()
-        runner._task_end()
+def _thread_main(runner: JobRunner, task: _Task) -> None:
+    """Body of a job thread: run the task, then any task a blocked caller hands over."""
+    cond = runner._thread_cond
+    while True:
+        func, args, kwargs = task
+        try:
+            func(runner, *args, **kwargs)
+        except BaseException:
+            _logger().exception("unexpected error in a job thread of %r", runner)
+        finally:
+            runner._task_end()
+        with cond:
+            handed = runner._handoff
+            if handed is not None and not runner._closed and runner._alive <= runner._maxthreads:
+                # A caller is blocked on the thread cap: take its task instead of ending
+                # and letting it start a new thread (same cap, one thread start saved).
+                runner._handoff = None
+                cond.notify_all()
+                task = handed
+                continue
+            runner._alive -= 1
+            cond.notify_all()
+            return
 
 
 def _in_limited_thread(
@@ -131,9 +145,10 @@ def _in_limited_thread(
     """Decorate a runner method to run in a thread of its own when the runner is parallel.
 
     At most `maxthreads` such threads are alive per runner; past that the caller
-    blocks until one ends. The thread is a daemon thread when `config.daemon_threads`
-    is true. A serial runner runs the method in the caller's thread. Every call counts
-    as a task of the runner until it returns (what `wait()` waits for).
+    blocks until one is free (a thread that finishes takes the blocked caller's task
+    over rather than ending). Threads are daemon threads when `config.daemon_threads`
+    is true. A serial runner runs the method in the caller's thread. Every call
+    counts as a task of the runner until it returns (what `wait()` waits for).
     """
     thread_name = "runner:" + func.__name__
 
@@ -147,17 +162,20 @@ def _in_limited_thread(
                 self._task_end()
             return
         try:
-            if not self._threads.acquire(self._thread_limit, self._is_closed):
-                raise JobError(self._closed_message())
+            task: _Task = (func, args, kwargs)
+            if not self._claim_thread(task):
+                return  # a running job thread has taken the task over
             try:
                 threading.Thread(
                     target=_thread_main,
-                    args=(self, func, args, kwargs),
+                    args=(self, task),
                     name=thread_name,
                     daemon=bool(config.get("daemon_threads", True)),
                 ).start()
             except BaseException:
-                self._threads.release()
+                with self._thread_cond:
+                    self._alive -= 1
+                    self._thread_cond.notify_all()
                 raise
         except BaseException:
             self._task_end()
@@ -225,7 +243,9 @@ class JobRunner(metaclass=_MetaRunner):
         self._closed = False
         self._cancelled = False
         self._slots = _Slots()
-        self._threads = _Slots()
+        self._thread_cond = threading.Condition(threading.Lock())
+        self._alive = 0  # job threads alive
+        self._handoff: Optional[_Task] = None  # a blocked caller's task, for a thread to take
         self._tls = threading.local()
         self._procs: set[Popen[Any]] = set()
         self.parallel = parallel
@@ -272,23 +292,52 @@ class JobRunner(metaclass=_MetaRunner):
     @maxthreads.setter
     def maxthreads(self, value: int) -> None:
         self._maxthreads = _check_count("maxthreads", value, 1)
-        self._threads.wake_all()
+        if hasattr(self, "_thread_cond"):
+            with self._thread_cond:
+                self._thread_cond.notify_all()
 
     def _job_limit(self) -> int:
         return self._maxjobs if self._parallel else 0
 
-    def _thread_limit(self) -> int:
-        return self._maxthreads
+    def _claim_thread(self, task: _Task) -> bool:
+        """Reserve a new job thread (True), or hand `task` to a finishing one (False).
 
-    def _is_closed(self) -> bool:
-        return self._closed
+        Blocks while `maxthreads` threads are alive and another task waits to be taken.
+
+        Raises:
+            JobError: the runner was shut down meanwhile.
+        """
+        cond = self._thread_cond
+        with cond:
+            while True:
+                if self._closed:
+                    raise JobError(self._closed_message())
+                if self._alive < self._maxthreads:
+                    self._alive += 1
+                    return True
+                if self._handoff is None:
+                    break
+                cond.wait()
+            self._handoff = task
+            try:
+                while self._handoff is task:
+                    if self._closed:
+                        raise JobError(self._closed_message())
+                    cond.wait()
+            except BaseException:
+                if self._handoff is task:
+                    self._handoff = None
+                cond.notify_all()
+                raise
+            return False
 
     def _closed_message(self) -> str:
         return f"{self!r} has been shut down and takes no new jobs; create a new runner"
 
     def _wake_waiters(self) -> None:
         self._slots.wake_all()
-        self._threads.wake_all()
+        with self._thread_cond:
+            self._thread_cond.notify_all()
 
     # --- bookkeeping of tasks and processes ----------------------------------------
 
@@ -476,6 +525,7 @@ _hooks_lock = threading.Lock()
 _hooks_installed = False
 _interrupted = False
 _previous_excepthook: Optional[Callable[..., Any]] = None
+_previous_sigint: Any = None
 
 
 def live_runners() -> list[JobRunner]:
@@ -503,17 +553,39 @@ def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> N
 
 
 def _at_exit() -> None:
-    if _interrupted or not config.get("wait_at_exit", True):
-        return
     try:
-        for runner in live_runners():
-            runner.wait()
+        if _interrupted:
+            cancel_all_runners()
+        elif config.get("wait_at_exit", True):
+            for runner in live_runners():
+                runner.wait()
     except KeyboardInterrupt:
         cancel_all_runners()
 
 
+def _on_sigint(signum: int, frame: Any) -> None:
+    """SIGINT handler wrapper: notices a Ctrl-C that lands while the interpreter exits.
+
+    Between the end of the main script and the exit hooks, Python swallows a
+    KeyboardInterrupt (it only reports it as "ignored"). A SIGINT that arrives while
+    no code of `__main__` is on the stack is such a case: remember it, so the exit
+    hook cancels instead of waiting.
+    """
+    global _interrupted
+    f = frame
+    while f is not None and f.f_globals.get("__name__") != "__main__":
+        f = f.f_back
+    if f is None:
+        _interrupted = True
+    handler = _previous_sigint
+    if callable(handler):
+        handler(signum, frame)
+    else:
+        raise KeyboardInterrupt
+
+
 def _register(runner: JobRunner) -> None:
-    global _hooks_installed, _previous_excepthook
+    global _hooks_installed, _previous_excepthook, _previous_sigint
     with _hooks_lock:
         _live.add(runner)
         if _hooks_installed:
@@ -524,3 +596,10 @@ def _register(runner: JobRunner) -> None:
     _previous_excepthook = sys.excepthook
     sys.excepthook = _excepthook
     atexit.register(_at_exit)
+    if threading.current_thread() is threading.main_thread():
+        import signal
+
+        current = signal.getsignal(signal.SIGINT)
+        if current is signal.default_int_handler:  # leave a handler of the user's alone
+            _previous_sigint = current
+            signal.signal(signal.SIGINT, _on_sigint)
