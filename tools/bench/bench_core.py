@@ -17,7 +17,7 @@ from pathlib import Path
 
 N_JOBS = 2000
 N_SCALE = 10_000
-ROUNDS = 3
+ROUNDS = 4
 TARGET_RATIO = 1.3
 TARGET_IMPORT_MS = 30.0
 SCRIPT = "#!/bin/sh\nexit 0\n"
@@ -25,6 +25,13 @@ SCRIPT = "#!/bin/sh\nexit 0\n"
 
 def mark(ok: bool) -> str:
     return "PASS" if ok else "OVER"
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its reaped children so far."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def baseline(root: Path, n: int) -> float:
@@ -41,7 +48,12 @@ def baseline(root: Path, n: int) -> float:
             for attempt in range(1, 41):
                 try:
                     return subprocess.run(
-                        [str(script)], cwd=folder, stdout=out, stderr=err, start_new_session=True
+                        [str(script)],
+                        cwd=folder,
+                        stdout=out,
+                        stderr=err,
+                        start_new_session=True,
+                        check=False,
                     ).returncode
                 except OSError as exc:  # ETXTBSY: a concurrent fork holds a write fd
                     if exc.errno != errno.ETXTBSY:
@@ -64,7 +76,9 @@ def with_runner(root: Path, n: int) -> float:
     start = time.perf_counter()
     runner = JobRunner(parallel=True, maxjobs=2)
     manager = JobManager(root)
-    results = [SingleJob("job", "exit 0").run(jobrunner=runner, jobmanager=manager) for _ in range(n)]
+    results = [
+        SingleJob("job", "exit 0").run(jobrunner=runner, jobmanager=manager) for _ in range(n)
+    ]
     runner.wait()
     elapsed = time.perf_counter() - start
     bad = [r for r in results if not r.ok]
@@ -75,13 +89,20 @@ def with_runner(root: Path, n: int) -> float:
 def overhead() -> None:
     print(f"== local overhead: {N_JOBS} trivial jobs, maxjobs=2, best of {ROUNDS} ==")
     best_base = best_run = float("inf")
+    cpu = {"baseline": float("inf"), "runner": float("inf")}
     with tempfile.TemporaryDirectory(prefix="bench_core_") as tmp:
         for r in range(ROUNDS):
             for label, fn in (("baseline", baseline), ("runner", with_runner)):
                 root = Path(tmp) / f"{label}{r}"
+                c0 = cpu_seconds()
                 t = fn(root, N_JOBS)
+                used = cpu_seconds() - c0
                 shutil.rmtree(root)
-                print(f"  round {r + 1} {label:8s} {t / N_JOBS * 1e3:.3f} ms/job")
+                cpu[label] = min(cpu[label], used)
+                print(
+                    f"  round {r + 1} {label:8s} {t / N_JOBS * 1e3:.3f} ms/job wall, "
+                    f"{used / N_JOBS * 1e3:.3f} ms/job CPU (process + children)"
+                )
                 if label == "baseline":
                     best_base = min(best_base, t)
                 else:
@@ -90,6 +111,12 @@ def overhead() -> None:
     print(f"  baseline ThreadPoolExecutor(2)+subprocess.run: {best_base / N_JOBS * 1e3:.3f} ms/job")
     print(f"  JobRunner(parallel=True, maxjobs=2):            {best_run / N_JOBS * 1e3:.3f} ms/job")
     print(f"  ratio {ratio:.2f}x (target <= {TARGET_RATIO}x) {mark(ratio <= TARGET_RATIO)}")
+    cpu_ratio = cpu["runner"] / cpu["baseline"]
+    print(
+        f"  CPU per job: baseline {cpu['baseline'] / N_JOBS * 1e3:.3f} ms, runner "
+        f"{cpu['runner'] / N_JOBS * 1e3:.3f} ms, ratio {cpu_ratio:.2f}x (less noisy on a busy machine)"
+    )
+    print(f"  load average now: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 
 
 def scale(maxthreads: int) -> None:
@@ -159,7 +186,8 @@ def import_time() -> None:
     bare = min(wall("pass") for _ in range(15))
     loaded = min(wall("import runner_core") for _ in range(15))
     extra = (loaded - bare) * 1e3
-    print(f"  -X importtime cumulative runner_core: {cumulative:.1f} ms {mark(cumulative < TARGET_IMPORT_MS)}")
+    ok = mark(cumulative < TARGET_IMPORT_MS)
+    print(f"  -X importtime cumulative runner_core: {cumulative:.1f} ms {ok}")
     print(
         f"  wall: python -c pass {bare * 1e3:.1f} ms, -c 'import runner_core' "
         f"{loaded * 1e3:.1f} ms, extra {extra:.1f} ms {mark(extra < TARGET_IMPORT_MS)}"
