@@ -114,7 +114,8 @@ def overhead() -> None:
     cpu_ratio = cpu["runner"] / cpu["baseline"]
     print(
         f"  CPU per job: baseline {cpu['baseline'] / N_JOBS * 1e3:.3f} ms, runner "
-        f"{cpu['runner'] / N_JOBS * 1e3:.3f} ms, ratio {cpu_ratio:.2f}x (less noisy on a busy machine)"
+        f"{cpu['runner'] / N_JOBS * 1e3:.3f} ms, ratio {cpu_ratio:.2f}x "
+        "(less noisy than wall time on a busy machine)"
     )
     print(f"  load average now: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 
