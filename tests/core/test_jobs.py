@@ -81,6 +81,14 @@ def test_full_runscript_parts_in_order() -> None:
     )
 
 
+def test_stdout_redirect_keeps_scheduler_directives_before_the_first_command() -> None:
+    settings = {"runscript": {"stdout_redirect": True, "pre": "#SBATCH -t 5\n\n#$ -N x"}}
+    job = SingleJob("sim", "#PBS -l nodes=1\necho hi\n", settings=settings)
+    assert job.full_runscript() == (
+        "#!/bin/sh\n#SBATCH -t 5\n\n#$ -N x\n#PBS -l nodes=1\nexec >'sim.out'\necho hi\n"
+    )
+
+
 def test_stdout_redirect_line_quotes_the_file_name() -> None:
     job = SingleJob("it's", "echo hi", settings={"runscript": {"stdout_redirect": True}})
     assert job.full_runscript() == "#!/bin/sh\nexec >'it'\\''s.out'\necho hi\n"

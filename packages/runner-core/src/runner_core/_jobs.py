@@ -279,20 +279,28 @@ class SingleJob:
         return self.runscript
 
     def full_runscript(self) -> str:
-        """Return the whole runscript: shebang, stdout redirection, pre, body, post.
+        """Return the whole runscript: shebang, pre, body, post.
 
         With `settings.runscript.stdout_redirect` the script sends its own stdout to
-        `<name>.out` (an `exec >` line right after the shebang, so the shebang must
-        name a POSIX shell).
+        `<name>.out` through an `exec >` line (so the shebang must name a POSIX shell).
+        That line goes after the leading comment lines, because schedulers read
+        directives such as `#SBATCH`, `#$` and `#PBS` only up to the first command.
         """
         rs = self.settings["runscript"]
         parts = [str(rs.get("shebang", "#!/bin/sh")).rstrip("\n"), "\n"]
-        if rs.get("stdout_redirect"):
-            parts.append("exec >" + _shell_quote(self.name + ".out") + "\n")
         for chunk in (rs.get("pre", ""), self.get_runscript(), rs.get("post", "")):
             if chunk:
                 parts.append(chunk if chunk.endswith("\n") else chunk + "\n")
-        return "".join(parts)
+        if not rs.get("stdout_redirect"):
+            return "".join(parts)
+        lines = "".join(parts).splitlines(keepends=True)
+        first_command = 1
+        while first_command < len(lines) and (
+            not lines[first_command].strip() or lines[first_command].lstrip().startswith("#")
+        ):
+            first_command += 1
+        redirect = "exec >" + _shell_quote(self.name + ".out") + "\n"
+        return "".join([*lines[:first_command], redirect, *lines[first_command:]])
 
     def run(
         self,
