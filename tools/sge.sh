@@ -39,22 +39,9 @@ TIMEOUT="${SGE_START_TIMEOUT:-90}"
 HOST="$(hostname)"
 QMASTER_LOG=/var/spool/gridengine/qmaster/messages
 
-say() { echo "sge.sh: $*"; }
-die() {
-    echo "sge.sh: error: $*" >&2
-    exit 1
-}
-
-need_root() {
-    [ "$(id -u)" -eq 0 ] || die "run me as root (installing packages and starting daemons need it)"
-}
-
-missing_packages() {
-    local p
-    for p in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
-    done
-}
+SCRIPT_NAME=sge.sh
+# shellcheck source=schedulers/common.sh
+source "$HERE/schedulers/common.sh"
 
 do_install() {
     need_root
@@ -64,15 +51,12 @@ do_install() {
         say "packages already installed"
         return 0
     fi
-    say "installing: $missing"
     for p in gridengine-common "${PACKAGES[@]}"; do
         printf '%s shared/gridengineconfig boolean true\n' "$p"
         printf '%s shared/gridenginecell string default\n' "$p"
         printf '%s shared/gridenginemaster string %s\n' "$p" "$HOST"
     done | debconf-set-selections
-    # policy-rc.d may refuse to start the daemons during install: that is fine, `start` does it.
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing \
-        || die "apt-get install $missing failed (run 'apt-get update' first?)"
+    apt_install "$missing"
 }
 
 # A template without its comment lines (qconf's file parser does not take comments).

@@ -21,22 +21,9 @@ CONF=/etc/slurm/slurm.conf
 PACKAGES=(slurmctld slurmd slurm-client munge)
 TIMEOUT="${SLURM_START_TIMEOUT:-90}"
 
-say() { echo "slurm.sh: $*"; }
-die() {
-    echo "slurm.sh: error: $*" >&2
-    exit 1
-}
-
-need_root() {
-    [ "$(id -u)" -eq 0 ] || die "run me as root (installing packages and starting daemons need it)"
-}
-
-missing_packages() {
-    local p
-    for p in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
-    done
-}
+SCRIPT_NAME=slurm.sh
+# shellcheck source=schedulers/common.sh
+source "$HERE/schedulers/common.sh"
 
 do_install() {
     need_root
@@ -46,10 +33,7 @@ do_install() {
         say "packages already installed"
         return 0
     fi
-    say "installing: $missing"
-    # policy-rc.d may refuse to start services during install: that is fine, `start` does it.
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing \
-        || die "apt-get install $missing failed (run 'apt-get update' first?)"
+    apt_install "$missing"
 }
 
 munge_ok() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
