@@ -26,13 +26,17 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = TIMEOU
 
 
 def slot_waiters(runner: JobRunner) -> int:
-    """How many threads wait for a maxjobs slot (CPython's Condition keeps them in _waiters)."""
-    return len(runner._slots._cond._waiters)  # type: ignore[attr-defined]
+    """How many jobs wait for a maxjobs slot: queued ones, and calls blocked on a slot.
+
+    (CPython's Condition keeps its waiting threads in _waiters.)
+    """
+    with runner._cond:
+        return len(runner._queue) + len(runner._slot_waiters._waiters)  # type: ignore[attr-defined]
 
 
 def thread_waiters(runner: JobRunner) -> int:
-    """How many callers wait for a thread slot."""
-    return len(runner._thread_cond._waiters)  # type: ignore[attr-defined]
+    """How many callers are blocked on the maxthreads cap."""
+    return len(runner._room._waiters)  # type: ignore[attr-defined]
 
 
 def join_job_threads() -> list[threading.Thread]:

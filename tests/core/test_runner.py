@@ -83,18 +83,19 @@ def test_observed_concurrency_is_min_of_maxjobs_maxthreads_and_jobs(
         # past maxthreads job.run() blocks, so the jobs are started from a thread of their own
         starter = threading.Thread(target=lambda: [j.run(runner, manager) for j in jobs])
         starter.start()
-        alive = min(maxthreads, njobs)
+        taken = min(maxthreads, njobs)  # past maxthreads taken jobs, run() blocks
 
         def settled() -> bool:
-            # every job that has a thread is either inside call or waiting for a slot,
-            # and the starter waits for a thread when there are more jobs than threads
+            # a job thread exists only for a job that holds a slot (so it is in call);
+            # the other taken jobs wait in the queue, and the starter waits for room
+            # when there are more jobs than maxthreads
             if runner.peak > expected:
                 return True  # the limit is broken: fail at once below
             return (
                 runner.active == expected
-                and runner._alive == alive
-                and slot_waiters(runner) == alive - expected
-                and (thread_waiters(runner) == 1) == (njobs > alive)
+                and runner._alive == expected
+                and slot_waiters(runner) == taken - expected
+                and (thread_waiters(runner) == 1) == (njobs > taken)
             )
 
         wait_until(settled, "every job in call, waiting for a slot or for a thread")
@@ -105,8 +106,33 @@ def test_observed_concurrency_is_min_of_maxjobs_maxthreads_and_jobs(
     assert runner.peak == expected
     assert runner.calls == njobs
     assert [j.results.status for j in jobs] == [JobStatus.SUCCESSFUL] * njobs
-    assert runner._slots.active == 0
+    assert runner._active == 0
     assert runner._alive == 0
+
+
+def test_queued_jobs_run_first_come_first_served_on_reused_threads(manager: JobManager) -> None:
+    order: list[str] = []
+    alive: set[int] = set()
+
+    class Recorder(JobRunner):
+        def call(
+            self, runscript: str, workdir: str, out: str | None, err: str, runflags: Settings
+        ) -> int:
+            order.append(runscript)
+            alive.add(self._alive)
+            return 0
+
+    runner = Recorder(parallel=True, maxjobs=1)
+    jobs = _jobs(12)
+    for job in jobs:
+        job.run(runner, manager)
+    runner.wait(TIMEOUT)
+    assert order == [j.runscript_name for j in jobs]
+    assert [j.results.status for j in jobs] == [JobStatus.SUCCESSFUL] * 12
+    # one slot: only the thread of the job in call exists, however many are queued
+    assert alive == {1}
+    assert runner._alive == 0
+    assert join_job_threads() == []
 
 
 def test_serial_runs_in_the_callers_thread_one_at_a_time(manager: JobManager) -> None:
@@ -244,9 +270,9 @@ def test_super_call_takes_the_maxjobs_slot_once(manager: JobManager) -> None:
         def call(
             self, runscript: str, workdir: str, out: str | None, err: str, runflags: Settings
         ) -> int:
-            seen.append(self._slots.active)
+            seen.append(self._active)
             code = super().call(runscript, workdir, out, err, runflags)
-            seen.append(self._slots.active)
+            seen.append(self._active)
             return code
 
     class Outermost(Outer):
@@ -260,7 +286,7 @@ def test_super_call_takes_the_maxjobs_slot_once(manager: JobManager) -> None:
     runner.wait(TIMEOUT)  # with maxjobs=1 a second acquire would deadlock here
     assert seen == [1] * 6
     assert [r.exit_code for r in results] == [1, 1, 1]
-    assert runner._slots.active == 0
+    assert runner._active == 0
 
 
 def test_overriding_run_job_is_refused_at_class_creation() -> None:
@@ -312,7 +338,7 @@ def test_shutdown_cancel_stops_running_and_waiting_jobs(manager: JobManager) -> 
     with pytest.raises(JobError, match="shut down"):
         late.run(runner, manager)
     assert late.results.status is JobStatus.CANCELLED
-    assert runner._slots.active == 0
+    assert runner._active == 0
     assert runner._alive == 0
     assert join_job_threads() == []
 
@@ -436,7 +462,7 @@ def test_raising_call_fails_every_job_and_leaks_nothing(manager: JobManager) -> 
         assert "Traceback" in r.error
         assert r.exit_code is None
         r.wait(0)  # every waiter is released
-    assert runner._slots.active == 0
+    assert runner._active == 0
     assert runner._alive == 0
     assert runner._pending == 0
     assert join_job_threads() == []
@@ -451,7 +477,7 @@ def test_failure_while_preparing_fails_the_job(tmp_path: Any) -> None:
     runner.wait(TIMEOUT)
     assert results.status is JobStatus.FAILED
     assert "Error" in (results.error or "")
-    assert runner._slots.active == 0
+    assert runner._active == 0
     assert runner._alive == 0
 
 

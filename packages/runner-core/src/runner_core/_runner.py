@@ -8,6 +8,7 @@ import threading
 import time
 import types
 import weakref
+from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from runner_core._config import config
@@ -29,43 +30,6 @@ T = TypeVar("T")
 R = TypeVar("R", bound="JobRunner")
 
 
-class _Slots:
-    """A counter of users of something whose limit may change at any time.
-
-    A BoundedSemaphore has its size fixed at creation; here the limit is asked for
-    on every acquire, so a new `maxjobs` or `maxthreads` applies to whoever comes next.
-    """
-
-    __slots__ = ("_cond", "active")
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self.active = 0
-
-    def acquire(self, limit: Callable[[], int], stop: Callable[[], bool]) -> bool:
-        """Take a slot (limit() <= 0: no limit); False, taking nothing, once stop() is true."""
-        with self._cond:
-            while True:
-                if stop():
-                    # this waiter may have used up a notify meant for a slot: pass it on
-                    self._cond.notify()
-                    return False
-                n = limit()
-                if n <= 0 or self.active < n:
-                    self.active += 1
-                    return True
-                self._cond.wait()
-
-    def release(self) -> None:
-        with self._cond:
-            self.active -= 1
-            self._cond.notify()
-
-    def wake_all(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
-
-
 class _NotStarted(Exception):
     """The job was cancelled while it waited for its maxjobs slot."""
 
@@ -74,10 +38,11 @@ def _limit(func: Callable[Concatenate[R, P], T]) -> Callable[Concatenate[R, P], 
     """Decorate a runner method so that at most `maxjobs` calls run at once.
 
     The slot is counted per thread: a `call` that calls `super().call()` (itself
-    limited) takes one slot, not two. A job whose runner or which itself was
-    cancelled while it waited for a slot does not run (its `call` raises an internal
-    exception that ends the job CANCELLED). On entering, the job of the calling
-    thread becomes RUNNING.
+    limited) takes one slot, not two. A job thread of a parallel runner already
+    holds the slot its job was given (see `_in_limited_thread`) and uses that one.
+    A job whose runner or which itself was cancelled while it waited for a slot
+    does not run (its `call` raises an internal exception that ends the job
+    CANCELLED). On entering, the job of the calling thread becomes RUNNING.
     """
     if getattr(func, "__runner_limited__", False):
         return func
@@ -99,7 +64,11 @@ def _limit(func: Callable[Concatenate[R, P], T]) -> Callable[Concatenate[R, P], 
         def stop() -> bool:
             return self._cancelled or (results is not None and results._cancel_requested)
 
-        if not self._slots.acquire(self._job_limit, stop):
+        reserved = getattr(tls, "reserved", False)
+        if reserved:
+            if stop():
+                raise _NotStarted
+        elif not self._acquire_slot(stop):
             raise _NotStarted
         tls.depth = 1
         try:
@@ -108,49 +77,53 @@ def _limit(func: Callable[Concatenate[R, P], T]) -> Callable[Concatenate[R, P], 
             return func(self, *args, **kwargs)
         finally:
             tls.depth = 0
-            self._slots.release()
+            if not reserved:
+                self._release_slot()
 
     limited.__runner_limited__ = True  # type: ignore[attr-defined]
     return limited
 
 
-def _thread_main(runner: JobRunner, task: _Task) -> None:
-    """Body of a job thread: run the task, then any task a blocked caller hands over."""
-    cond = runner._thread_cond
+def _thread_main(runner: JobRunner, task: _Task, reserved: bool) -> None:
+    """Body of a job thread: run tasks from the runner's queue until none is ready.
+
+    `reserved` tells whether the task comes with a maxjobs slot taken for it (it
+    does unless the job was cancelled before it got one).
+    """
+    tls = runner._tls
     while True:
         func, args, kwargs = task
+        tls.reserved = reserved
         try:
             func(runner, *args, **kwargs)
         except BaseException:
             _logger().exception("unexpected error in a job thread of %r", runner)
         finally:
-            runner._task_end()
-        with cond:
-            handed = runner._handoff
-            if handed is not None and not runner._closed and runner._alive <= runner._maxthreads:
-                # A caller is blocked on the thread cap: take its task instead of ending
-                # and letting it start a new thread (same cap, one thread start saved).
-                runner._handoff = None
-                cond.notify_all()
-                task = handed
-                continue
-            runner._alive -= 1
-            cond.notify_all()
+            tls.reserved = False
+            try:
+                nxt = runner._next_task(reserved)
+            finally:
+                runner._task_end()
+        if nxt is None:
             return
+        task, reserved = nxt
 
 
 def _in_limited_thread(
     func: Callable[Concatenate[R, P], None],
 ) -> Callable[Concatenate[R, P], None]:
-    """Decorate a runner method to run in a thread of its own when the runner is parallel.
+    """Decorate a runner method to run in a job thread when the runner is parallel.
 
-    At most `maxthreads` such threads are alive per runner; past that the caller
-    blocks until one is free (a thread that finishes takes the blocked caller's task
-    over rather than ending). Threads are daemon threads when `config.daemon_threads`
-    is true. A serial runner runs the method in the caller's thread. Every call
-    counts as a task of the runner until it returns (what `wait()` waits for).
+    A parallel runner puts the call in its queue (FIFO) and returns at once. A job
+    thread takes it when a `maxjobs` slot is free, holding that slot for the whole
+    task; a thread that finishes a task takes the next ready one instead of ending,
+    so threads are started only when no thread is free, and at most `maxthreads`
+    are alive. At most `maxthreads` tasks are taken at once (queued or in a thread):
+    past that the caller blocks until one ends. Threads are daemon threads when
+    `config.daemon_threads` is true. A serial runner runs the method in the
+    caller's thread. Every call counts as a task of the runner until it returns
+    (what `wait()` waits for).
     """
-    thread_name = "runner:" + func.__name__
 
     @functools.wraps(func)
     def threaded(self: R, /, *args: P.args, **kwargs: P.kwargs) -> None:
@@ -162,26 +135,22 @@ def _in_limited_thread(
                 self._task_end()
             return
         try:
-            task: _Task = (func, args, kwargs)
-            if not self._claim_thread(task):
-                return  # a running job thread has taken the task over
-            try:
-                threading.Thread(
-                    target=_thread_main,
-                    args=(self, task),
-                    name=thread_name,
-                    daemon=bool(config.get("daemon_threads", True)),
-                ).start()
-            except BaseException:
-                with self._thread_cond:
-                    self._alive -= 1
-                    self._thread_cond.notify_all()
-                raise
+            self._enqueue((func, args, kwargs))
         except BaseException:
             self._task_end()
             raise
 
     return threaded
+
+
+_THREAD_NAME = "runner:_run_job"
+
+
+def _task_cancelled(task: _Task) -> bool:
+    """True when the task is a job's (first argument a job) and that job was cancelled."""
+    args = task[1]
+    results = getattr(args[0], "results", None) if args else None
+    return bool(getattr(results, "_cancel_requested", False))
 
 
 class _MetaRunner(type):
@@ -216,18 +185,23 @@ def _check_count(name: str, value: object, minimum: int) -> int:
 
 
 class JobRunner(metaclass=_MetaRunner):
-    """Runs jobs on this machine, in the caller's thread or a thread per job.
+    """Runs jobs on this machine, in the caller's thread or in job threads.
 
     A serial runner (parallel=False) runs each job in the thread that calls
-    `job.run()`. A parallel runner starts a thread per job, at most `maxthreads`
-    alive at once (`job.run()` blocks past that), and lets at most `maxjobs` calls
-    run at once (0: no limit; ignored when serial). All three may be changed at any
-    time and apply to the jobs that start afterwards.
+    `job.run()`. A parallel runner queues the job and returns at once; jobs leave
+    the queue first come, first served, each into a job thread when a `maxjobs`
+    slot is free (0: no limit; ignored when serial), so at most `maxjobs` calls run
+    at once. A job thread that ends a job takes the next ready one, so threads are
+    started only when none is free, and at most `maxthreads` are alive. At most
+    `maxthreads` jobs are taken at once (queued or in a thread): past that,
+    `job.run()` blocks until one ends. All three may be changed at any time and
+    apply to the jobs that start afterwards.
 
     Args:
-        parallel: run every job in its own thread.
+        parallel: run the jobs in job threads, `job.run()` returning at once.
         maxjobs: the most `call`s running at once; 0 for no limit.
-        maxthreads: the most job threads alive at once.
+        maxthreads: the most job threads alive at once, and the most jobs taken at
+            once (queued or running) before `job.run()` blocks.
 
     Raises:
         TypeError: a value of the wrong type (parallel must be a bool; maxjobs and
@@ -242,10 +216,13 @@ class JobRunner(metaclass=_MetaRunner):
         self._pending = 0
         self._closed = False
         self._cancelled = False
-        self._slots = _Slots()
-        self._thread_cond = threading.Condition(threading.Lock())
+        self._cond = threading.Lock()
+        self._slot_waiters = threading.Condition(self._cond)  # limited calls wanting a slot
+        self._room = threading.Condition(self._cond)  # callers blocked on maxthreads
+        self._active = 0  # maxjobs slots taken
+        self._queue: deque[_Task] = deque()  # tasks waiting for a slot, first come first
+        self._free: deque[_Task] = deque()  # tasks of cancelled jobs: no slot needed
         self._alive = 0  # job threads alive
-        self._handoff: Optional[_Task] = None  # a blocked caller's task, for a thread to take
         self._tls = threading.local()
         self._procs: set[Popen[Any]] = set()
         self.parallel = parallel
@@ -271,8 +248,8 @@ class JobRunner(metaclass=_MetaRunner):
         if not isinstance(value, bool):
             raise TypeError(f"parallel must be True or False, not {type(value).__name__} {value!r}")
         self._parallel = value
-        if hasattr(self, "_slots"):
-            self._slots.wake_all()
+        if hasattr(self, "_maxthreads"):  # not while __init__ runs
+            self._wake_waiters()
 
     @property
     def maxjobs(self) -> int:
@@ -282,62 +259,159 @@ class JobRunner(metaclass=_MetaRunner):
     @maxjobs.setter
     def maxjobs(self, value: int) -> None:
         self._maxjobs = _check_count("maxjobs", value, 0)
-        self._slots.wake_all()
+        if hasattr(self, "_maxthreads"):  # not while __init__ runs
+            self._wake_waiters()
 
     @property
     def maxthreads(self) -> int:
-        """The most job threads alive at once (settable)."""
+        """The most job threads alive, and jobs taken (queued or running), at once (settable)."""
         return self._maxthreads
 
     @maxthreads.setter
     def maxthreads(self, value: int) -> None:
         self._maxthreads = _check_count("maxthreads", value, 1)
-        if hasattr(self, "_thread_cond"):
-            with self._thread_cond:
-                self._thread_cond.notify_all()
+        self._wake_waiters()
 
     def _job_limit(self) -> int:
         return self._maxjobs if self._parallel else 0
 
-    def _claim_thread(self, task: _Task) -> bool:
-        """Reserve a new job thread (True), or hand `task` to a finishing one (False).
+    # --- scheduling: slots, the queue and the job threads ----------------------------
+    #
+    # One lock (self._cond) guards: _active (maxjobs slots taken), _queue (tasks waiting
+    # for a slot), _free (tasks of cancelled jobs: they need a thread but no slot) and
+    # _alive (job threads). After every change the runner hands out what it can, so a
+    # task waits in the queue only while no slot or no thread may be had.
 
-        Blocks while `maxthreads` threads are alive and another task waits to be taken.
+    def _slot_free(self) -> bool:
+        n = self._job_limit()
+        return n <= 0 or self._active < n
+
+    def _acquire_slot(self, stop: Callable[[], bool]) -> bool:
+        """Take a slot for a limited call outside a job thread; False once stop() is true."""
+        with self._cond:
+            while True:
+                if stop():
+                    # this waiter may have used up a notify meant for a slot: pass it on
+                    self._slot_waiters.notify()
+                    return False
+                if self._slot_free():
+                    self._active += 1
+                    return True
+                self._slot_waiters.wait()
+
+    def _release_slot(self) -> None:
+        with self._cond:
+            self._active -= 1
+            self._slot_waiters.notify()
+            starts = self._dispatch()
+        self._start_threads(starts)
+
+    def _dispatch(self) -> list[tuple[_Task, bool]]:
+        """Hand ready tasks to new threads (lock held); return them to be started."""
+        starts: list[tuple[_Task, bool]] = []
+        while self._alive < self._maxthreads:
+            if self._free:
+                starts.append((self._free.popleft(), False))
+            elif self._queue and self._slot_free():
+                self._active += 1
+                starts.append((self._queue.popleft(), True))
+            else:
+                break
+            self._alive += 1
+        return starts
+
+    def _next_task(self, reserved: bool) -> Optional[tuple[_Task, bool]]:
+        """A job thread ended a task: free its slot; return its next task, or None to end."""
+        with self._cond:
+            if reserved:
+                self._active -= 1
+                self._slot_waiters.notify()
+            self._room.notify()  # one task fewer taken: a blocked caller may go on
+            if self._alive <= self._maxthreads:
+                if self._free:
+                    return self._free.popleft(), False
+                if self._queue and self._slot_free():
+                    self._active += 1
+                    return self._queue.popleft(), True
+            self._alive -= 1
+            return None
+
+    def _enqueue(self, task: _Task) -> None:
+        """Queue a task; block while `maxthreads` tasks are taken.
 
         Raises:
             JobError: the runner was shut down meanwhile.
         """
-        cond = self._thread_cond
+        cond = self._cond
         with cond:
-            while True:
-                if self._closed:
-                    raise JobError(self._closed_message())
-                if self._alive < self._maxthreads:
-                    self._alive += 1
-                    return True
-                if self._handoff is None:
-                    break
-                cond.wait()
-            self._handoff = task
             try:
-                while self._handoff is task:
+                while True:
                     if self._closed:
                         raise JobError(self._closed_message())
-                    cond.wait()
+                    if self._alive + len(self._queue) + len(self._free) < self._maxthreads:
+                        break
+                    self._room.wait()
             except BaseException:
-                if self._handoff is task:
-                    self._handoff = None
-                cond.notify_all()
+                self._room.notify()  # pass on a notify this caller may have used up
                 raise
-            return False
+            # a job cancelled before it got here needs no slot
+            (self._free if _task_cancelled(task) else self._queue).append(task)
+            starts = self._dispatch()
+        self._start_threads(starts, task)
+
+    def _start_threads(self, starts: list[tuple[_Task, bool]], own: Optional[_Task] = None) -> None:
+        """Start a thread per task; on failure put the task back, and raise for `own`."""
+        for i, (task, reserved) in enumerate(starts):
+            try:
+                threading.Thread(
+                    target=_thread_main,
+                    args=(self, task, reserved),
+                    name=_THREAD_NAME,
+                    daemon=bool(config.get("daemon_threads", True)),
+                ).start()
+            except BaseException:
+                with self._cond:
+                    for task_left, reserved_left in starts[i:]:
+                        self._alive -= 1
+                        if reserved_left:
+                            self._active -= 1
+                        if task_left is not own:
+                            (self._queue if reserved_left else self._free).appendleft(task_left)
+                    if own is not None:
+                        # the caller's task is dropped: its run() raises
+                        for pending in (self._queue, self._free):
+                            if own in pending:
+                                pending.remove(own)
+                    self._room.notify()
+                if own is None:
+                    _logger().exception("could not start a job thread of %r", self)
+                    return
+                raise
 
     def _closed_message(self) -> str:
         return f"{self!r} has been shut down and takes no new jobs; create a new runner"
 
     def _wake_waiters(self) -> None:
-        self._slots.wake_all()
-        with self._thread_cond:
-            self._thread_cond.notify_all()
+        """Re-check every waiter after a change of limits or a cancellation.
+
+        Tasks of cancelled jobs (all of them once the runner is cancelled) leave the
+        queue for `_free`: they get a thread without waiting for a slot, and end
+        CANCELLED at once.
+        """
+        with self._cond:
+            if self._queue:
+                if self._cancelled:
+                    self._free.extend(self._queue)
+                    self._queue.clear()
+                else:
+                    keep: deque[_Task] = deque()
+                    for task in self._queue:
+                        (self._free if _task_cancelled(task) else keep).append(task)
+                    self._queue = keep
+            self._slot_waiters.notify_all()
+            self._room.notify_all()
+            starts = self._dispatch()
+        self._start_threads(starts)
 
     # --- bookkeeping of tasks and processes ----------------------------------------
 
@@ -479,14 +553,20 @@ class JobRunner(metaclass=_MetaRunner):
 
     # --- one job's life --------------------------------------------------------------
 
-    @_in_limited_thread
     def _run_job(self, job: SingleJob, jobmanager: JobManager) -> None:
-        """Prepare, call and finalize one job; any exception ends it FAILED.
+        """Run one job: now when serial, in a job thread when parallel. Not to be overridden.
 
-        Runs in its own thread when the runner is parallel. Must not be overridden.
+        The job knows its runner from here on, so `job.cancel()` reaches a job that
+        still waits in the queue.
         """
+        with _state_lock:
+            job.results._runner = self
+        self._job_life(job, jobmanager)
+
+    @_in_limited_thread
+    def _job_life(self, job: SingleJob, jobmanager: JobManager) -> None:
+        """Prepare, call and finalize one job; any exception ends it FAILED."""
         results = job.results
-        results._runner = self
         previous = getattr(_current, "results", None)
         _current.results = results
         try:
