@@ -157,7 +157,7 @@ def scale(maxthreads: int) -> None:
         f"  maxthreads={maxthreads}: {ok}/{N_SCALE} ok in {elapsed:.1f} s, "
         f"tracemalloc peak {peak / 2**20:.1f} MiB ({peak / N_SCALE / 1024:.2f} KiB/job), "
         f"ru_maxrss +{(rss1 - rss0) / 1024:.1f} MiB, peak threads {peak_threads} "
-        f"(cap {maxthreads} + main + sampler)"
+        f"(job threads: at most maxjobs=2 of the cap {maxthreads}; + main + sampler)"
     )
 
 
