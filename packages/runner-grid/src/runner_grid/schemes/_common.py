@@ -1,12 +1,13 @@
-"""Small pieces the predefined schemes share: the current user's name and id normalisation."""
+"""Small pieces the predefined schemes share: the current user, id normalisation, id lookup."""
 
 from __future__ import annotations
 
 import getpass
 import os
 import re
+from typing import Optional
 
-__all__ = ["base_id", "current_user"]
+__all__ = ["base_id", "current_user", "last_id"]
 
 _LEADING_DIGITS = re.compile(r"\d+")
 
@@ -36,3 +37,24 @@ def base_id(jobid: str) -> str:
     """
     match = _LEADING_DIGITS.match(jobid)
     return match.group(0) if match else jobid
+
+
+def last_id(output: str, *patterns: re.Pattern[str]) -> Optional[str]:
+    """Return group 1 of the last line of `output` that one of `patterns` matches.
+
+    Submit commands print the id last; site wrappers may print banners before it, so the
+    search runs from the end.
+
+    Args:
+        output: everything the submit command wrote to standard output.
+        *patterns: tried in order on each line; group 1 holds the id.
+
+    Returns:
+        The id, or None when no line matches (never an empty string).
+    """
+    for line in reversed(output.splitlines()):
+        for pattern in patterns:
+            match = pattern.match(line)
+            if match and match.group(1):
+                return match.group(1)
+    return None

@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any, Optional
 
 from runner_grid._command import batch_commands
-from runner_grid.schemes._common import base_id
+from runner_grid.schemes._common import base_id, last_id
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,11 +46,7 @@ def getid(output: str) -> Optional[str]:
     Returns:
         The id as printed, or None when the output holds none.
     """
-    for line in reversed(output.splitlines()):
-        match = _ID.match(line)
-        if match:
-            return match.group(1)
-    return None
+    return last_id(output, _ID)
 
 
 def check_commands(ids: Sequence[str]) -> list[list[str]]:

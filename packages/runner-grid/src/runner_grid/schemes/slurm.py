@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any, Optional
 
 from runner_grid._command import MAX_COMMAND_CHARS, batch_commands
-from runner_grid.schemes._common import base_id, current_user
+from runner_grid.schemes._common import base_id, current_user, last_id
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -64,11 +64,7 @@ def getid(output: str) -> Optional[str]:
     Returns:
         The id (digits only), or None when the output holds none.
     """
-    for line in reversed(output.splitlines()):
-        match = _SUBMITTED.match(line) or _PARSABLE.match(line)
-        if match:
-            return match.group(1)
-    return None
+    return last_id(output, _SUBMITTED, _PARSABLE)
 
 
 def check_commands(ids: Sequence[str]) -> list[list[str]]:
