@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 from runner_settings import Settings
 
@@ -38,29 +38,28 @@ Keys:
 _defaults_lock = threading.Lock()
 
 
+def _default(key: str, make: Callable[[], Any]) -> Any:
+    """Return `config[key]`, storing `make()` there first if it is None (once, under a lock)."""
+    value = config.get(key)
+    if value is None:
+        with _defaults_lock:
+            value = config.get(key)
+            if value is None:
+                value = config[key] = make()
+    return value
+
+
 def default_jobrunner() -> JobRunner:
     """Return `config.default_jobrunner`, creating a serial `JobRunner()` on first use."""
-    runner: JobRunner | None = config.get("default_jobrunner")
-    if runner is None:
-        with _defaults_lock:
-            runner = config.get("default_jobrunner")
-            if runner is None:
-                from runner_core._runner import JobRunner
+    from runner_core._runner import JobRunner
 
-                runner = JobRunner()
-                config["default_jobrunner"] = runner
+    runner: JobRunner = _default("default_jobrunner", JobRunner)
     return runner
 
 
 def default_jobmanager() -> JobManager:
     """Return `config.default_jobmanager`, creating a `JobManager()` on first use."""
-    manager: JobManager | None = config.get("default_jobmanager")
-    if manager is None:
-        with _defaults_lock:
-            manager = config.get("default_jobmanager")
-            if manager is None:
-                from runner_core._manager import JobManager
+    from runner_core._manager import JobManager
 
-                manager = JobManager()
-                config["default_jobmanager"] = manager
+    manager: JobManager = _default("default_jobmanager", JobManager)
     return manager
