@@ -6,21 +6,10 @@
 # 2 minutes. Pending jobs are made by disabling the queue (`qmod -d all.q`) for a moment.
 set -uo pipefail
 
-DATA="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/sge"
-WORK="$(mktemp -d /tmp/record-sge.XXXXXX)"
+SCHEDULER=sge
+# shellcheck source=record_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/record_common.sh"
 HOST="$(hostname)"
-mkdir -p "$DATA"
-rm -f "$DATA"/*.stdout "$DATA"/*.stderr "$DATA"/*.rc
-cd "$WORK" || exit 1
-printf '| case | command |\n|---|---|\n' >"$DATA/CASES.md"
-
-rec() {
-    local name="$1"
-    shift
-    printf '| %s | `%s` |\n' "$name" "$*" >>"$DATA/CASES.md"
-    "$@" >"$DATA/$name.stdout" 2>"$DATA/$name.stderr"
-    echo $? >"$DATA/$name.rc"
-}
 in_qstat() { qstat -u '*' 2>/dev/null | awk 'NR>2 {print $1}' | grep -qx "$1"; }
 state_of() { qstat -u '*' 2>/dev/null | awk -v id="$1" 'NR>2 && $1==id {print $5; exit}'; }
 wait_running() {

@@ -6,20 +6,9 @@
 # 7 minutes: the last cases wait until slurmctld has purged a finished job (MinJobAge=300).
 set -uo pipefail
 
-DATA="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/slurm"
-WORK="$(mktemp -d /tmp/record-slurm.XXXXXX)"
-mkdir -p "$DATA"
-rm -f "$DATA"/*.stdout "$DATA"/*.stderr "$DATA"/*.rc
-cd "$WORK" || exit 1
-printf '| case | command |\n|---|---|\n' >"$DATA/CASES.md"
-
-rec() {
-    local name="$1"
-    shift
-    printf '| %s | `%s` |\n' "$name" "$*" >>"$DATA/CASES.md"
-    "$@" >"$DATA/$name.stdout" 2>"$DATA/$name.stderr"
-    echo $? >"$DATA/$name.rc"
-}
+SCHEDULER=slurm
+# shellcheck source=record_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/record_common.sh"
 state_of() { scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | head -n1; }
 wait_state() { # wait_state ID STATE...: until the job's state is one of the given
     local id="$1" i s
