@@ -14,13 +14,22 @@ from runner_core import JobRunner, report_failure
 from runner_core._jobs import current_results
 from runner_grid._command import batch_commands, build_submit_argv, format_command, split_command
 from runner_grid._detect import detect_scheme
-from runner_grid._poller import CheckFailed, QueuePoller, SchemeCheck, query_env, run_query
+from runner_grid._poller import (
+    CheckFailed,
+    QueuePoller,
+    SchemeCheck,
+    query_env,
+    query_timeout,
+    run_query,
+)
 from runner_grid._wrapper import DIRECTIVE_PREFIXES, read_exitcode, write_wrapper
 from runner_grid.schemes import SCHEMES
 from runner_settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from runner_core import Results
 
 __all__ = ["GridRunner"]
 
@@ -62,6 +71,11 @@ def missing_keys(scheme: Mapping[str, Any]) -> list[str]:
 
 
 _MISSING = object()
+
+
+def _job_cancelled(results: Optional[Results]) -> bool:
+    """True when `results` belongs to a job cancelled on its own (``job.cancel()``)."""
+    return results is not None and results._cancel_requested
 
 
 def _seconds(name: str, value: object) -> float:
@@ -114,7 +128,7 @@ class GridRunner(JobRunner):
         step = _seconds("sleepstep", sleepstep)
         self.settings: Settings = scheme
         self._grid_lock = threading.Lock()
-        self._queued: dict[str, Any] = {}  # job id -> the job's Results (None outside a job)
+        self._queued: dict[str, Optional[Results]] = {}  # job id -> Results, None outside a job
         self._cancel_sent: set[str] = set()
         self._cancelling = False
         self._stop = threading.Event()
@@ -219,7 +233,7 @@ class GridRunner(JobRunner):
         results = current_results()
         with self._grid_lock:
             self._queued[jobid] = results
-            cancelling = self._cancelling or bool(getattr(results, "_cancel_requested", False))
+            cancelling = self._cancelling or _job_cancelled(results)
         if cancelling:
             self._cancel_ids([jobid])
         try:
@@ -278,7 +292,7 @@ class GridRunner(JobRunner):
         queries = commands.get("exitcode")
         parse = commands.get("parse_exitcode")
         results = current_results()
-        cancelled = self.cancelled or bool(getattr(results, "_cancel_requested", False))
+        cancelled = self.cancelled or _job_cancelled(results)
         wait = 0.0 if cancelled else float(self.settings.get("exitcode_wait") or 0)
         deadline = time.monotonic() + wait
         delay = 0.25
@@ -308,7 +322,7 @@ class GridRunner(JobRunner):
 
     def _query_exitcode(self, jobid: str, queries: Sequence[Any], parse: Any) -> Optional[int]:
         env = query_env(self.settings)
-        timeout = float(self.settings.get("check_timeout") or 60)
+        timeout = query_timeout(self.settings)
         for query in queries:
             argv = split_command(query, "commands.exitcode")
             try:
@@ -345,7 +359,7 @@ class GridRunner(JobRunner):
             ids = [
                 jobid
                 for jobid, results in self._queued.items()
-                if getattr(results, "_cancel_requested", False) and jobid not in self._cancel_sent
+                if _job_cancelled(results) and jobid not in self._cancel_sent
             ]
         if ids:
             self._cancel_ids(ids)
@@ -367,10 +381,11 @@ class GridRunner(JobRunner):
         else:
             argvs = batch_commands(split_command(cancel, "commands.cancel"), ids)
         env = query_env(self.settings)
+        timeout = query_timeout(self.settings)
         for argv in argvs:
             command = format_command(argv)
             try:
-                proc = run_query(argv, env, float(self.settings.get("check_timeout") or 60))
+                proc = run_query(argv, env, timeout)
             except CheckFailed as exc:
                 logger.error("could not cancel jobs: %s", exc)
                 continue

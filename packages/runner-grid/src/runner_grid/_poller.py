@@ -14,7 +14,10 @@ from runner_grid.schemes._common import base_id
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
 
-__all__ = ["CheckFailed", "QueuePoller", "SchemeCheck", "query_env", "run_query"]
+__all__ = ["CheckFailed", "QueuePoller", "SchemeCheck", "query_env", "query_timeout", "run_query"]
+
+#: Seconds a check, cancel or exit-code query may run when the scheme sets no check_timeout.
+DEFAULT_QUERY_TIMEOUT = 60.0
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,11 @@ def query_env(scheme: Mapping[str, Any]) -> dict[str, str]:
         for k, v in os.environ.items()
         if k not in exact and not (prefixes and k.startswith(prefixes))
     }
+
+
+def query_timeout(scheme: Mapping[str, Any]) -> float:
+    """Return the seconds a scheduler query may run: ``check_timeout``, 60 when unset."""
+    return float(scheme.get("check_timeout") or DEFAULT_QUERY_TIMEOUT)
 
 
 def run_query(
@@ -118,7 +126,7 @@ class SchemeCheck:
         commands = scheme["commands"]
         running: Callable[[str], Any] = commands["running"]
         check_error = commands.get("check_error")
-        timeout = float(scheme.get("check_timeout") or 60)
+        timeout = query_timeout(scheme)
         env = query_env(scheme)
         queued: set[str] = set()
         for argv in check_argvs(scheme, ids):
