@@ -524,3 +524,88 @@ def test_serial_keyboard_interrupt_cancels_the_job_and_propagates(manager: JobMa
         job.run(Interrupted(), manager)
     assert job.results.status is JobStatus.CANCELLED
     assert job.results.wait(0) is job.results
+
+
+# --- a Ctrl-C or a failure while a job thread starts --------------------------------
+#
+# Fake: `Thread.start()` is patched to raise. It stands for a Ctrl-C that lands in the
+# main thread while start() waits for its new thread to come up (CI saw the counters go
+# to -1 and shutdown() hang when it landed after the thread was running), and for an
+# out-of-threads RuntimeError, which a test cannot provoke safely.
+
+
+def _start_raising(
+    monkeypatch: pytest.MonkeyPatch, exc: BaseException, after_start: bool, times: int = 1
+) -> list[int]:
+    """Make the next `times` starts of job threads raise `exc`, before or after starting."""
+    original = threading.Thread.start
+    raised: list[int] = []
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name != "runner:_run_job" or len(raised) >= times:
+            original(thread)
+            return
+        raised.append(1)
+        if after_start:
+            original(thread)
+        raise exc
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    return raised
+
+
+@pytest.mark.parametrize("after_start", [True, False], ids=["thread-running", "no-thread"])
+def test_ctrl_c_while_a_job_thread_starts_leaks_no_count(
+    monkeypatch: pytest.MonkeyPatch, manager: JobManager, after_start: bool
+) -> None:
+    runner = GateRunner(parallel=True, maxjobs=1)
+    first = SingleJob("first", "").run(runner, manager)
+    wait_until(lambda: runner.calls == 1, "the first job is in call")
+    _start_raising(monkeypatch, KeyboardInterrupt(), after_start)
+    waiting = SingleJob("waiting", "")
+    waiting.run(runner, manager)  # queued: no slot, so no thread starts yet
+    with pytest.raises(KeyboardInterrupt):
+        runner.maxjobs = 2  # hands `waiting` a thread, and that start is interrupted
+    runner.gate.set()
+    runner.wait(TIMEOUT)
+    assert first.status is JobStatus.SUCCESSFUL
+    # a thread that came up runs the job; one that never did leaves it queued, and the
+    # first job's thread takes it once that job ends
+    assert waiting.results.status is JobStatus.SUCCESSFUL
+    assert (runner._pending, runner._alive, runner._active) == (0, 0, 0)
+    runner.shutdown(cancel=True, timeout=TIMEOUT)
+    assert join_job_threads() == []
+
+
+@pytest.mark.parametrize("after_start", [True, False], ids=["thread-running", "no-thread"])
+def test_ctrl_c_in_run_while_its_thread_starts(
+    monkeypatch: pytest.MonkeyPatch, manager: JobManager, after_start: bool
+) -> None:
+    runner = GateRunner(parallel=True)
+    runner.gate.set()
+    _start_raising(monkeypatch, KeyboardInterrupt(), after_start)
+    job = SingleJob("interrupted", "")
+    with pytest.raises(KeyboardInterrupt):
+        job.run(runner, manager)
+    runner.wait(TIMEOUT)  # returns: the task is counted once, whoever ended it
+    assert job.results.status is JobStatus.CANCELLED
+    assert runner.calls == 0  # the job never reached call, even with its thread running
+    assert (runner._pending, runner._alive, runner._active) == (0, 0, 0)
+    assert join_job_threads() == []
+    later = SingleJob("later", "").run(runner, manager)  # the runner still works
+    assert later.wait(TIMEOUT).status is JobStatus.SUCCESSFUL
+
+
+def test_a_thread_that_cannot_start_fails_only_the_run_that_needed_it(
+    monkeypatch: pytest.MonkeyPatch, manager: JobManager
+) -> None:
+    runner = GateRunner(parallel=True)
+    runner.gate.set()
+    _start_raising(monkeypatch, RuntimeError("can't start new thread"), after_start=False)
+    job = SingleJob("no thread", "")
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        job.run(runner, manager)
+    assert job.results.status is JobStatus.FAILED
+    runner.wait(TIMEOUT)
+    assert (runner._pending, runner._alive, runner._active) == (0, 0, 0)
+    assert SingleJob("next", "").run(runner, manager).wait(TIMEOUT).ok

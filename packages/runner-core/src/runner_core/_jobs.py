@@ -160,7 +160,9 @@ class Results:
         Raises:
             TimeoutError: the timeout passed before the job ended.
         """
-        if not self._event.wait(timeout):
+        from runner_core._waiting import wait_event
+
+        if not wait_event(self._event, timeout):
             raise TimeoutError(
                 f"job {self.job.name!r} has not ended within {timeout} s "
                 f"(status {self.status.name}); wait longer or cancel it"
@@ -347,6 +349,8 @@ class SingleJob:
 
                 self.results._finish(JobStatus.FAILED, error=traceback.format_exc())
             else:
+                # a Ctrl-C may land after a job thread took the job: make sure it stops
+                self.cancel()
                 self.results._finish(JobStatus.CANCELLED, error=f"not run: {exc!r}")
             raise
         return self.results

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from runner_core._config import config
 from runner_core._jobs import _state_lock, current_results, report_failure
+from runner_core._waiting import wait_process
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -98,7 +99,7 @@ def run_local(runner: JobRunner, runscript: str, workdir: str, out: Optional[str
     results = current_results()
     runner._track_process(proc, results)
     try:
-        return proc.wait()
+        return wait_process(proc)
     except BaseException:
         # Ctrl-C in a serial run lands here, in the thread that waits: take the job's
         # process tree down with us.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from runner_core._config import config
 from runner_core._jobs import JobError, JobStatus, _current, _logger, _state_lock
+from runner_core._waiting import wait_slice
 
 if TYPE_CHECKING:
     from subprocess import Popen
@@ -84,12 +85,39 @@ def _limit(func: Callable[Concatenate[R, P], T]) -> Callable[Concatenate[R, P], 
     return limited
 
 
-def _thread_main(runner: JobRunner, task: _Task, reserved: bool) -> None:
+# States of a _Claim: the first task of a new job thread belongs to the thread once
+# CLAIMED, and stays with its starter if the starter marked it ABANDONED first.
+_UNCLAIMED, _CLAIMED, _ABANDONED = 0, 1, 2
+
+
+class _Claim:
+    """Who owns the first task of a job thread being started: the thread or its starter.
+
+    `Thread.start()` can raise after the new thread is already running (a Ctrl-C
+    lands in the main thread while `start()` waits for the thread to come up). The
+    starter then cannot tell from outside whether the thread will run the task. So
+    the thread claims its task under the runner's lock before touching it, and a
+    starter that got an exception abandons the claim under the same lock: exactly
+    one of them runs the task and does its bookkeeping.
+    """
+
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state = _UNCLAIMED
+
+
+def _thread_main(runner: JobRunner, task: _Task, reserved: bool, claim: _Claim) -> None:
     """Body of a job thread: run tasks from the runner's queue until none is ready.
 
     `reserved` tells whether the task comes with a maxjobs slot taken for it (it
-    does unless the job was cancelled before it got one).
+    does unless the job was cancelled before it got one). The thread first claims
+    its task (see `_Claim`) and ends at once if its starter gave up on it.
     """
+    with runner._cond:
+        if claim.state == _ABANDONED:
+            return
+        claim.state = _CLAIMED
     tls = runner._tls
     while True:
         func, args, kwargs = task
@@ -134,11 +162,7 @@ def _in_limited_thread(
             finally:
                 self._task_end()
             return
-        try:
-            self._enqueue((func, args, kwargs))
-        except BaseException:
-            self._task_end()
-            raise
+        self._enqueue((func, args, kwargs))  # on failure it ends the task itself
 
     return threaded
 
@@ -297,7 +321,7 @@ class JobRunner(metaclass=_MetaRunner):
                 if self._slot_free():
                     self._active += 1
                     return True
-                self._slot_waiters.wait()
+                self._slot_waiters.wait(wait_slice(None))
 
     def _release_slot(self) -> None:
         with self._cond:
@@ -337,7 +361,10 @@ class JobRunner(metaclass=_MetaRunner):
             return None
 
     def _enqueue(self, task: _Task) -> None:
-        """Queue a task; block while `maxthreads` tasks are taken.
+        """Queue a task (counted by `_task_begin`); block while `maxthreads` tasks are taken.
+
+        When this raises, the task is either dropped and counted as ended, or (a Ctrl-C
+        while its thread was starting) already running in its thread.
 
         Raises:
             JobError: the runner was shut down meanwhile.
@@ -350,9 +377,10 @@ class JobRunner(metaclass=_MetaRunner):
                         raise JobError(self._closed_message())
                     if self._alive + len(self._queue) + len(self._free) < self._maxthreads:
                         break
-                    self._room.wait()
+                    self._room.wait(wait_slice(None))
             except BaseException:
                 self._room.notify()  # pass on a notify this caller may have used up
+                self._task_end()
                 raise
             # a job cancelled before it got here needs no slot
             (self._free if _task_cancelled(task) else self._queue).append(task)
@@ -360,33 +388,56 @@ class JobRunner(metaclass=_MetaRunner):
         self._start_threads(starts, task)
 
     def _start_threads(self, starts: list[tuple[_Task, bool]], own: Optional[_Task] = None) -> None:
-        """Start a thread per task; on failure put the task back, and raise for `own`."""
+        """Start a thread per task (taken from the queue by `_dispatch`).
+
+        If a start fails, the tasks not yet in a thread go back to the queue, except
+        `own` (the caller's task, from `_enqueue`): unless a thread runs it already,
+        it is dropped and counted as ended, and the error propagates to the caller.
+        A failure with no `own` is logged; a KeyboardInterrupt or SystemExit always
+        propagates.
+        """
         for i, (task, reserved) in enumerate(starts):
+            claim = _Claim()
             try:
                 threading.Thread(
                     target=_thread_main,
-                    args=(self, task, reserved),
+                    args=(self, task, reserved, claim),
                     name=_THREAD_NAME,
                     daemon=bool(config.get("daemon_threads", True)),
                 ).start()
-            except BaseException:
-                with self._cond:
-                    for task_left, reserved_left in starts[i:]:
-                        self._alive -= 1
-                        if reserved_left:
-                            self._active -= 1
-                        if task_left is not own:
-                            (self._queue if reserved_left else self._free).appendleft(task_left)
-                    if own is not None:
-                        # the caller's task is dropped: its run() raises
-                        for pending in (self._queue, self._free):
-                            if own in pending:
-                                pending.remove(own)
-                    self._room.notify()
-                if own is None:
+            except BaseException as exc:
+                self._undo_starts(starts, i, claim, own)
+                if own is None and isinstance(exc, Exception):
                     _logger().exception("could not start a job thread of %r", self)
                     return
                 raise
+
+    def _undo_starts(
+        self, starts: list[tuple[_Task, bool]], failed: int, claim: _Claim, own: Optional[_Task]
+    ) -> None:
+        """Give back what `_dispatch` took for the tasks of `starts` that got no thread."""
+        with self._cond:
+            if claim.state == _CLAIMED:  # start() raised after its thread took the task
+                failed += 1
+            else:
+                claim.state = _ABANDONED
+            left = starts[failed:]
+            for task_left, reserved_left in reversed(left):  # back in their order
+                self._alive -= 1
+                if reserved_left:
+                    self._active -= 1
+                if task_left is not own:
+                    (self._queue if reserved_left else self._free).appendleft(task_left)
+            own_dropped = False
+            if own is not None:
+                own_dropped = any(t is own for t, _ in left)
+                for pending in (self._queue, self._free):
+                    if own in pending:
+                        pending.remove(own)
+                        own_dropped = True
+            self._room.notify()
+        if own_dropped:
+            self._task_end()
 
     def _closed_message(self) -> str:
         return f"{self!r} has been shut down and takes no new jobs; create a new runner"
@@ -503,7 +554,7 @@ class JobRunner(metaclass=_MetaRunner):
         with self._idle:
             while self._pending:
                 if deadline is None:
-                    self._idle.wait()
+                    self._idle.wait(wait_slice(None))
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -511,7 +562,7 @@ class JobRunner(metaclass=_MetaRunner):
                         f"{self!r} still has {self._pending} job(s) after {timeout} s; "
                         "wait longer or call shutdown(cancel=True)"
                     )
-                self._idle.wait(remaining)
+                self._idle.wait(wait_slice(remaining))
 
     def shutdown(self, cancel: bool = True, timeout: Optional[float] = None) -> None:
         """Take no new jobs; with `cancel`, stop the jobs there are; then wait for them.

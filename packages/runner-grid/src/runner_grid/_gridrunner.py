@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 
 from runner_core import JobRunner, report_failure
 from runner_core._jobs import current_results
+from runner_core._waiting import wait_event
 from runner_grid._command import batch_commands, build_submit_argv, format_command, split_command
 from runner_grid._detect import detect_scheme
 from runner_grid._poller import (
@@ -237,7 +238,7 @@ class GridRunner(JobRunner):
         if cancelling:
             self._cancel_ids([jobid])
         try:
-            self._poller.register(jobid).wait()
+            wait_event(self._poller.register(jobid))
         finally:
             with self._grid_lock:
                 self._queued.pop(jobid, None)

@@ -1,0 +1,81 @@
+"""Blocking waits that a Ctrl-C always gets through.
+
+CPython runs Python signal handlers in the main thread only. The kernel may hand a
+SIGINT to any thread of the process; when it picks a job thread, nothing wakes a
+main thread that sleeps in an untimed lock or `waitpid`, and the KeyboardInterrupt
+never comes (seen on CPython 3.13: a script blocked in `runner.wait()` ignored
+Ctrl-C for good). So every wait in the main thread sleeps in slices of at most
+`MAIN_WAIT_SLICE` seconds: between two slices the interpreter runs the pending
+handler. Other threads wait without slices (they never get a KeyboardInterrupt), so
+thousands of waiting job threads cost no wake-ups.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from subprocess import Popen
+
+MAIN_WAIT_SLICE = 0.2
+
+
+def wait_slice(remaining: Optional[float]) -> Optional[float]:
+    """The timeout for one sleep of a wait with `remaining` seconds left (None: no limit)."""
+    if threading.current_thread() is not threading.main_thread():
+        return remaining
+    return MAIN_WAIT_SLICE if remaining is None else min(remaining, MAIN_WAIT_SLICE)
+
+
+def wait_event(event: threading.Event, timeout: Optional[float] = None) -> bool:
+    """`event.wait(timeout)`, in slices when called from the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return event.wait(timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return event.is_set()
+        if event.wait(wait_slice(remaining)):
+            return True
+
+
+def wait_process(proc: Popen[Any]) -> int:
+    """`proc.wait()`, in slices when called from the main thread; return the exit code.
+
+    The main thread sleeps in poll() on a pidfd (Linux 5.3 and later), which wakes the
+    moment the process ends; elsewhere it falls back to `proc.wait(MAIN_WAIT_SLICE)`.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return proc.wait()
+    import subprocess
+
+    pidfd_open = getattr(os, "pidfd_open", None)
+    fd: Optional[int] = None
+    if pidfd_open is not None and proc.returncode is None:
+        try:
+            fd = pidfd_open(proc.pid)
+        except OSError:  # an old kernel, or the process is gone and reaped already
+            fd = None
+        if fd is not None and proc.poll() is not None:  # reaped by another thread meanwhile
+            os.close(fd)
+            return proc.wait()
+    if fd is None:
+        while True:
+            try:
+                return proc.wait(MAIN_WAIT_SLICE)
+            except subprocess.TimeoutExpired:
+                continue
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while not poller.poll(MAIN_WAIT_SLICE * 1000):
+            pass
+    finally:
+        os.close(fd)
+    return proc.wait()
