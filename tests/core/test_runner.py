@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 from hypothesis import given
@@ -535,19 +535,27 @@ def test_serial_keyboard_interrupt_cancels_the_job_and_propagates(manager: JobMa
 
 
 def _start_raising(
-    monkeypatch: pytest.MonkeyPatch, exc: BaseException, after_start: bool, times: int = 1
-) -> list[int]:
-    """Make the next `times` starts of job threads raise `exc`, before or after starting."""
+    monkeypatch: pytest.MonkeyPatch,
+    exc: BaseException,
+    after_start: bool,
+    until: Callable[[], bool] | None = None,
+) -> None:
+    """Make the next start of a job thread raise `exc`, before or after starting it.
+
+    With `after_start`, raise once `until()` holds (the thread is well under way).
+    """
     original = threading.Thread.start
     raised: list[int] = []
 
     def start(thread: threading.Thread) -> None:
-        if thread.name != "runner:_run_job" or len(raised) >= times:
+        if thread.name != "runner:_run_job" or raised:
             original(thread)
             return
         raised.append(1)
         if after_start:
             original(thread)
+            if until is not None:
+                wait_until(until, "the new job thread got on")
         raise exc
 
     monkeypatch.setattr(threading.Thread, "start", start)
@@ -582,14 +590,16 @@ def test_ctrl_c_in_run_while_its_thread_starts(
     monkeypatch: pytest.MonkeyPatch, manager: JobManager, after_start: bool
 ) -> None:
     runner = GateRunner(parallel=True)
-    runner.gate.set()
-    _start_raising(monkeypatch, KeyboardInterrupt(), after_start)
+    _start_raising(monkeypatch, KeyboardInterrupt(), after_start, until=lambda: runner.calls == 1)
     job = SingleJob("interrupted", "")
     with pytest.raises(KeyboardInterrupt):
         job.run(runner, manager)
+    assert job.results.status is JobStatus.CANCELLED
+    runner.gate.set()
     runner.wait(TIMEOUT)  # returns: the task is counted once, whoever ended it
     assert job.results.status is JobStatus.CANCELLED
-    assert runner.calls == 0  # the job never reached call, even with its thread running
+    # a thread that came up ran the job into call; one that never did never ran it
+    assert runner.calls == (1 if after_start else 0)
     assert (runner._pending, runner._alive, runner._active) == (0, 0, 0)
     assert join_job_threads() == []
     later = SingleJob("later", "").run(runner, manager)  # the runner still works

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -82,6 +83,11 @@ if name == "fsub":
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         open(os.path.join(state, f"{n}.pid"), "w").write(str(proc.pid))
+        late_gate = os.environ.get("FAKE_SUBMIT_LATE_GATE")  # queued, id not printed yet
+        if late_gate:
+            open(late_gate + ".waiting", "w").close()
+            while not os.path.exists(late_gate):
+                time.sleep(0.01)
     print("Submitted batch job", n)
 elif name == "fstat":
     with open(os.path.join(state, "checks.log"), "a") as fh:
@@ -416,3 +422,55 @@ def test_a_job_submitted_while_the_runner_cancels_is_cancelled_once_its_id_is_kn
     assert not shutdown.is_alive()
     assert result.status is JobStatus.CANCELLED
     assert (fake / "cancels.log").read_text().split() == ["100"]
+
+
+CTRL_C_WHILE_SUBMITTING = """
+import sys
+from runner_core import JobManager, SingleJob
+from runner_grid import GridRunner
+from runner_grid.schemes import slurm
+from runner_settings import Settings
+scheme = Settings({
+    "workdir": "-D", "output": "-o", "error": "-e", "special": {},
+    "commands": {"submit": "fsub", "getid": slurm.getid, "check": ["fstat", "--all"],
+                 "running": slurm.running, "cancel": "fcancel"},
+})
+runner = GridRunner(grid=scheme, sleepstep=0.05, parallel=False)
+SingleJob("queued", "sleep 300").run(runner, JobManager(sys.argv[1]))
+print("not interrupted")
+"""
+
+
+def test_ctrl_c_while_a_submit_command_runs_still_cancels_the_job(
+    fake: Path, tmp_path: Path
+) -> None:
+    """The terminal's Ctrl-C (SIGINT to the whole process group) lands after the scheduler
+    queued the job but before the submit command printed its id. The submit command must
+    live on to print it, and the script must cancel that job on its way out."""
+    script = tmp_path / "user_script.py"
+    script.write_text(CTRL_C_WHILE_SUBMITTING)
+    gate = tmp_path / "gate"
+    env = dict(os.environ, FAKE_SUBMIT_LATE_GATE=str(gate))
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "work")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, standing for the user's terminal
+    )
+    try:
+        wait_until(lambda: Path(str(gate) + ".waiting").exists())
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.3)  # let the SIGINT land everywhere before the id comes out
+        gate.touch()
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "not interrupted" not in out
+    assert "KeyboardInterrupt" in err
+    (queued,) = [p.stem for p in fake.glob("*.pid")]
+    assert (fake / "cancels.log").read_text().split() == [queued]
+    assert (fake / f"{queued}.done").read_text() == "killed"

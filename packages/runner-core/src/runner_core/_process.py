@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from runner_core._config import config
 from runner_core._jobs import _state_lock, current_results, report_failure
-from runner_core._waiting import wait_process
+from runner_core._waiting import deferred_interrupts, wait_process
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -67,9 +67,40 @@ def run_local(runner: JobRunner, runscript: str, workdir: str, out: Optional[str
     cannot be started is reported through `report_failure` (exit code 127 or 126,
     like a shell). A negative exit code -N means the process was killed by signal N.
     """
+    path = os.path.join(workdir, runscript)
+    results = current_results()
+    proc: Optional[Popen[Any]] = None
+    try:
+        # A Ctrl-C between the start of the process and its tracking would leave it
+        # running with nobody to kill it: it is raised once the process is tracked.
+        with deferred_interrupts():
+            started = _start(path, workdir, out, err)
+            if isinstance(started, tuple):  # it could not start: say why
+                message, code = started
+                report_failure(message)
+                return code
+            proc = started
+            runner._track_process(proc, results)
+        return wait_process(proc)
+    except BaseException:
+        # Ctrl-C in a serial run lands here, in the thread that waits: take the job's
+        # process tree down with us.
+        if proc is not None:
+            kill_groups([proc])
+        raise
+    finally:
+        if proc is not None:
+            runner._untrack_process(proc)
+            if results is not None:
+                with _state_lock:
+                    if results._proc is proc:
+                        results._proc = None
+
+
+def _start(path: str, workdir: str, out: Optional[str], err: str) -> Popen[Any] | tuple[str, int]:
+    """Start `path` in `workdir` in a new session; if it cannot start, return (why, exit code)."""
     import subprocess
 
-    path = os.path.join(workdir, runscript)
     err_fd = os.open(err, _OPEN_FLAGS, 0o666)
     out_fd: Optional[int] = None
     try:
@@ -78,10 +109,9 @@ def run_local(runner: JobRunner, runscript: str, workdir: str, out: Optional[str
         attempt = 0
         while True:
             try:
-                proc = subprocess.Popen(
+                return subprocess.Popen(
                     [path], cwd=workdir, stdout=out_fd, stderr=err_fd, start_new_session=True
                 )
-                break
             except OSError as exc:
                 if exc.errno == errno.ETXTBSY and attempt < _ETXTBSY_RETRIES:
                     # Another thread forked while some runscript was open for writing;
@@ -89,28 +119,11 @@ def run_local(runner: JobRunner, runscript: str, workdir: str, out: Optional[str
                     attempt += 1
                     _sleep(0.0005 * attempt)
                     continue
-                message, code = _explain_spawn_error(exc, path, workdir)
-                report_failure(message)
-                return code
+                return _explain_spawn_error(exc, path, workdir)
     finally:
         os.close(err_fd)
         if out_fd is not None:
             os.close(out_fd)
-    results = current_results()
-    runner._track_process(proc, results)
-    try:
-        return wait_process(proc)
-    except BaseException:
-        # Ctrl-C in a serial run lands here, in the thread that waits: take the job's
-        # process tree down with us.
-        kill_groups([proc])
-        raise
-    finally:
-        runner._untrack_process(proc)
-        if results is not None:
-            with _state_lock:
-                if results._proc is proc:
-                    results._proc = None
 
 
 def _group_alive(pgid: int) -> bool:

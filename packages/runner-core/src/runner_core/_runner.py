@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from runner_core._config import config
 from runner_core._jobs import JobError, JobStatus, _current, _logger, _state_lock
-from runner_core._waiting import wait_slice
+from runner_core._waiting import interrupt_deferred, wait_slice
 
 if TYPE_CHECKING:
     from subprocess import Popen
@@ -700,9 +700,12 @@ def _on_sigint(signum: int, frame: Any) -> None:
     Between the end of the main script and the exit hooks, Python swallows a
     KeyboardInterrupt (it only reports it as "ignored"). A SIGINT that arrives while
     no code of `__main__` is on the stack is such a case: remember it, so the exit
-    hook cancels instead of waiting.
+    hook cancels instead of waiting. A Ctrl-C inside a step run under
+    `_waiting.deferred_interrupts()` is raised when that step ends instead.
     """
     global _interrupted
+    if interrupt_deferred():  # the main thread is in a step a Ctrl-C must not cut
+        return
     f = frame
     while f is not None and f.f_globals.get("__name__") != "__main__":
         f = f.f_back

@@ -1,4 +1,4 @@
-"""Blocking waits that a Ctrl-C always gets through.
+"""Ctrl-C and the main thread: waits it always gets through, and steps it cannot cut.
 
 CPython runs Python signal handlers in the main thread only. The kernel may hand a
 SIGINT to any thread of the process; when it picks a job thread, nothing wakes a
@@ -8,6 +8,13 @@ Ctrl-C for good). So every wait in the main thread sleeps in slices of at most
 `MAIN_WAIT_SLICE` seconds: between two slices the interpreter runs the pending
 handler. Other threads wait without slices (they never get a KeyboardInterrupt), so
 thousands of waiting job threads cost no wake-ups.
+
+Some steps must not be cut in half by a KeyboardInterrupt: starting a process and
+recording it (or a submit command and the job id it prints). Cut between the two,
+the process runs on with nobody to kill it. `deferred_interrupts()` marks such a
+step: a Ctrl-C that lands inside it is held back and raised as the step ends. This
+works through the SIGINT handler that runner_core installs (see `_runner._on_sigint`);
+a handler of the user's own is left alone and not deferred.
 """
 
 from __future__ import annotations
@@ -15,9 +22,11 @@ from __future__ import annotations
 import os
 import threading
 import time
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from subprocess import Popen
 
 MAIN_WAIT_SLICE = 0.2
@@ -79,3 +88,37 @@ def wait_process(proc: Popen[Any]) -> int:
     finally:
         os.close(fd)
     return proc.wait()
+
+
+class _Deferral:
+    """State of `deferred_interrupts` (used by the main thread only)."""
+
+    depth = 0  # nested deferred steps running now
+    pending = False  # a Ctrl-C came during one
+
+
+def interrupt_deferred() -> bool:
+    """Called by the SIGINT handler: hold the KeyboardInterrupt back if a step defers it."""
+    if _Deferral.depth and threading.current_thread() is threading.main_thread():
+        _Deferral.pending = True
+        return True
+    return False
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Run a step that a Ctrl-C must not cut; raise its KeyboardInterrupt when the step ends.
+
+    Does nothing outside the main thread (no other thread gets a KeyboardInterrupt).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _Deferral.depth += 1
+    try:
+        yield
+    finally:
+        _Deferral.depth -= 1
+        if not _Deferral.depth and _Deferral.pending:
+            _Deferral.pending = False
+            raise KeyboardInterrupt

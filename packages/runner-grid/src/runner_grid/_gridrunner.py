@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 
 from runner_core import JobRunner, report_failure
 from runner_core._jobs import current_results
-from runner_core._waiting import wait_event
+from runner_core._waiting import deferred_interrupts, wait_event
 from runner_grid._command import batch_commands, build_submit_argv, format_command, split_command
 from runner_grid._detect import detect_scheme
 from runner_grid._poller import (
@@ -228,13 +228,16 @@ class GridRunner(JobRunner):
         if self.cancelled:
             logger.info("not submitting %s: the runner is cancelling", command)
             return 1
-        jobid = self._submit(argv, command)
-        if jobid is None:
-            return 1
         results = current_results()
-        with self._grid_lock:
-            self._queued[jobid] = results
-            cancelling = self._cancelling or _job_cancelled(results)
+        # A Ctrl-C between the submission and the record of its id would leave the job in
+        # the queue with nobody to cancel it: it is raised once the id is recorded.
+        with deferred_interrupts():
+            jobid = self._submit(argv, command)
+            if jobid is None:
+                return 1
+            with self._grid_lock:
+                self._queued[jobid] = results
+                cancelling = self._cancelling or _job_cancelled(results)
         if cancelling:
             self._cancel_ids([jobid])
         try:
@@ -248,6 +251,8 @@ class GridRunner(JobRunner):
     def _submit(self, argv: list[str], command: str) -> Optional[str]:
         logger.info("submitting: %s", command)
         try:
+            # In its own session: the terminal's Ctrl-C must not kill a submit command
+            # half-way, after the job is queued but before it printed the id.
             proc = subprocess.run(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -256,6 +261,7 @@ class GridRunner(JobRunner):
                 errors="replace",
                 timeout=float(self.settings.get("submit_timeout") or SUBMIT_TIMEOUT),
                 check=False,
+                start_new_session=True,
             )
         except subprocess.TimeoutExpired as exc:
             report_failure(

@@ -77,6 +77,7 @@ def run_query(
             env=dict(env),
             timeout=timeout,
             check=False,
+            start_new_session=True,  # a Ctrl-C on the terminal is for the user's script
         )
     except subprocess.TimeoutExpired as exc:
         raise CheckFailed(f"{format_command(argv)} ran longer than {timeout:g} s") from exc
