@@ -1,6 +1,7 @@
-"""Waits in the main thread that a Ctrl-C always gets through (runner_core._waiting).
+"""Ctrl-C and the main thread (runner_core._waiting): waits it always gets through, and
+steps it cannot cut in half.
 
-The fault these tests stand for: the kernel hands a SIGINT to a job thread rather
+The fault the first tests stand for: the kernel hands a SIGINT to a job thread rather
 than the main thread. CPython then runs only the C half of its handler there and
 nothing wakes a main thread asleep in a lock or in waitpid. CI hit it once on 3.13
 (`runner.wait()` ignored a Ctrl-C for good). `signal.pthread_kill` on a side thread
@@ -123,7 +124,7 @@ def test_wait_process_returns_the_exit_code(monkeypatch: pytest.MonkeyPatch, pid
     assert wait_process(proc) == 7  # a second wait on an ended process is harmless
 
 
-def test_wait_process_on_a_process_reaped_by_another_thread() -> None:
+def test_wait_process_on_a_process_reaped_already() -> None:
     proc = subprocess.Popen(["sh", "-c", "exit 4"])
     wait_until(lambda: proc.poll() is not None, "the process was reaped")
     assert wait_process(proc) == 4

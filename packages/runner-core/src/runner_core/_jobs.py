@@ -8,6 +8,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Optional
 
+from runner_core._waiting import wait_event
 from runner_settings import Settings
 
 if TYPE_CHECKING:
@@ -160,8 +161,6 @@ class Results:
         Raises:
             TimeoutError: the timeout passed before the job ended.
         """
-        from runner_core._waiting import wait_event
-
         if not wait_event(self._event, timeout):
             raise TimeoutError(
                 f"job {self.job.name!r} has not ended within {timeout} s "

@@ -330,17 +330,27 @@ class JobRunner(metaclass=_MetaRunner):
             starts = self._dispatch()
         self._start_threads(starts)
 
+    def _take_ready(self) -> Optional[tuple[_Task, bool]]:
+        """Take the next task that may start now (lock held), with whether it holds a slot.
+
+        A cancelled job's task goes first and needs no slot; the head of the queue goes
+        when a slot is free, and takes it. None when neither may start.
+        """
+        if self._free:
+            return self._free.popleft(), False
+        if self._queue and self._slot_free():
+            self._active += 1
+            return self._queue.popleft(), True
+        return None
+
     def _dispatch(self) -> list[tuple[_Task, bool]]:
         """Hand ready tasks to new threads (lock held); return them to be started."""
         starts: list[tuple[_Task, bool]] = []
         while self._alive < self._maxthreads:
-            if self._free:
-                starts.append((self._free.popleft(), False))
-            elif self._queue and self._slot_free():
-                self._active += 1
-                starts.append((self._queue.popleft(), True))
-            else:
+            ready = self._take_ready()
+            if ready is None:
                 break
+            starts.append(ready)
             self._alive += 1
         return starts
 
@@ -352,11 +362,9 @@ class JobRunner(metaclass=_MetaRunner):
                 self._slot_waiters.notify()
             self._room.notify()  # one task fewer taken: a blocked caller may go on
             if self._alive <= self._maxthreads:
-                if self._free:
-                    return self._free.popleft(), False
-                if self._queue and self._slot_free():
-                    self._active += 1
-                    return self._queue.popleft(), True
+                ready = self._take_ready()
+                if ready is not None:
+                    return ready
             self._alive -= 1
             return None
 
@@ -369,8 +377,7 @@ class JobRunner(metaclass=_MetaRunner):
         Raises:
             JobError: the runner was shut down meanwhile.
         """
-        cond = self._cond
-        with cond:
+        with self._cond:
             try:
                 while True:
                     if self._closed:
@@ -656,7 +663,6 @@ _hooks_lock = threading.Lock()
 _hooks_installed = False
 _interrupted = False
 _previous_excepthook: Optional[Callable[..., Any]] = None
-_previous_sigint: Any = None
 
 
 def live_runners() -> list[JobRunner]:
@@ -695,7 +701,8 @@ def _at_exit() -> None:
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
-    """SIGINT handler wrapper: notices a Ctrl-C that lands while the interpreter exits.
+    """SIGINT handler in place of Python's default one: notices a Ctrl-C that lands while
+    the interpreter exits.
 
     Between the end of the main script and the exit hooks, Python swallows a
     KeyboardInterrupt (it only reports it as "ignored"). A SIGINT that arrives while
@@ -711,15 +718,11 @@ def _on_sigint(signum: int, frame: Any) -> None:
         f = f.f_back
     if f is None:
         _interrupted = True
-    handler = _previous_sigint
-    if callable(handler):
-        handler(signum, frame)
-    else:
-        raise KeyboardInterrupt
+    raise KeyboardInterrupt  # what the default handler does
 
 
 def _register(runner: JobRunner) -> None:
-    global _hooks_installed, _previous_excepthook, _previous_sigint
+    global _hooks_installed, _previous_excepthook
     with _hooks_lock:
         _live.add(runner)
         if _hooks_installed:
@@ -733,7 +736,6 @@ def _register(runner: JobRunner) -> None:
     if threading.current_thread() is threading.main_thread():
         import signal
 
-        current = signal.getsignal(signal.SIGINT)
-        if current is signal.default_int_handler:  # leave a handler of the user's alone
-            _previous_sigint = current
+        # leave a handler of the user's alone
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             signal.signal(signal.SIGINT, _on_sigint)

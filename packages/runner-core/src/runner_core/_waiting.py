@@ -32,16 +32,20 @@ if TYPE_CHECKING:
 MAIN_WAIT_SLICE = 0.2
 
 
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
 def wait_slice(remaining: Optional[float]) -> Optional[float]:
     """The timeout for one sleep of a wait with `remaining` seconds left (None: no limit)."""
-    if threading.current_thread() is not threading.main_thread():
+    if not _in_main_thread():
         return remaining
     return MAIN_WAIT_SLICE if remaining is None else min(remaining, MAIN_WAIT_SLICE)
 
 
 def wait_event(event: threading.Event, timeout: Optional[float] = None) -> bool:
     """`event.wait(timeout)`, in slices when called from the main thread."""
-    if threading.current_thread() is not threading.main_thread():
+    if not _in_main_thread():
         return event.wait(timeout)
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
@@ -58,21 +62,12 @@ def wait_process(proc: Popen[Any]) -> int:
     The main thread sleeps in poll() on a pidfd (Linux 5.3 and later), which wakes the
     moment the process ends; elsewhere it falls back to `proc.wait(MAIN_WAIT_SLICE)`.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if not _in_main_thread():
         return proc.wait()
-    import subprocess
-
-    pidfd_open = getattr(os, "pidfd_open", None)
-    fd: Optional[int] = None
-    if pidfd_open is not None and proc.returncode is None:
-        try:
-            fd = pidfd_open(proc.pid)
-        except OSError:  # an old kernel, or the process is gone and reaped already
-            fd = None
-        if fd is not None and proc.poll() is not None:  # reaped by another thread meanwhile
-            os.close(fd)
-            return proc.wait()
+    fd = _pidfd(proc)
     if fd is None:
+        import subprocess
+
         while True:
             try:
                 return proc.wait(MAIN_WAIT_SLICE)
@@ -90,6 +85,21 @@ def wait_process(proc: Popen[Any]) -> int:
     return proc.wait()
 
 
+def _pidfd(proc: Popen[Any]) -> Optional[int]:
+    """A pidfd for `proc` while it has not been reaped; None without pidfd_open or once reaped."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None or proc.returncode is not None:
+        return None
+    try:
+        fd: int = pidfd_open(proc.pid)
+    except OSError:  # an old kernel, or the process is gone and reaped already
+        return None
+    if proc.poll() is not None:  # reaped meanwhile: the pid may name another process now
+        os.close(fd)
+        return None
+    return fd
+
+
 class _Deferral:
     """State of `deferred_interrupts` (used by the main thread only)."""
 
@@ -98,8 +108,11 @@ class _Deferral:
 
 
 def interrupt_deferred() -> bool:
-    """Called by the SIGINT handler: hold the KeyboardInterrupt back if a step defers it."""
-    if _Deferral.depth and threading.current_thread() is threading.main_thread():
+    """Called by the SIGINT handler: hold the KeyboardInterrupt back if a step defers it.
+
+    Both the handler and the steps run in the main thread only.
+    """
+    if _Deferral.depth:
         _Deferral.pending = True
         return True
     return False
@@ -111,7 +124,7 @@ def deferred_interrupts() -> Iterator[None]:
 
     Does nothing outside the main thread (no other thread gets a KeyboardInterrupt).
     """
-    if threading.current_thread() is not threading.main_thread():
+    if not _in_main_thread():
         yield
         return
     _Deferral.depth += 1

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
 from typing import TYPE_CHECKING, Any, Optional
 
 from runner_grid._command import format_command, split_command
+from runner_grid._poller import CheckFailed, run_query
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -56,20 +56,9 @@ def probe_scheme(scheme: Mapping[str, Any], path: Optional[str] = None) -> Optio
     if exe is None:
         return f"{argv[0]} is not on PATH"
     try:
-        proc = subprocess.run(
-            [exe, *argv[1:]],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            env=env,
-            timeout=PROBE_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return f"{format_command(argv)} ran longer than {PROBE_TIMEOUT:g} s"
-    except OSError as exc:
-        return f"{format_command(argv)} could not be started: {exc}"
+        proc = run_query([exe, *argv[1:]], env, PROBE_TIMEOUT)
+    except CheckFailed as exc:
+        return str(exc)
     output = proc.stdout + proc.stderr
     detect = commands.get("detect")
     accepted = detect(proc.returncode, output) if callable(detect) else proc.returncode == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Mapping
@@ -250,26 +249,14 @@ class GridRunner(JobRunner):
 
     def _submit(self, argv: list[str], command: str) -> Optional[str]:
         logger.info("submitting: %s", command)
+        # run_query gives the submit command a session of its own too: the terminal's
+        # Ctrl-C must not kill it after the job is queued but before it printed the id.
+        # It runs in the user's own environment (SBATCH_* and the like apply).
+        timeout = float(self.settings.get("submit_timeout") or SUBMIT_TIMEOUT)
         try:
-            # In its own session: the terminal's Ctrl-C must not kill a submit command
-            # half-way, after the job is queued but before it printed the id.
-            proc = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=float(self.settings.get("submit_timeout") or SUBMIT_TIMEOUT),
-                check=False,
-                start_new_session=True,
-            )
-        except subprocess.TimeoutExpired as exc:
-            report_failure(
-                f"the submit command ran past its time-out ({exc.timeout:g} s): {command}"
-            )
-            return None
-        except OSError as exc:
-            report_failure(f"the submit command could not be started ({exc}): {command}")
+            proc = run_query(argv, os.environ, timeout)
+        except CheckFailed as exc:
+            report_failure(f"the submit command did not complete: {exc}")
             return None
         stderr = proc.stderr.strip()
         if proc.returncode != 0:

@@ -54,7 +54,11 @@ def query_timeout(scheme: Mapping[str, Any]) -> float:
 def run_query(
     argv: Sequence[str], env: Mapping[str, str], timeout: float
 ) -> subprocess.CompletedProcess[str]:
-    """Run a scheduler query (no shell, no stdin) and capture what it prints.
+    """Run a scheduler command (no shell, no stdin) and capture what it prints.
+
+    Every command runner_grid runs goes through here: checks, cancels, exit-code
+    queries, submits and probes. Each runs in a session of its own, so a Ctrl-C on
+    the terminal reaches the user's script, not a command half-way through.
 
     Args:
         argv: the command.
@@ -77,7 +81,7 @@ def run_query(
             env=dict(env),
             timeout=timeout,
             check=False,
-            start_new_session=True,  # a Ctrl-C on the terminal is for the user's script
+            start_new_session=True,
         )
     except subprocess.TimeoutExpired as exc:
         raise CheckFailed(f"{format_command(argv)} ran longer than {timeout:g} s") from exc
