@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import runner_core
+from runner_core import JobManager, JobRunner, JobStatus, SingleJob
+
 # Whatever the venv tool seeds by itself is not part of the project's footprint.
 SEEDED = {"pip", "setuptools", "wheel"}
 
@@ -25,8 +28,6 @@ def _installed() -> set[str]:
 
 
 def _run_local_job(folder: Path) -> None:
-    from runner_core import JobManager, JobRunner, JobStatus, SingleJob
-
     job = SingleJob(name="hello", runscript='echo "hello from $(pwd)"\nexit 0\n')
     with JobRunner(parallel=True, maxjobs=2) as runner:
         results = job.run(jobrunner=runner, jobmanager=JobManager(folder / "jobs"))
@@ -45,8 +46,6 @@ def main(variant: str, tmp: str) -> int:
         print(f"FAIL installed {sorted(installed)}, expected {sorted(EXPECTED[variant])}")
         return 1
     print(f"ok  installed exactly {sorted(installed)}")
-
-    import runner_core
 
     if "site-packages" not in str(runner_core.__file__):
         print(f"FAIL runner_core imported from {runner_core.__file__}, not from a wheel")
@@ -83,10 +82,18 @@ def main(variant: str, tmp: str) -> int:
             return 1
         print("ok  runner_grid is absent and `--grid` says to install runner-core[grid]")
     else:
-        from runner_grid import GridRunner
+        from runner_grid import GridRunner  # noqa: PLC0415 - optional package: only this variant has it
 
         known = sorted(GridRunner.config)
         print(f"ok  runner_grid came along with the extra; schemes {known}")
+        # A scheme name no grid runner knows: the command must find GridRunner through
+        # runner-grid's entry point and get its refusal, without submitting anything.
+        unknown_cli = [*cli[:4], "--grid", "no_such_scheme", *cli[4:]]
+        done = subprocess.run(unknown_cli, capture_output=True, text=True, check=False)
+        if done.returncode != 2 or "'no_such_scheme'" not in done.stderr:
+            print(f"FAIL `--grid` did not reach runner_grid.GridRunner:\n{done.stderr}")
+            return 1
+        print("ok  `--grid` finds GridRunner through runner-grid's entry point")
     return 0
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from runner_core import JobManager, config
-from runner_core._runner import live_runners
+from runner_core._lifecycle import live_runners
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

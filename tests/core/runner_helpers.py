@@ -26,17 +26,14 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = TIMEOU
 
 
 def slot_waiters(runner: JobRunner) -> int:
-    """How many jobs wait for a maxjobs slot: queued ones, and calls blocked on a slot.
-
-    (CPython's Condition keeps its waiting threads in _waiters.)
-    """
-    with runner._cond:
-        return len(runner._queue) + len(runner._slot_waiters._waiters)  # type: ignore[attr-defined]
+    """How many jobs wait for a maxjobs slot: queued ones, and calls blocked on a slot."""
+    snap = runner.snapshot()
+    return snap.queued + snap.slot_waiters
 
 
 def thread_waiters(runner: JobRunner) -> int:
     """How many callers are blocked on the maxthreads cap."""
-    return len(runner._room._waiters)  # type: ignore[attr-defined]
+    return runner.snapshot().room_waiters
 
 
 def join_job_threads() -> list[threading.Thread]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import io
 import json
 import logging
@@ -18,9 +20,9 @@ from typing import Any
 import pytest
 
 import runner_core
-import runner_core._cli
+import runner_core.cli._runners
 from runner_core import JobRunner
-from runner_core._cli import main
+from runner_core.cli import main
 
 PLAIN_LINE = re.compile(r"\[(\d+)/(\d+)\] (\S+) ([A-Z]+)(?: exit (-?\d+))?(?: (\d+\.\d)s)?")
 
@@ -202,7 +204,7 @@ class _Recording(JobRunner):
 def recording(monkeypatch: pytest.MonkeyPatch) -> type[_Recording]:
     _Recording.made = []
     _Recording.calls = []
-    monkeypatch.setattr(runner_core._cli, "JobRunner", _Recording)
+    monkeypatch.setattr(runner_core.cli._runners, "JobRunner", _Recording)
     return _Recording
 
 
@@ -347,7 +349,18 @@ def test_unreadable_script_is_named(
 
 # --- grid -------------------------------------------------------------------------
 
+GRID_ENTRY_POINT = importlib.metadata.EntryPoint(
+    name="GridRunner", value="runner_grid:GridRunner", group="runner_core.grid_runners"
+)
 
+
+@pytest.fixture
+def grid_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI sees runner-grid's entry point, whatever this environment has installed."""
+    monkeypatch.setattr(runner_core.cli._runners, "grid_entry_points", lambda: [GRID_ENTRY_POINT])
+
+
+@pytest.mark.usefixtures("grid_entry_point")
 def test_grid_without_runner_grid_says_to_install_the_extra(
     scripts: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -360,6 +373,47 @@ def test_grid_without_runner_grid_says_to_install_the_extra(
     assert status == 2
     assert "pip install 'runner-core[grid]'" in err
     assert "--grid auto" in err
+    assert not Path("work").exists()
+
+
+def test_grid_without_the_entry_point_says_to_install_the_extra(
+    scripts: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = _script(scripts, "job.sh", "echo ran > ran.txt\n")
+    monkeypatch.setattr(runner_core.cli._runners, "grid_entry_points", list)  # none installed
+
+    status = main(["run", "--grid", "slurm", "--workdir", "work", job])
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "pip install 'runner-core[grid]'" in err
+    assert "--grid slurm" in err
+    assert "'runner_core.grid_runners'" in err
+    assert not Path("work").exists()
+
+
+def test_runner_grid_registers_its_grid_runner_entry_point() -> None:
+    runner_grid = pytest.importorskip("runner_grid")
+
+    found = [e for e in runner_core.cli._runners.grid_entry_points() if e.name == "GridRunner"]
+
+    assert [e.value for e in found] == ["runner_grid:GridRunner"], (
+        "runner-grid's entry point is missing: reinstall it (pip install -e packages/runner-grid)"
+    )
+    assert runner_core.cli._runners.find_grid_runner("auto") is runner_grid.GridRunner
+
+
+@pytest.mark.usefixtures("grid_entry_point")
+def test_an_entry_point_that_is_not_a_jobrunner_is_refused(
+    scripts: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = _script(scripts, "job.sh", "exit 0\n")
+    module = types.ModuleType("runner_grid")
+    module.GridRunner = object  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "runner_grid", module)
+
+    assert main(["run", "--grid", "slurm", "--workdir", "work", job]) == 2
+    assert "not a JobRunner subclass" in capsys.readouterr().err
     assert not Path("work").exists()
 
 
@@ -376,6 +430,7 @@ def _fake_runner_grid(made: list[dict[str, Any]], refuse: bool = False) -> types
     return module
 
 
+@pytest.mark.usefixtures("grid_entry_point")
 def test_grid_builds_a_gridrunner_with_name_and_maxjobs(
     scripts: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -390,6 +445,7 @@ def test_grid_builds_a_gridrunner_with_name_and_maxjobs(
     assert Path("work", "job", "ran.txt").is_file()
 
 
+@pytest.mark.usefixtures("grid_entry_point")
 def test_grid_runner_refusal_is_a_usage_error(
     scripts: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -504,6 +560,28 @@ def test_verbose_shows_info_logging(
     assert logging.getLogger().level == level  # main() put things back as they were
 
 
+# --- public names only -------------------------------------------------------------
+
+
+def test_the_cli_package_imports_no_private_runner_core_module() -> None:
+    package = Path(runner_core.cli.__file__).parent
+    private = []
+    for source in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            private += [
+                f"{source.name}: {name}"
+                for name in names
+                if name.startswith("runner_core._") and name != "runner_core.__about__"
+            ]
+    assert private == []
+
+
 # --- as a separate process ----------------------------------------------------------
 
 
@@ -586,4 +664,46 @@ def test_ctrl_c_cancels_every_job_and_exits_130(tmp_path: Path, mode: list[str])
     assert not (tmp_path / "work" / "waiting" / "ran.txt").exists()
     pid = int((tmp_path / "work" / "slow" / "slow.pid").read_text())
     with pytest.raises(ProcessLookupError):  # the job's process is gone, not orphaned
+        os.kill(pid, 0)
+
+
+@pytest.mark.skipif(
+    not hasattr(runner_core, "Terminated"), reason="the core does not raise Terminated yet"
+)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("mode", [["--parallel", "--maxjobs", "1"], []], ids=["parallel", "serial"])
+def test_sigterm_and_sighup_cancel_every_job_then_end_by_the_signal(
+    tmp_path: Path, mode: list[str], signum: signal.Signals
+) -> None:
+    fifo = tmp_path / "started"
+    os.mkfifo(fifo)
+    slow = _script(
+        tmp_path, "slow.sh", f"echo $$ > slow.pid\necho started > '{fifo}'\nexec sleep 60\n"
+    )
+    waiting = _script(tmp_path, "waiting.sh", "echo ran > ran.txt\n")
+    command = [sys.executable, "-m", "runner_core", "run", "--json", *mode]
+    command += ["--workdir", "work", slow, waiting]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    watchdog = threading.Timer(60, lambda: open(fifo, "w").close())
+    watchdog.start()
+    try:
+        with open(fifo) as started:
+            assert started.read() == "started\n", "the first job did not start within 60 s"
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=60)
+    finally:
+        watchdog.cancel()
+        process.kill()
+        process.wait()
+
+    assert process.returncode == -signum, err  # ended by the signal, as its parent sees it
+    assert f"{signum.name} received, cancelling every job" in err
+    jobs = {job["name"]: job for job in json.loads(out)["jobs"]}  # the summary came first
+    assert jobs["slow"]["status"] == "CANCELLED"
+    assert jobs["waiting"]["status"] == "CANCELLED"
+    assert not (tmp_path / "work" / "waiting" / "ran.txt").exists()
+    pid = int((tmp_path / "work" / "slow" / "slow.pid").read_text())
+    with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)

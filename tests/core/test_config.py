@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 import runner_core
 from runner_core import JobManager, JobRunner, config
-from runner_core._config import default_jobmanager, default_jobrunner
+from runner_core._defaults import default_jobmanager, default_jobrunner
 from runner_settings import Settings
 
 if TYPE_CHECKING:
@@ -23,9 +25,6 @@ def test_defaults() -> None:
 
 
 def test_default_kill_grace_is_two_seconds() -> None:
-    import subprocess
-    import sys
-
     out = subprocess.run(
         [sys.executable, "-c", "from runner_core import config; print(config.kill_grace)"],
         capture_output=True,
@@ -53,10 +52,14 @@ def test_public_names() -> None:
         "JobError",
         "JobManager",
         "JobRunner",
+        "JobStateError",
         "JobStatus",
+        "REASONS",
         "Results",
         "SingleJob",
+        "Terminated",
         "__version__",
+        "as_completed",
         "config",
         "report_failure",
     ]
@@ -65,9 +68,6 @@ def test_public_names() -> None:
 
 
 def test_import_is_light() -> None:
-    import subprocess
-    import sys
-
     code = (
         "import sys, runner_core\n"
         "heavy = {'subprocess', 'logging', 'pathlib', 'typing_extensions', 'runner_grid'}\n"

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 def test_status_values_and_done() -> None:
     assert [s.name for s in JobStatus] == [
         "CREATED",
+        "QUEUED",
         "RUNNING",
         "SUCCESSFUL",
         "CRASHED",
@@ -39,7 +40,7 @@ def test_status_values_and_done() -> None:
         "CANCELLED",
     ]
     assert all(isinstance(s.value, str) for s in JobStatus)
-    assert [s.done for s in JobStatus] == [False, False, True, True, True, True]
+    assert [s.done for s in JobStatus] == [False, False, False, True, True, True, True]
 
 
 def test_default_settings() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from typing import TYPE_CHECKING
 
@@ -76,8 +77,6 @@ def test_many_threads_registering_at_once_get_unique_folders(tmp_path: Path) -> 
 
 @given(st.lists(st.sampled_from(["a", "b", "a.002", "c d"]), max_size=12))
 def test_registered_folders_are_unique_and_keep_the_name(names: list[str]) -> None:
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         manager = JobManager(tmp)
         paths = [manager.register(SingleJob(n)) for n in names]

@@ -19,7 +19,8 @@ from core.runner_helpers import (
     wait_until,
 )
 from runner_core import JobError, JobManager, JobRunner, JobStatus, SingleJob, config
-from runner_core._runner import _limit, _MetaRunner, live_runners
+from runner_core._lifecycle import live_runners
+from runner_core._runner import _limit, _MetaRunner
 
 if TYPE_CHECKING:
     from runner_settings import Settings
@@ -27,6 +28,12 @@ if TYPE_CHECKING:
 
 def _jobs(n: int, prefix: str = "j") -> list[SingleJob]:
     return [SingleJob(f"{prefix}{i}", "exit 0") for i in range(n)]
+
+
+def _counts(runner: JobRunner) -> tuple[int, int, int]:
+    """(tasks not ended, threads alive, slots taken) of the runner's pool."""
+    snap = runner.snapshot()
+    return snap.tasks, snap.threads, snap.slots
 
 
 # --- construction and the limits ------------------------------------------------------
@@ -93,7 +100,7 @@ def test_observed_concurrency_is_min_of_maxjobs_maxthreads_and_jobs(
                 return True  # the limit is broken: fail at once below
             return (
                 runner.active == expected
-                and runner._alive == expected
+                and runner.snapshot().threads == expected
                 and slot_waiters(runner) == taken - expected
                 and (thread_waiters(runner) == 1) == (njobs > taken)
             )
@@ -106,8 +113,8 @@ def test_observed_concurrency_is_min_of_maxjobs_maxthreads_and_jobs(
     assert runner.peak == expected
     assert runner.calls == njobs
     assert [j.results.status for j in jobs] == [JobStatus.SUCCESSFUL] * njobs
-    assert runner._active == 0
-    assert runner._alive == 0
+    assert runner.snapshot().slots == 0
+    assert runner.snapshot().threads == 0
 
 
 def test_queued_jobs_run_first_come_first_served_on_reused_threads(manager: JobManager) -> None:
@@ -119,7 +126,7 @@ def test_queued_jobs_run_first_come_first_served_on_reused_threads(manager: JobM
             self, runscript: str, workdir: str, out: str | None, err: str, runflags: Settings
         ) -> int:
             order.append(runscript)
-            alive.add(self._alive)
+            alive.add(self.snapshot().threads)
             return 0
 
     runner = Recorder(parallel=True, maxjobs=1)
@@ -131,7 +138,7 @@ def test_queued_jobs_run_first_come_first_served_on_reused_threads(manager: JobM
     assert [j.results.status for j in jobs] == [JobStatus.SUCCESSFUL] * 12
     # one slot: only the thread of the job in call exists, however many are queued
     assert alive == {1}
-    assert runner._alive == 0
+    assert runner.snapshot().threads == 0
     assert join_job_threads() == []
 
 
@@ -172,7 +179,7 @@ def test_thread_cap_blocks_the_caller_until_a_thread_ends(manager: JobManager) -
     starter.start()
     wait_until(lambda: thread_waiters(runner) == 1, "the second run() waits for a thread")
     assert not returned.is_set()
-    assert second.results.status is JobStatus.CREATED
+    assert second.results.status is JobStatus.QUEUED
     runner.gate.set()
     assert returned.wait(TIMEOUT)
     runner.wait(TIMEOUT)
@@ -188,7 +195,7 @@ def test_raising_maxjobs_lets_waiting_jobs_in(manager: JobManager) -> None:
     for job in jobs:
         job.run(runner, manager)
     wait_until(lambda: runner.active == 1 and slot_waiters(runner) == 2, "one runs, two wait")
-    assert sorted(j.results.status.name for j in jobs) == ["CREATED", "CREATED", "RUNNING"]
+    assert sorted(j.results.status.name for j in jobs) == ["QUEUED", "QUEUED", "RUNNING"]
     runner.maxjobs = 3
     with runner.cond:
         assert runner.cond.wait_for(lambda: runner.active == 3, TIMEOUT)
@@ -270,9 +277,9 @@ def test_super_call_takes_the_maxjobs_slot_once(manager: JobManager) -> None:
         def call(
             self, runscript: str, workdir: str, out: str | None, err: str, runflags: Settings
         ) -> int:
-            seen.append(self._active)
+            seen.append(self.snapshot().slots)
             code = super().call(runscript, workdir, out, err, runflags)
-            seen.append(self._active)
+            seen.append(self.snapshot().slots)
             return code
 
     class Outermost(Outer):
@@ -286,7 +293,7 @@ def test_super_call_takes_the_maxjobs_slot_once(manager: JobManager) -> None:
     runner.wait(TIMEOUT)  # with maxjobs=1 a second acquire would deadlock here
     assert seen == [1] * 6
     assert [r.exit_code for r in results] == [1, 1, 1]
-    assert runner._active == 0
+    assert runner.snapshot().slots == 0
 
 
 def test_overriding_run_job_is_refused_at_class_creation() -> None:
@@ -338,8 +345,8 @@ def test_shutdown_cancel_stops_running_and_waiting_jobs(manager: JobManager) -> 
     with pytest.raises(JobError, match="shut down"):
         late.run(runner, manager)
     assert late.results.status is JobStatus.CANCELLED
-    assert runner._active == 0
-    assert runner._alive == 0
+    assert runner.snapshot().slots == 0
+    assert runner.snapshot().threads == 0
     assert join_job_threads() == []
 
 
@@ -352,7 +359,7 @@ def test_shutdown_without_cancel_lets_jobs_finish(manager: JobManager) -> None:
     done = threading.Event()
     closer = threading.Thread(target=lambda: (runner.shutdown(cancel=False), done.set()))
     closer.start()
-    wait_until(lambda: runner._closed, "the runner is closed")
+    wait_until(lambda: runner.closed, "the runner is closed")
     assert not done.is_set()
     with pytest.raises(JobError):
         SingleJob("refused", "").run(runner, manager)
@@ -420,7 +427,7 @@ def test_cancelling_a_waiting_job_skips_its_call(manager: JobManager) -> None:
     for job in (first, second, third):
         job.run(runner, manager)
     wait_until(lambda: runner.active == 1 and slot_waiters(runner) == 2, "one runs, two wait")
-    waiting = second if second.results.status is JobStatus.CREATED else first
+    waiting = second if second.results.status is JobStatus.QUEUED else first
     waiting.cancel()
     waiting.results.wait(TIMEOUT)
     assert waiting.results.status is JobStatus.CANCELLED
@@ -462,9 +469,9 @@ def test_raising_call_fails_every_job_and_leaks_nothing(manager: JobManager) -> 
         assert "Traceback" in r.error
         assert r.exit_code is None
         r.wait(0)  # every waiter is released
-    assert runner._active == 0
-    assert runner._alive == 0
-    assert runner._pending == 0
+    assert runner.snapshot().slots == 0
+    assert runner.snapshot().threads == 0
+    assert runner.snapshot().tasks == 0
     assert join_job_threads() == []
 
 
@@ -477,8 +484,8 @@ def test_failure_while_preparing_fails_the_job(tmp_path: Any) -> None:
     runner.wait(TIMEOUT)
     assert results.status is JobStatus.FAILED
     assert "Error" in (results.error or "")
-    assert runner._active == 0
-    assert runner._alive == 0
+    assert runner.snapshot().slots == 0
+    assert runner.snapshot().threads == 0
 
 
 def test_failure_while_finalizing_fails_the_job(manager: JobManager) -> None:
@@ -580,7 +587,7 @@ def test_ctrl_c_while_a_job_thread_starts_leaks_no_count(
     # a thread that came up runs the job; one that never did leaves it queued, and the
     # first job's thread takes it once that job ends
     assert waiting.results.status is JobStatus.SUCCESSFUL
-    assert (runner._pending, runner._alive, runner._active) == (0, 0, 0)
+    assert _counts(runner) == (0, 0, 0)
     runner.shutdown(cancel=True, timeout=TIMEOUT)
     assert join_job_threads() == []
 
@@ -600,7 +607,7 @@ def test_ctrl_c_in_run_while_its_thread_starts(
     assert job.results.status is JobStatus.CANCELLED
     # a thread that came up ran the job into call; one that never did never ran it
     assert runner.calls == (1 if after_start else 0)
-    assert (runner._pending, runner._alive, runner._active) == (0, 0, 0)
+    assert _counts(runner) == (0, 0, 0)
     assert join_job_threads() == []
     later = SingleJob("later", "").run(runner, manager)  # the runner still works
     assert later.wait(TIMEOUT).status is JobStatus.SUCCESSFUL
@@ -617,5 +624,26 @@ def test_a_thread_that_cannot_start_fails_only_the_run_that_needed_it(
         job.run(runner, manager)
     assert job.results.status is JobStatus.FAILED
     runner.wait(TIMEOUT)
-    assert (runner._pending, runner._alive, runner._active) == (0, 0, 0)
+    assert _counts(runner) == (0, 0, 0)
     assert SingleJob("next", "").run(runner, manager).wait(TIMEOUT).ok
+
+
+def test_setters_call_no_hook_a_subclass_overrides(manager: JobManager) -> None:
+    class Own(JobRunner):
+        def __init__(self) -> None:
+            super().__init__(parallel=True, maxjobs=1)
+            self.cancelled_names: list[str] = []  # set after super().__init__, as usual
+
+        def cancel_job(self, results: Any) -> None:
+            self.cancelled_names.append(results.job.name)
+            super().cancel_job(results)
+
+    runner = Own()
+    runner.maxjobs = 2
+    runner.maxthreads = 3
+    runner.parallel = True
+    job = SingleJob("hooked", "sleep 30")
+    job.run(runner, manager)
+    job.cancel()
+    assert job.results.wait(TIMEOUT).status is JobStatus.CANCELLED
+    assert runner.cancelled_names == ["hooked"]

@@ -98,6 +98,11 @@ elif name == "fstat":
     for i in ids_alive():
         print(i, "R")
 elif name == "fcancel":
+    gate = os.environ.get("FAKE_CANCEL_GATE")  # a slow cancel command: waits for the test
+    if gate:
+        open(gate + ".waiting", "w").close()
+        while not os.path.exists(gate):
+            time.sleep(0.01)
     with open(os.path.join(state, "cancels.log"), "a") as fh:
         fh.write(" ".join(args) + "\n")
     for i in args:
@@ -240,6 +245,7 @@ def test_submit_failure_ends_failed_with_the_stderr(
     runner = GridRunner(grid=fake_scheme(), sleepstep=0.05)
     (result,) = run_jobs(runner, JobManager(tmp_path / "w"), [SingleJob(name="x", runscript=":\n")])
     assert result.status is JobStatus.FAILED
+    assert result.reason == "submit_failed"
     assert result.exit_code == 1
     assert expected in result.error
     assert "fsub -D" in result.error
@@ -402,6 +408,26 @@ def test_cancelling_one_job_removes_it_from_the_queue_only(fake: Path, tmp_path:
     assert not results[1].done
     gate.touch()
     assert results[1].wait(timeout=TIMEOUT).ok
+
+
+def test_job_cancel_returns_while_the_cancel_command_still_runs(
+    fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cancel_gate = tmp_path / "cancel-gate"
+    monkeypatch.setenv("FAKE_CANCEL_GATE", str(cancel_gate))
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.02)
+    gate = tmp_path / "gate"
+    job = SingleJob(name="slow-cancel", runscript=f"while [ ! -e '{gate}' ]; do sleep 0.02; done\n")
+    results = job.run(jobrunner=runner, jobmanager=JobManager(tmp_path / "w"))
+    wait_until(lambda: len(runner.queued) == 1)
+    job.cancel()  # returns at once: the cancel command runs in a thread of the runner's
+    wait_until(lambda: Path(str(cancel_gate) + ".waiting").exists())
+    assert not (fake / "cancels.log").exists()
+    assert not results.done
+    cancel_gate.touch()
+    assert results.wait(timeout=TIMEOUT).status is JobStatus.CANCELLED
+    assert results.reason == "cancelled"
+    gate.touch()
 
 
 def test_a_job_submitted_while_the_runner_cancels_is_cancelled_once_its_id_is_known(

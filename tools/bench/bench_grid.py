@@ -239,7 +239,7 @@ def listing_line(jobid: int, fmt: str) -> str:
 def bench_scale(n: int, work: Path) -> None:
     print(f"== scale: {n} active jobs, fake instant SLURM, sleepstep {SCALE_SLEEPSTEP:g} s")
     try:
-        from runner_grid.schemes.slurm import SQUEUE_FORMAT
+        from runner_grid.schemes.slurm import SQUEUE_FORMAT  # noqa: PLC0415 - optional: older trees lack it
     except ImportError:
         SQUEUE_FORMAT = "%i|%T"
     fakebin = work / "fakebin"

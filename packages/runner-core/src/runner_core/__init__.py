@@ -2,18 +2,27 @@
 
 from runner_core.__about__ import __version__
 from runner_core._config import config
-from runner_core._jobs import JobError, JobStatus, Results, SingleJob, report_failure
+from runner_core._context import report_failure
+from runner_core._errors import JobError, JobStateError
+from runner_core._interrupts import Terminated
+from runner_core._jobs import SingleJob
 from runner_core._manager import JobManager
+from runner_core._results import Results, as_completed
 from runner_core._runner import JobRunner
+from runner_core._status import REASONS, JobStatus
 
 __all__ = [
+    "REASONS",
     "JobError",
     "JobManager",
     "JobRunner",
+    "JobStateError",
     "JobStatus",
     "Results",
     "SingleJob",
+    "Terminated",
     "__version__",
+    "as_completed",
     "config",
     "report_failure",
 ]

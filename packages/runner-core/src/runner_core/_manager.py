@@ -6,7 +6,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Union
 
-from runner_core._jobs import JobError
+from runner_core._errors import JobError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -29,7 +29,7 @@ class JobManager:
 
     def __init__(self, folder: Union[str, os.PathLike[str]] = "runner_workdir") -> None:
         """Create a manager for `folder` (nothing is created on disk yet)."""
-        from pathlib import Path  # pathlib costs ~10 ms; keep `import runner_core` light
+        from pathlib import Path  # noqa: PLC0415 - pathlib costs ~10 ms; keep `import runner_core` light
 
         self._path = Path(os.path.abspath(os.fspath(folder)))
         self.jobs: list[SingleJob] = []

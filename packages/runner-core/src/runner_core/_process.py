@@ -1,4 +1,4 @@
-"""The local `call`: start a runscript in its own process group, and kill process groups."""
+"""Local process groups: start a runscript in its own, wait for it, kill groups; no runner here."""
 
 from __future__ import annotations
 
@@ -6,18 +6,17 @@ import contextlib
 import errno
 import os
 import threading
-from time import sleep as _sleep
-from typing import TYPE_CHECKING, Any, Optional
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from runner_core._config import config
-from runner_core._jobs import _state_lock, current_results, report_failure
-from runner_core._waiting import deferred_interrupts, wait_process
+from runner_core._interrupts import deferred_interrupts, wait_process
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from subprocess import Popen
 
-    from runner_core._runner import JobRunner
+__all__ = ["SpawnError", "kill_groups", "kill_in_background", "run_process"]
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 _ETXTBSY_RETRIES = 40
@@ -60,46 +59,64 @@ def _explain_spawn_error(exc: OSError, path: str, workdir: str) -> tuple[str, in
     return f"cannot start runscript {path!r}: {exc}", 126
 
 
-def run_local(runner: JobRunner, runscript: str, workdir: str, out: Optional[str], err: str) -> int:
-    """Run `workdir/runscript` in a new session and return its exit code.
+class SpawnError(Exception):
+    """The runscript could not be started; says why, with the exit code a shell would give.
 
-    stdout goes to `out` (inherited when None), stderr to `err`. A runscript that
-    cannot be started is reported through `report_failure` (exit code 127 or 126,
-    like a shell). A negative exit code -N means the process was killed by signal N.
+    Attributes:
+        exit_code: 127 (not found) or 126 (found but not executable), like a shell.
     """
-    path = os.path.join(workdir, runscript)
-    results = current_results()
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        """Hold the message for a person and the shell-like exit code."""
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def run_process(
+    path: str,
+    workdir: str,
+    out: Optional[str],
+    err: str,
+    *,
+    on_start: Callable[[Popen[Any]], None],
+    on_end: Callable[[Popen[Any]], None],
+) -> int:
+    """Run `path` in `workdir` in a new session (its own process group); return its exit code.
+
+    stdout goes to `out` (inherited when None), stderr to `err`. `on_start(proc)` is
+    called right after the start, inside the same step a Ctrl-C or SIGTERM cannot cut
+    (so whoever must kill the process has it on record before any signal is raised),
+    and `on_end(proc)` once it has been waited for. A signal's exception while
+    waiting (a serial run: the main thread waits here) kills the process group first.
+    A negative exit code -N means the process was killed by signal N.
+
+    Raises:
+        SpawnError: the runscript could not be started (missing, not executable, bad
+            interpreter line, no such folder).
+    """
     proc: Optional[Popen[Any]] = None
     try:
-        # A Ctrl-C between the start of the process and its tracking would leave it
-        # running with nobody to kill it: it is raised once the process is tracked.
         with deferred_interrupts():
             started = _start(path, workdir, out, err)
-            if isinstance(started, tuple):  # it could not start: say why
-                message, code = started
-                report_failure(message)
-                return code
+            if isinstance(started, tuple):
+                raise SpawnError(*started)
             proc = started
-            runner._track_process(proc, results)
+            on_start(proc)
         return wait_process(proc)
     except BaseException:
-        # Ctrl-C in a serial run lands here, in the thread that waits: take the job's
-        # process tree down with us.
+        # Ctrl-C or SIGTERM in a serial run lands here, in the thread that waits: take
+        # the job's process tree down with us.
         if proc is not None:
             kill_groups([proc])
         raise
     finally:
         if proc is not None:
-            runner._untrack_process(proc)
-            if results is not None:
-                with _state_lock:
-                    if results._proc is proc:
-                        results._proc = None
+            on_end(proc)
 
 
 def _start(path: str, workdir: str, out: Optional[str], err: str) -> Popen[Any] | tuple[str, int]:
     """Start `path` in `workdir` in a new session; if it cannot start, return (why, exit code)."""
-    import subprocess
+    import subprocess  # noqa: PLC0415 - lazy stdlib import keeps `import runner_core` fast
 
     err_fd = os.open(err, _OPEN_FLAGS, 0o666)
     out_fd: Optional[int] = None
@@ -117,7 +134,7 @@ def _start(path: str, workdir: str, out: Optional[str], err: str) -> Popen[Any] 
                     # Another thread forked while some runscript was open for writing;
                     # that child holds the write end until its exec. It lasts microseconds.
                     attempt += 1
-                    _sleep(0.0005 * attempt)
+                    time.sleep(0.0005 * attempt)
                     continue
                 return _explain_spawn_error(exc, path, workdir)
     finally:
@@ -143,8 +160,7 @@ def kill_groups(procs: Iterable[Popen[Any]], grace: Optional[float] = None) -> N
     group id. Waits at most `grace` seconds (default `config.kill_grace`) for the
     groups to go before sending SIGKILL to what is left.
     """
-    import signal
-    import time
+    import signal  # noqa: PLC0415 - lazy stdlib import keeps `import runner_core` fast
 
     if grace is None:
         grace = float(config.get("kill_grace", 2.0))

@@ -9,9 +9,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 
-from runner_core import JobRunner, report_failure
-from runner_core._jobs import current_results
-from runner_core._waiting import deferred_interrupts, wait_event
+from runner_core import JobRunner
+from runner_core.ext import current_results, deferred_interrupts, report_failure, wait_event
 from runner_grid._command import batch_commands, build_submit_argv, format_command, split_command
 from runner_grid._detect import detect_scheme
 from runner_grid._poller import (
@@ -47,6 +46,8 @@ REQUIRED_KEYS = (
 )
 #: Seconds the submit command may run.
 SUBMIT_TIMEOUT = 120.0
+#: Seconds the cancel thread waits for more work before it ends.
+CANCEL_THREAD_IDLE = 5.0
 
 
 def missing_keys(scheme: Mapping[str, Any]) -> list[str]:
@@ -75,7 +76,7 @@ _MISSING = object()
 
 def _job_cancelled(results: Optional[Results]) -> bool:
     """True when `results` belongs to a job cancelled on its own (``job.cancel()``)."""
-    return results is not None and results._cancel_requested
+    return results is not None and results.cancel_requested
 
 
 def _seconds(name: str, value: object) -> float:
@@ -130,6 +131,9 @@ class GridRunner(JobRunner):
         self._grid_lock = threading.Lock()
         self._queued: dict[str, Optional[Results]] = {}  # job id -> Results, None outside a job
         self._cancel_sent: set[str] = set()
+        self._to_cancel: list[str] = []  # ids job.cancel() asked for, for the cancel thread
+        self._cancel_wanted = threading.Event()
+        self._canceller_running = False
         self._cancelling = False
         self._stop = threading.Event()
         self._check = SchemeCheck(lambda: self.settings)
@@ -221,7 +225,9 @@ class GridRunner(JobRunner):
             wrapper, exit_file = write_wrapper(workdir, runscript, tuple(prefixes))
             argv = build_submit_argv(scheme, wrapper, workdir, out, err, runflags=runflags)
         except (OSError, ValueError, TypeError) as exc:
-            report_failure(f"could not prepare the submission of {runscript!r}: {exc}")
+            report_failure(
+                f"could not prepare the submission of {runscript!r}: {exc}", reason="submit_failed"
+            )
             return 1
         command = format_command(argv)
         if self.cancelled:
@@ -256,24 +262,28 @@ class GridRunner(JobRunner):
         try:
             proc = run_query(argv, os.environ, timeout)
         except CheckFailed as exc:
-            report_failure(f"the submit command did not complete: {exc}")
+            report_failure(f"the submit command did not complete: {exc}", reason="submit_failed")
             return None
         stderr = proc.stderr.strip()
         if proc.returncode != 0:
             report_failure(
                 f"the submit command failed with exit status {proc.returncode}: {command}\n"
-                f"{stderr or '(nothing on stderr)'}"
+                f"{stderr or '(nothing on stderr)'}",
+                reason="submit_failed",
             )
             return None
         try:
             found = self.settings["commands"]["getid"](proc.stdout)
         except Exception as exc:  # a user's parser: its failure is the job's failure
-            report_failure(f"commands.getid raised {exc!r} on the output of {command}")
+            report_failure(
+                f"commands.getid raised {exc!r} on the output of {command}", reason="submit_failed"
+            )
             return None
         if not found:
             report_failure(
                 f"the submit command printed no job id: {command}\n"
-                f"stdout: {proc.stdout.strip() or '(empty)'}\nstderr: {stderr or '(empty)'}"
+                f"stdout: {proc.stdout.strip() or '(empty)'}\nstderr: {stderr or '(empty)'}",
+                reason="submit_failed",
             )
             return None
         jobid = str(found)
@@ -346,18 +356,51 @@ class GridRunner(JobRunner):
             self._cancel_ids(ids)
         self._poller.wake()
 
-    def _wake_waiters(self) -> None:
-        """Also cancel in the queue the jobs that were cancelled one by one (``job.cancel()``)."""
-        super()._wake_waiters()
+    def cancel_job(self, results: Results) -> None:
+        """Cancel one job (``job.cancel()``), in the queue too, by a cancel command run elsewhere.
+
+        Returns at once: the job's id goes to the runner's cancel thread, which runs the cancel
+        command (it may take up to the scheme's ``check_timeout``) and then wakes the poller, so
+        the job is released at the next check. A job not submitted yet is cancelled as soon as
+        its id is known (see `call`).
+        """
+        super().cancel_job(results)
         with self._grid_lock:
             ids = [
                 jobid
-                for jobid, results in self._queued.items()
-                if _job_cancelled(results) and jobid not in self._cancel_sent
+                for jobid, owner in self._queued.items()
+                if owner is results and jobid not in self._cancel_sent
             ]
-        if ids:
-            self._cancel_ids(ids)
-            self._poller.wake()
+            if not ids:
+                return
+            self._cancel_sent.update(ids)
+            self._to_cancel.extend(ids)
+            start = not self._canceller_running
+            self._canceller_running = True
+        self._cancel_wanted.set()
+        if start:
+            # One thread for every cancel of this runner: starting a thread per job.cancel()
+            # costs the caller the fork of the cancel command too (it holds the GIL meanwhile).
+            threading.Thread(
+                target=self._cancel_loop, name="runner-grid-cancel", daemon=True
+            ).start()
+
+    def _cancel_loop(self) -> None:
+        """Run the cancel commands `cancel_job` queued; end after a quiet interval."""
+        while True:
+            self._cancel_wanted.wait(CANCEL_THREAD_IDLE)
+            with self._grid_lock:
+                self._cancel_wanted.clear()
+                ids, self._to_cancel = self._to_cancel, []
+                if not ids:
+                    self._canceller_running = False
+                    return
+            try:
+                self._cancel_ids(ids)
+            except Exception:
+                logger.exception("could not cancel jobs %s", " ".join(ids))
+            finally:
+                self._poller.wake()
 
     def _cancel_ids(self, ids: list[str]) -> None:
         with self._grid_lock:

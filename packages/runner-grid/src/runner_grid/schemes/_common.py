@@ -15,7 +15,7 @@ _LEADING_DIGITS = re.compile(r"\d+")
 def current_user() -> str:
     """Return the name of the user this process runs as (what the scheduler files jobs under)."""
     try:
-        import pwd
+        import pwd  # noqa: PLC0415 - lazy stdlib import; only needed without $USER
 
         return pwd.getpwuid(os.getuid()).pw_name
     except (ImportError, KeyError):  # pragma: no cover - no passwd entry (containers)

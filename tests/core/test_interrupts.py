@@ -1,4 +1,4 @@
-"""Ctrl-C and the main thread (runner_core._waiting): waits it always gets through, and
+"""Ctrl-C and the main thread (runner_core._interrupts): waits it always gets through, and
 steps it cannot cut in half.
 
 The fault the first tests stand for: the kernel hands a SIGINT to a job thread rather
@@ -22,7 +22,7 @@ import pytest
 
 from core.runner_helpers import TIMEOUT, wait_until
 from core.test_process import alive, assert_all_gone, pids_in
-from runner_core._waiting import MAIN_WAIT_SLICE, wait_event, wait_process, wait_slice
+from runner_core._interrupts import MAIN_WAIT_SLICE, wait_event, wait_process, wait_slice
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -148,7 +148,7 @@ def test_a_job_thread_waits_without_slices() -> None:
 DEFERRAL = """
 import os, signal, time
 from runner_core import JobRunner
-from runner_core._waiting import deferred_interrupts
+from runner_core._interrupts import deferred_interrupts
 JobRunner()  # the first runner installs runner_core's SIGINT handler
 try:
     with deferred_interrupts():

@@ -1,0 +1,86 @@
+"""The job of the current thread: `current_results()`, `report_failure()`, `detach_job()`."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Callable, Optional
+
+from runner_core._log import logger
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from runner_core._results import Results
+    from runner_core._runner import Completion
+
+__all__ = ["current_results", "detach_job", "job_context", "report_failure"]
+
+# The job whose `call` runs in this thread; report_failure and runners' own `call`s
+# find their job through it.
+_current = threading.local()
+
+
+def current_results() -> Optional[Results]:
+    """Return the Results of the job whose `call` runs in this thread, or None."""
+    return getattr(_current, "results", None)
+
+
+@contextmanager
+def job_context(
+    results: Results, detach: Optional[Callable[[], Completion]] = None
+) -> Iterator[None]:
+    """Make `results` the current job of this thread while the block runs (nestable).
+
+    Args:
+        results: the job's results.
+        detach: what `detach_job()` calls inside the block (None: the job cannot be
+            detached, for example in a runner's finalize step).
+    """
+    previous = (getattr(_current, "results", None), getattr(_current, "detach", None))
+    _current.results, _current.detach = results, detach
+    try:
+        yield
+    finally:
+        _current.results, _current.detach = previous
+
+
+def detach_job() -> Completion:
+    """Detach the job whose `call` runs in this thread from the thread; see `runner_core.ext`.
+
+    Returns:
+        The job's Completion: call `complete()` or `fail()` on it once, from any thread.
+
+    Raises:
+        RuntimeError: no job's `call` runs in this thread, or the job is detached already.
+    """
+    detach: Optional[Callable[[], Completion]] = getattr(_current, "detach", None)
+    if detach is None:
+        raise RuntimeError(
+            "detach_job() must be called from inside a runner's call(), in the job's thread"
+        )
+    _current.detach = None
+    return detach()
+
+
+def report_failure(message: str, reason: Optional[str] = None) -> None:
+    """Say why the job running in this thread failed, although `call` returns an exit code.
+
+    Call it from inside a runner's `call` (which runs in the job's own thread). The job
+    then ends FAILED with `results.error == message` and `results.exit_code` set to
+    what `call` returned. Outside a job's `call` the message is only logged.
+
+    Args:
+        message: what went wrong, for a person to read (name the file or command).
+        reason: the job's end reason, one word of `runner_core.REASONS`
+            (for example "submit_failed"), or None.
+
+    Raises:
+        ValueError: `reason` is not one of `REASONS`.
+    """
+    results = current_results()
+    if results is None:
+        logger().warning("report_failure() outside a job's call: %s", message)
+        return
+    results._note(failure=str(message), reason=reason)
+    logger().debug("job %r failed: %s", results.job.name, message)

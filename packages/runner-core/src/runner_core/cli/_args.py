@@ -1,0 +1,150 @@
+"""The command line's options: the argument parser, `--flag KEY=VALUE` parsing, UsageError."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Sequence
+
+from runner_core.__about__ import __version__
+
+PROG = "runner"
+# runflags are passed as keyword arguments to `job.run`, whose own parameters they
+# must not shadow.
+RESERVED_FLAGS = frozenset({"jobrunner", "jobmanager"})
+FLAG_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*\Z")
+
+
+class UsageError(Exception):
+    """A mistake on the command line or in its inputs: reported, exit status 2."""
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 (no limit) or more")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of `runner` and its `run` subcommand."""
+    verbosity = argparse.ArgumentParser(add_help=False)
+    verbosity.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="log more to stderr: -v for INFO, -vv for DEBUG (default: warnings only)",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run computational jobs (runscripts) locally or on a cluster scheduler.",
+        epilog="Run `runner run --help` for the options of a batch run.",
+        parents=[verbosity],
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s (runner-core) {__version__}"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        parents=[verbosity],
+        help="run each SCRIPT as a job in its own folder and summarise the results",
+        description=(
+            "Run each SCRIPT as a job in its own folder under --workdir, show progress on\n"
+            "stderr and print a summary on stdout.\n\n"
+            "Exit status: 0 when every job succeeded, 1 when any job did not, 2 for a\n"
+            "usage error (nothing ran), 130 after Ctrl-C (every job cancelled)."
+        ),
+        epilog=(
+            "Example: runner run --parallel --maxjobs 4 --workdir work jobs/*.sh\n"
+            "         runner run --grid slurm --flag t=00:10:00 --flag mem=4G jobs/*.sh"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "scripts", metavar="SCRIPT", nargs="+", help="runscript files; each becomes one job"
+    )
+    run.add_argument(
+        "--parallel",
+        action="store_true",
+        help="run jobs at the same time, each in its own thread (default: one after another)",
+    )
+    run.add_argument(
+        "--maxjobs",
+        metavar="N",
+        type=_non_negative_int,
+        default=0,
+        help="at most N jobs run at once; 0 means no limit (default: 0)",
+    )
+    run.add_argument(
+        "--grid",
+        metavar="NAME|auto",
+        help=(
+            "submit to a scheduler through runner_grid.GridRunner: slurm, pbs, sge or auto "
+            "(needs runner-core[grid]; jobs are always submitted in parallel)"
+        ),
+    )
+    run.add_argument(
+        "--workdir",
+        metavar="DIR",
+        default="runner_workdir",
+        help="folder that holds one subfolder per job (default: ./runner_workdir)",
+    )
+    run.add_argument(
+        "--flag",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        dest="flags",
+        help=(
+            "a runflag for every job (repeatable), e.g. --flag mem=4G; KEY= gives an empty "
+            "value, which grid schemes turn into the flag alone"
+        ),
+    )
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as a JSON document on stdout instead of a table",
+    )
+    return parser
+
+
+def parse_flags(pairs: Sequence[str]) -> dict[str, str]:
+    """Turn `KEY=VALUE` strings into runflags, in the order given.
+
+    Args:
+        pairs: the values of every `--flag` option, in command-line order.
+
+    Returns:
+        {KEY: VALUE}, in the order given.
+
+    Raises:
+        UsageError: a pair without `=`, a key that is not a plain name, a key given
+            twice, or a key that `job.run` uses itself.
+    """
+    flags: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(f"--flag {pair!r} has no '='; write it as KEY=VALUE, e.g. mem=4G")
+        if not FLAG_KEY.match(key):
+            hint = " (write the key without dashes)" if key.startswith("-") else ""
+            raise UsageError(
+                f"--flag {pair!r}: key {key!r} is not a flag name{hint}; a key starts with a "
+                "letter and holds only letters, digits, '_' and '-'"
+            )
+        if key in RESERVED_FLAGS:
+            raise UsageError(
+                f"--flag {pair!r}: {key!r} is a parameter of job.run, not a runflag; "
+                "use the --grid / --parallel / --workdir options instead"
+            )
+        if key in flags:
+            raise UsageError(f"--flag {key!r} given twice ({flags[key]!r} and {value!r}); keep one")
+        flags[key] = value
+    return flags

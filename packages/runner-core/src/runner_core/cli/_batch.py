@@ -1,0 +1,138 @@
+"""The batch: one job per script, and how the command shows each job's outcome."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from runner_core import JobStatus, SingleJob
+from runner_core.cli._args import UsageError
+
+
+def read_scripts(paths: Sequence[str]) -> list[tuple[str, str]]:
+    """Read every script before anything runs.
+
+    Args:
+        paths: the SCRIPT arguments, in command-line order.
+
+    Returns:
+        (job name, text) for each path, in order.
+
+    Raises:
+        UsageError: naming every path that is missing, not a file or not readable.
+    """
+    problems: list[str] = []
+    scripts: list[tuple[str, str]] = []
+    for name in paths:
+        path = Path(name)
+        try:
+            if path.is_dir():
+                problems.append(f"{name}: is a folder, not a script file")
+                continue
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            problems.append(f"{name}: no such file")
+            continue
+        except PermissionError:
+            problems.append(f"{name}: not readable (permission denied)")
+            continue
+        except UnicodeDecodeError as exc:
+            problems.append(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})")
+            continue
+        except OSError as exc:
+            problems.append(f"{name}: cannot be read ({exc.strerror or exc})")
+            continue
+        scripts.append((path.stem or path.name, text))
+    if problems:
+        raise UsageError("cannot run, nothing was started:\n  " + "\n  ".join(problems))
+    return scripts
+
+
+def make_job(name: str, text: str) -> SingleJob:
+    """Return a job whose runscript is `text`; a leading `#!` line becomes its shebang.
+
+    Args:
+        name: the job's name (the script's file name without its suffix).
+        text: the script's text.
+
+    Returns:
+        The job, not run yet.
+
+    Raises:
+        UsageError: the job layer refuses `name` as a job name.
+    """
+    shebang = None
+    if text.startswith("#!"):
+        shebang, _, text = text.partition("\n")
+    try:
+        job = SingleJob(name=name, runscript=text)
+    except ValueError as exc:
+        raise UsageError(f"cannot make a job of the script named {name!r}: {exc}") from None
+    if shebang is not None:
+        job.settings.runscript.shebang = shebang.rstrip("\r")
+    return job
+
+
+class Batch:
+    """The jobs of one run, and what the command shows of each (by index, in script order).
+
+    Attributes:
+        jobs: the jobs, in command-line order.
+        cancelled: set once the run was interrupted; a job that then never reached
+            the runner is shown CANCELLED.
+        started: `time.monotonic()` when the batch was made.
+    """
+
+    def __init__(self, jobs: list[SingleJob]) -> None:
+        """Make the batch of `jobs`."""
+        self.jobs = jobs
+        self.cancelled = False
+        self.started = time.monotonic()
+
+    def status(self, index: int) -> JobStatus:
+        """Return the status to show: a job the interrupted run never handed over is CANCELLED."""
+        results = self.jobs[index].results
+        status = results.status
+        if not status.done and self.cancelled and results.started_at is None:
+            return JobStatus.CANCELLED
+        return status
+
+    def exit_code(self, index: int) -> Optional[int]:
+        """Return the job's exit code, or None when it has none."""
+        return self.jobs[index].results.exit_code
+
+    def label(self, index: int) -> str:
+        """Return the job's folder name (unique in the run), or its name before it has one."""
+        job = self.jobs[index]
+        return job.path.name if job.path is not None else job.name
+
+    def error(self, index: int) -> Optional[str]:
+        """Return why the job did not succeed, in full; None when it succeeded or still runs."""
+        status = self.status(index)
+        if status is JobStatus.SUCCESSFUL or not status.done:
+            return None
+        results = self.jobs[index].results
+        if results.error:
+            return results.error
+        if status is JobStatus.CANCELLED:
+            return "cancelled before it finished" if results.started_at else "cancelled"
+        detail = f"exit code {results.exit_code}"
+        last = self._last_stderr_line(index)
+        return f"{detail}: {last}" if last else detail
+
+    def _last_stderr_line(self, index: int) -> Optional[str]:
+        err_path = self.jobs[index].err_path
+        if err_path is None:
+            return None
+        try:
+            text = err_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        return lines[-1] if lines else None
+
+    def seconds(self, index: int) -> Optional[float]:
+        """Return the seconds the job ran (its call), or None when it never started."""
+        elapsed = self.jobs[index].results.elapsed
+        return None if elapsed is None else round(elapsed, 3)

@@ -1,0 +1,113 @@
+"""Choosing the batch's runner: a local JobRunner, or the grid runner that runner-grid registers.
+
+runner-core names no module of runner-grid. runner-grid registers its runner class
+as an entry point, in its pyproject.toml::
+
+    [project.entry-points."runner_core.grid_runners"]
+    GridRunner = "runner_grid:GridRunner"
+
+Only when `--grid NAME` is given does the command look up the entry point named
+`GridRunner` in the group `runner_core.grid_runners`, load it and build
+`GridRunner(grid=NAME, maxjobs=N)`, which must be a JobRunner. When no installed
+distribution registers it (runner-core installed without its `grid` extra), the
+command says to `pip install 'runner-core[grid]'`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Callable, Optional
+
+from runner_core import JobRunner
+from runner_core.cli._args import UsageError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
+logger = logging.getLogger(__name__)
+
+GRID_RUNNERS_GROUP = "runner_core.grid_runners"
+GRID_RUNNER_NAME = "GridRunner"
+INSTALL_HINT = "install it with: pip install 'runner-core[grid]'"
+
+
+def make_runner(grid: Optional[str], parallel: bool, maxjobs: int) -> JobRunner:
+    """Return the runner for the batch.
+
+    Args:
+        grid: the `--grid` value (a scheme name or "auto"), or None to run locally.
+        parallel: `--parallel` (a grid runner always submits in parallel).
+        maxjobs: `--maxjobs`, 0 for no limit.
+
+    Returns:
+        `JobRunner(parallel=..., maxjobs=...)`, or the registered grid runner class
+        called as `GridRunner(grid=grid, maxjobs=maxjobs)`.
+
+    Raises:
+        UsageError: no grid runner is installed, or it refused the grid name.
+    """
+    if grid is None:
+        return JobRunner(parallel=parallel, maxjobs=maxjobs)
+    grid_runner = find_grid_runner(grid)
+    try:
+        return grid_runner(grid=grid, maxjobs=maxjobs)
+    except Exception as exc:
+        raise UsageError(f"--grid {grid}: {exc}") from exc
+
+
+def find_grid_runner(grid: str) -> Callable[..., JobRunner]:
+    """Load the grid runner class registered under `runner_core.grid_runners`.
+
+    Args:
+        grid: the `--grid` value, for the messages.
+
+    Returns:
+        The class (runner-grid's `GridRunner`), a JobRunner subclass whose
+        constructor takes `grid` and `maxjobs`.
+
+    Raises:
+        UsageError: no distribution registers it, it cannot be imported, or what it
+            names is not a JobRunner subclass.
+    """
+    found = [entry for entry in grid_entry_points() if entry.name == GRID_RUNNER_NAME]
+    if not found:
+        raise UsageError(
+            f"--grid {grid} needs the runner-grid package, which is not installed (no "
+            f"entry point {GRID_RUNNER_NAME!r} in group {GRID_RUNNERS_GROUP!r}); {INSTALL_HINT}"
+        )
+    entry = found[0]
+    if len(found) > 1:
+        logger.warning(
+            "%d entry points %r in group %r (%s); using %s",
+            len(found),
+            GRID_RUNNER_NAME,
+            GRID_RUNNERS_GROUP,
+            ", ".join(e.value for e in found),
+            entry.value,
+        )
+    try:
+        loaded = entry.load()
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(
+            f"--grid {grid} needs the runner-grid package, which is not installed "
+            f"({exc}); {INSTALL_HINT}"
+        ) from None
+    if not (isinstance(loaded, type) and issubclass(loaded, JobRunner)):
+        raise UsageError(
+            f"--grid {grid}: the entry point {entry.name} = {entry.value!r} in group "
+            f"{GRID_RUNNERS_GROUP!r} gives {loaded!r}, not a JobRunner subclass; "
+            "reinstall runner-grid: pip install --force-reinstall 'runner-core[grid]'"
+        )
+    return loaded
+
+
+def grid_entry_points() -> list[EntryPoint]:
+    """Return the installed entry points of the group `runner_core.grid_runners`."""
+    # importlib.metadata takes ~25 ms to import; only --grid needs it.
+    import importlib.metadata  # noqa: PLC0415 - lazy stdlib import keeps `runner` fast to start
+
+    if sys.version_info < (3, 10):
+        # Python 3.9: entry_points() takes no selection and returns {group: entry points}.
+        return list(importlib.metadata.entry_points().get(GRID_RUNNERS_GROUP, ()))
+    return list(importlib.metadata.entry_points(group=GRID_RUNNERS_GROUP))

@@ -1,0 +1,59 @@
+"""The public surface for runner authors: what runner-grid and users' own runners build on.
+
+A runner is a `JobRunner` subclass that overrides `call()` (see the docs page
+"Writing a runner subclass"). From inside `call` (it runs in the job's own thread):
+
+- `current_results()`: the Results of the job this `call` runs.
+- `report_failure(message, reason=None)`: the job ends FAILED with `message`,
+  although `call` returns an exit code.
+- `deferred_interrupts()`: a step a Ctrl-C or SIGTERM must not cut in half (start
+  a process or a submission and record it); the signal is raised when it ends.
+- `wait_event(event, timeout)`: an `Event.wait` the main thread can be interrupted
+  in (a serial runner waits in the main thread).
+- `detach_job()`: the job leaves its thread. `call` returns at once (its return
+  value is ignored), the job stays RUNNING and keeps its `maxjobs` slot, and the
+  returned `Completion` ends it later from any thread: `complete(exit_code,
+  reason=None)` or `fail(message)`. One poller thread can so complete thousands of
+  jobs that hold no thread.
+
+Hooks a runner overrides (call `super()` first):
+
+- `JobRunner.cancel_job(results)`: called by `job.cancel()`; must return at once,
+  handing slow work (a cancel command) to another thread.
+- `JobRunner._cancel_jobs()`: called once by `shutdown(cancel=True)`, and so on
+  Ctrl-C, SIGTERM and SIGHUP: stop every job inside `call`.
+
+`REASONS` lists the words `results.reason` may hold.
+"""
+
+from __future__ import annotations
+
+from runner_core._context import current_results, detach_job, report_failure
+from runner_core._errors import JobStateError
+from runner_core._interrupts import (
+    MAIN_WAIT_SLICE,
+    Terminated,
+    deferred_interrupts,
+    in_main_thread,
+    wait_event,
+    wait_slice,
+)
+from runner_core._pool import PoolSnapshot
+from runner_core._runner import Completion
+from runner_core._status import REASONS
+
+__all__ = [
+    "MAIN_WAIT_SLICE",
+    "REASONS",
+    "Completion",
+    "JobStateError",
+    "PoolSnapshot",
+    "Terminated",
+    "current_results",
+    "deferred_interrupts",
+    "detach_job",
+    "in_main_thread",
+    "report_failure",
+    "wait_event",
+    "wait_slice",
+]
