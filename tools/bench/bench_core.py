@@ -16,11 +16,13 @@ import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from runner_core import JobManager, JobRunner, SingleJob
+
 N_JOBS = 2000
 N_SCALE = 10_000
 ROUNDS = 4
 WARMUP = 1
-TARGET_RATIO = 1.3
+TARGET_RATIO = 1.1  # issue 7: local overhead within 1.1x of the plain pool
 TARGET_IMPORT_MS = 30.0
 SCRIPT = "#!/bin/sh\nexit 0\n"
 
@@ -73,8 +75,6 @@ def baseline(root: Path, n: int) -> float:
 
 def with_runner(root: Path, n: int) -> float:
     """The same batch through JobRunner(parallel=True, maxjobs=2) + SingleJob + JobManager."""
-    from runner_core import JobManager, JobRunner, SingleJob
-
     start = time.perf_counter()
     runner = JobRunner(parallel=True, maxjobs=2)
     manager = JobManager(root)
@@ -145,8 +145,6 @@ def overhead() -> None:
 
 def scale(maxthreads: int) -> None:
     """Queue N_SCALE jobs; sample peak threads; report memory peaks."""
-    from runner_core import JobManager, JobRunner, SingleJob
-
     peak_threads = 0
     stop = threading.Event()
 
@@ -185,7 +183,7 @@ def scale(maxthreads: int) -> None:
 
 
 def import_time() -> None:
-    print("== import runner_core ==")
+    print(f"== import runner_core (target < {TARGET_IMPORT_MS:g} ms) ==")
     py = sys.executable
 
     def importtime_us() -> int:
@@ -211,10 +209,14 @@ def import_time() -> None:
     loaded = min(wall("import runner_core") for _ in range(15))
     extra = (loaded - bare) * 1e3
     ok = mark(cumulative < TARGET_IMPORT_MS)
-    print(f"  -X importtime cumulative runner_core: {cumulative:.1f} ms {ok}")
+    print(
+        f"  -X importtime cumulative runner_core: {cumulative:.1f} ms "
+        f"(target < {TARGET_IMPORT_MS:g} ms) {ok}"
+    )
     print(
         f"  wall: python -c pass {bare * 1e3:.1f} ms, -c 'import runner_core' "
-        f"{loaded * 1e3:.1f} ms, extra {extra:.1f} ms {mark(extra < TARGET_IMPORT_MS)}"
+        f"{loaded * 1e3:.1f} ms, extra {extra:.1f} ms (target < {TARGET_IMPORT_MS:g} ms) "
+        f"{mark(extra < TARGET_IMPORT_MS)}"
     )
 
 
