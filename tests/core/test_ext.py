@@ -10,7 +10,14 @@ import pytest
 
 from core.runner_helpers import TIMEOUT, wait_until
 from runner_core import JobManager, JobRunner, JobStatus, Results, SingleJob
-from runner_core.ext import Completion, current_results, detach_job, report_failure
+from runner_core.ext import (
+    Completion,
+    current_results,
+    detach_job,
+    report_failure,
+    report_jobid,
+    report_reason,
+)
 
 if TYPE_CHECKING:
     from runner_settings import Settings
@@ -124,3 +131,41 @@ def test_detach_and_report_failure_outside_a_call(caplog: pytest.LogCaptureFixtu
         detach_job()
     report_failure("nothing runs here")  # only logged
     assert "nothing runs here" in caplog.text
+
+
+class Reporting(JobRunner):
+    """A runner whose call reports what a scheduler would tell it: an id and an end reason."""
+
+    def call(
+        self, runscript: str, workdir: str, out: str | None, err: str, runflags: Settings
+    ) -> int:
+        report_jobid(str(runflags["jobid"]))
+        report_reason(str(runflags["reason"]))
+        return int(runflags["code"])
+
+
+@pytest.mark.parametrize(
+    ("reason", "code", "status"),
+    [
+        ("timeout", 1, JobStatus.CRASHED),
+        ("out_of_memory", 137, JobStatus.CRASHED),
+        ("preempted", 0, JobStatus.SUCCESSFUL),
+        ("cancelled", 1, JobStatus.CANCELLED),  # by someone else: still CANCELLED
+    ],
+)
+def test_reported_reasons_and_ids_reach_the_results(
+    manager: JobManager, reason: str, code: int, status: JobStatus
+) -> None:
+    results = SingleJob("r", "").run(Reporting(), manager, jobid=42, reason=reason, code=code)
+    assert (results.status, results.reason, results.exit_code, results.jobid) == (
+        status,
+        reason,
+        code,
+        "42",
+    )
+
+
+def test_an_unknown_reported_reason_fails_the_job(manager: JobManager) -> None:
+    results = SingleJob("r", "").run(Reporting(), manager, jobid=1, reason="sleepy", code=0)
+    assert results.status is JobStatus.FAILED
+    assert "'sleepy' is not one of" in (results.error or "")

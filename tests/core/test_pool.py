@@ -286,3 +286,17 @@ def test_bad_settings_are_refused_naming_the_value() -> None:
     pool = Pool()
     with pytest.raises(ValueError, match=r"maxthreads.*0"):
         pool.maxthreads = 0
+
+
+def test_an_unbounded_pool_never_blocks_submit() -> None:
+    pool = Pool(limit=1, maxthreads=1, bounded=False)
+    gates = Gates()
+    tasks = [gates.task(i) for i in range(50)]
+    for task in tasks:  # one thread, one slot: all but one wait in the FIFO, none blocks here
+        pool.submit(task)
+    snap = pool.snapshot()
+    assert (snap.threads, snap.room_waiters) == (1, 0)
+    assert snap.queued >= 49
+    gates.open()
+    assert pool.wait(TIMEOUT)
+    assert gates.started == list(range(50))

@@ -14,7 +14,14 @@ if TYPE_CHECKING:
     from runner_core._results import Results
     from runner_core._runner import Completion
 
-__all__ = ["current_results", "detach_job", "job_context", "report_failure"]
+__all__ = [
+    "current_results",
+    "detach_job",
+    "job_context",
+    "report_failure",
+    "report_jobid",
+    "report_reason",
+]
 
 # The job whose `call` runs in this thread; report_failure and runners' own `call`s
 # find their job through it.
@@ -84,3 +91,35 @@ def report_failure(message: str, reason: Optional[str] = None) -> None:
         return
     results._note(failure=str(message), reason=reason)
     logger().debug("job %r failed: %s", results.job.name, message)
+
+
+def report_reason(reason: str) -> None:
+    """Say why the job running in this thread ended, for its final state (`results.reason`).
+
+    For a runner that learns it from outside: a scheduler that killed the job for its
+    time limit ("timeout"), or a job cancelled by someone else ("cancelled"). The job
+    still ends SUCCESSFUL or CRASHED by its exit code, except "cancelled", which ends
+    it CANCELLED. Outside a job's `call` it is only logged.
+
+    Args:
+        reason: one word of `runner_core.REASONS`.
+
+    Raises:
+        ValueError: `reason` is not one of `REASONS`.
+    """
+    results = current_results()
+    if results is None:
+        logger().warning("report_reason() outside a job's call: %s", reason)
+        return
+    results._note(reason=reason)
+
+
+def report_jobid(jobid: str) -> None:
+    """Record the scheduler's id of the job running in this thread (`results.jobid`).
+
+    Call it from a grid runner's `call` as soon as the submit command printed the id.
+    Outside a job's `call` it does nothing.
+    """
+    results = current_results()
+    if results is not None:
+        results._note(jobid=str(jobid))

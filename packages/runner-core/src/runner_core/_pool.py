@@ -123,6 +123,9 @@ class Pool:
         maxthreads: the most threads alive, and tasks taken, at once.
         thread_name: the name of the pool's threads.
         daemon: called at each thread start; the thread is a daemon when it returns true.
+        bounded: `submit()` blocks past `maxthreads` tasks taken (queued or in a thread);
+            False lets the FIFO grow without bound (tasks that detach need no thread for
+            long, so the queue, not the threads, is what holds the jobs).
 
     Raises:
         TypeError, ValueError: limit or maxthreads is not an int >= 0 (>= 1).
@@ -135,6 +138,7 @@ class Pool:
         *,
         thread_name: str = "runner:pool",
         daemon: Callable[[], bool] = lambda: True,
+        bounded: bool = True,
     ) -> None:
         """Create an empty pool; no thread starts before the first task."""
         self._lock = threading.Lock()
@@ -155,6 +159,7 @@ class Pool:
         self._here = _Here()
         self._thread_name = thread_name
         self._daemon = daemon
+        self._bounded = bounded
 
     # --- settings --------------------------------------------------------------------
 
@@ -185,6 +190,17 @@ class Pool:
             self._room_cond.notify_all()
             starts = self._dispatch()
         self._start_threads(starts)
+
+    @property
+    def bounded(self) -> bool:
+        """Whether `submit()` blocks past `maxthreads` tasks taken (settable)."""
+        return self._bounded
+
+    @bounded.setter
+    def bounded(self, value: bool) -> None:
+        with self._lock:
+            self._bounded = bool(value)
+            self._room_cond.notify_all()
 
     def snapshot(self) -> PoolSnapshot:
         """Return the counters, all read at one moment."""
@@ -243,7 +259,9 @@ class Pool:
                 raise PoolClosed
             self._tasks += 1
             try:
-                while self._threads + len(self._queue) + len(self._expedited) >= self._maxthreads:
+                while self._bounded and (
+                    self._threads + len(self._queue) + len(self._expedited) >= self._maxthreads
+                ):
                     self._room_waiters += 1
                     try:
                         self._room_cond.wait(wait_slice(None))

@@ -41,6 +41,7 @@ class Results:
             (or a note when it was CANCELLED), else None.
         started_at: `time.time()` when `call` started, or None.
         finished_at: `time.time()` when the job ended, or None.
+        jobid: the scheduler's id of a grid job once submitted, else None.
     """
 
     __slots__ = (
@@ -54,6 +55,7 @@ class Results:
         "exit_code",
         "finished_at",
         "job",
+        "jobid",
         "reason",
         "started_at",
         "status",
@@ -68,6 +70,7 @@ class Results:
         self.error: Optional[str] = None
         self.started_at: Optional[float] = None
         self.finished_at: Optional[float] = None
+        self.jobid: Optional[str] = None
         self._event = threading.Event()
         self._callbacks: Optional[list[Callable[[Results], object]]] = None
         self._failure: Optional[str] = None
@@ -226,8 +229,13 @@ class Results:
         if hook is not None:
             hook(self)
 
-    def _note(self, failure: Optional[str] = None, reason: Optional[str] = None) -> None:
-        """Remember, for the end, why the job failed or was ended (before `call` returns)."""
+    def _note(
+        self,
+        failure: Optional[str] = None,
+        reason: Optional[str] = None,
+        jobid: Optional[str] = None,
+    ) -> None:
+        """Remember, for the end, why the job failed or was ended; record its scheduler id."""
         if reason is not None and reason not in REASONS:
             raise ValueError(
                 f"reason {reason!r} is not one of {', '.join(sorted(REASONS))}; "
@@ -237,6 +245,8 @@ class Results:
             self._failure = failure
         if reason is not None:
             self._end_reason = reason
+        if jobid is not None:
+            self.jobid = jobid
 
     def _run_callback(self, fn: Callable[[Results], object]) -> None:
         try:

@@ -6,6 +6,9 @@ A runner is a `JobRunner` subclass that overrides `call()` (see the docs page
 - `current_results()`: the Results of the job this `call` runs.
 - `report_failure(message, reason=None)`: the job ends FAILED with `message`,
   although `call` returns an exit code.
+- `report_reason(reason)`: why the job ended (the scheduler's "timeout",
+  "out_of_memory", ...), for `results.reason`.
+- `report_jobid(jobid)`: the scheduler's id of the job, for `results.jobid`.
 - `deferred_interrupts()`: a step a Ctrl-C or SIGTERM must not cut in half (start
   a process or a submission and record it); the signal is raised when it ends.
 - `wait_event(event, timeout)`: an `Event.wait` the main thread can be interrupted
@@ -28,7 +31,13 @@ Hooks a runner overrides (call `super()` first):
 
 from __future__ import annotations
 
-from runner_core._context import current_results, detach_job, report_failure
+from runner_core._context import (
+    current_results,
+    detach_job,
+    report_failure,
+    report_jobid,
+    report_reason,
+)
 from runner_core._errors import JobStateError
 from runner_core._interrupts import (
     MAIN_WAIT_SLICE,
@@ -54,6 +63,8 @@ __all__ = [
     "detach_job",
     "in_main_thread",
     "report_failure",
+    "report_jobid",
+    "report_reason",
     "wait_event",
     "wait_slice",
 ]
