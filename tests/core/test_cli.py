@@ -15,16 +15,24 @@ import sys
 import threading
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 import runner_core
 import runner_core.cli._runners
+import runner_core.ext
 from runner_core import JobRunner
 from runner_core.cli import main
+from runner_core.cli._batch import Batch, make_job
+from runner_core.cli._summary import json_document, write_table
 
-PLAIN_LINE = re.compile(r"\[(\d+)/(\d+)\] (\S+) ([A-Z]+)(?: exit (-?\d+))?(?: (\d+\.\d)s)?")
+# A progress line: `[3/10] opt.002 (job 4711) CRASHED exit 3 1.2s [see work/opt.002/opt.err]`.
+PLAIN_LINE = re.compile(
+    r"\[(?P<done>\d+)/(?P<total>\d+)\] (?P<name>\S+)(?: \(job (?P<jobid>[^)]+)\))?"
+    r" (?P<status>[A-Z]+)(?: exit (?P<exit>-?\d+))?(?: (?P<seconds>\d+\.\d)s)?"
+    r"(?: \[see (?P<see>[^]]+)\])?"
+)
 
 
 def _script(folder: Path, name: str, body: str) -> str:
@@ -93,7 +101,12 @@ def test_one_failing_job_gives_exit_1_and_an_error_line(
     rows = _table_rows(out)
     assert rows["good"][:2] == ["SUCCESSFUL", "0"]
     assert rows["bad"][:2] == ["CRASHED", "3"]
-    assert "bad: exit code 3: bad.sh: input has no atoms" in out.splitlines()
+    # A local run's table is the one it always was: no jobid column.
+    assert out.splitlines()[0] == "job   status      exit  seconds  folder"
+    assert re.fullmatch(r"bad   CRASHED        3     \d\.\d\d  work/bad", out.splitlines()[2])
+    bad_err = Path("work", "bad", "bad.err")
+    assert "bad: exit code 3: bad.sh: input has no atoms [see work/bad/bad.err]" in out.splitlines()
+    assert bad_err.read_text() == "bad.sh: input has no atoms\n"
     assert "good:" not in out
     assert out.splitlines()[-1] == "1 succeeded, 1 failed"
 
@@ -165,7 +178,18 @@ def test_json_document_shape_and_values(scripts: Path, capsys: pytest.CaptureFix
     jobs = {job["name"]: job for job in document["jobs"]}
     assert [job["name"] for job in document["jobs"]] == ["ok", "crash"]
     for job in jobs.values():
-        assert set(job) == {"name", "status", "exit_code", "seconds", "path", "error"}
+        assert set(job) == {
+            "name",
+            "jobid",
+            "status",
+            "exit_code",
+            "seconds",
+            "path",
+            "err_path",
+            "error",
+        }
+        assert job["jobid"] is None  # a local job has no scheduler id
+        assert job["err_path"] == str(Path(job["path"], job["name"] + ".err"))
         assert isinstance(job["seconds"], float)
         assert job["seconds"] >= 0
         assert Path(job["path"]).is_absolute()
@@ -456,6 +480,151 @@ def test_grid_runner_refusal_is_a_usage_error(
     assert "'slrum' is not a known scheme" in capsys.readouterr().err
 
 
+# --- scheduler job ids -------------------------------------------------------------
+
+SUBMIT_FAILED = (
+    "sbatch: error: Batch job submission failed: Invalid account or account/partition\n"
+    "sbatch: error: check the account with sacctmgr"
+)
+
+
+class _ReportsJobids(JobRunner):
+    """A grid runner without a scheduler: says which job id each job got, then runs it here.
+
+    `nosub.run` gets no id and fails the way a refused submission does, without
+    running (so it leaves no error file).
+    """
+
+    JOBIDS: ClassVar[dict[str, str]] = {"ok.run": "4710", "bad.run": "4711"}
+
+    def __init__(self, grid: str = "auto", maxjobs: int = 0) -> None:
+        super().__init__(parallel=True, maxjobs=maxjobs)
+
+    def call(self, runscript: str, workdir: str, out: str | None, err: str, runflags: Any) -> int:
+        if runscript == "nosub.run":
+            runner_core.ext.report_failure(SUBMIT_FAILED, reason="submit_failed")
+            return 1
+        runner_core.ext.report_jobid(self.JOBIDS[runscript])
+        return super().call(runscript, workdir, out, err, runflags)
+
+
+@pytest.fixture
+def jobid_scripts(
+    scripts: Path, monkeypatch: pytest.MonkeyPatch, grid_entry_point: None
+) -> list[str]:
+    """`--grid` gets `_ReportsJobids`; the scripts `ok` (job 4710), `bad` (4711), `nosub`."""
+    module = types.ModuleType("runner_grid")
+    module.GridRunner = _ReportsJobids  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "runner_grid", module)
+    return [
+        _script(scripts, "ok.sh", "echo fine\n"),
+        _script(scripts, "bad.sh", "echo 'bad: no atoms in input.xyz' >&2\nexit 3\n"),
+        _script(scripts, "nosub.sh", "echo never runs\n"),
+    ]
+
+
+def test_the_table_gets_a_jobid_column_when_a_job_has_a_jobid(
+    jobid_scripts: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["run", "--grid", "slurm", "--workdir", "work", *jobid_scripts])
+
+    out = capsys.readouterr().out.splitlines()
+    assert status == 1
+    assert out[0] == "job    jobid  status      exit  seconds  folder"
+    assert re.fullmatch(r"ok     4710   SUCCESSFUL     0     \d\.\d\d  work/ok", out[1])
+    assert re.fullmatch(r"bad    4711   CRASHED        3     \d\.\d\d  work/bad", out[2])
+    assert re.fullmatch(r"nosub  -      FAILED         1     \d\.\d\d  work/nosub", out[3])
+
+
+def test_failure_lines_name_the_jobid_and_the_error_file(
+    jobid_scripts: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["run", "--grid", "slurm", "--workdir", "work", *jobid_scripts])
+
+    out = capsys.readouterr().out.splitlines()
+    assert status == 1
+    assert not Path("work", "nosub", "nosub.err").exists()
+    # One line per job that did not succeed, in script order; only the first line of
+    # a longer error, and no pointer to an error file that is not there.
+    assert out[4:] == [
+        "bad (job 4711): exit code 3: bad: no atoms in input.xyz [see work/bad/bad.err]",
+        "nosub: sbatch: error: Batch job submission failed: Invalid account or account/partition",
+        "1 succeeded, 2 failed",
+    ]
+
+
+def test_progress_lines_name_the_jobid_and_a_failed_jobs_error_file(
+    jobid_scripts: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["run", "--grid", "slurm", "--workdir", "work", *jobid_scripts])
+
+    err = capsys.readouterr().err
+    assert status == 1
+    ended = {}
+    for line in err.splitlines():
+        m = PLAIN_LINE.fullmatch(line)
+        if m:
+            ended[m["name"]] = (m["jobid"], m["status"], m["exit"], m["see"])
+    assert ended == {
+        "ok": ("4710", "SUCCESSFUL", "0", None),
+        "bad": ("4711", "CRASHED", "3", "work/bad/bad.err"),
+        "nosub": (None, "FAILED", "1", None),
+    }
+    assert re.search(
+        r"^\[\d/3\] bad \(job 4711\) CRASHED exit 3 \d+\.\ds \[see work/bad/bad.err\]$", err, re.M
+    )
+
+
+def test_json_has_the_jobid_and_the_error_file_of_every_job(
+    jobid_scripts: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["run", "--grid", "slurm", "--json", "--workdir", "work", *jobid_scripts])
+
+    jobs = {job["name"]: job for job in json.loads(capsys.readouterr().out)["jobs"]}
+    assert status == 1
+    assert {name: job["jobid"] for name, job in jobs.items()} == {
+        "ok": "4710",
+        "bad": "4711",
+        "nosub": None,
+    }
+    for name, job in jobs.items():
+        # The path of the error file whether or not the job wrote one (nosub did not).
+        assert job["err_path"] == str(Path("work", name, f"{name}.err").resolve())
+    assert jobs["bad"]["error"] == "exit code 3: bad: no atoms in input.xyz"
+    assert jobs["nosub"]["error"] == SUBMIT_FAILED
+
+
+def test_a_job_that_never_got_a_folder_has_no_err_path() -> None:
+    batch = Batch([make_job("never", "exit 0\n")])
+    batch.cancelled = True  # the run was cut short before the job was handed over
+
+    [record] = json_document(batch)["jobs"]
+    table = io.StringIO()
+    write_table(batch, table)
+
+    assert (record["path"], record["err_path"], record["jobid"]) == (None, None, None)
+    assert record["status"] == "CANCELLED"
+    assert table.getvalue().splitlines()[1:] == [
+        "never  CANCELLED     -        -  -",
+        "never: cancelled",
+        "0 succeeded, 1 failed",
+    ]
+
+
+def test_the_error_file_outside_the_current_directory_is_shown_in_full(
+    scripts: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    bad = _script(scripts, "bad.sh", "echo 'no input' >&2\nexit 2\n")
+
+    assert main(["run", "--workdir", str(elsewhere), bad]) == 1
+
+    captured = capsys.readouterr()
+    err_file = elsewhere.resolve() / "bad" / "bad.err"
+    assert f"bad: exit code 2: no input [see {err_file}]" in captured.out.splitlines()
+    assert f"[see {err_file}]" in captured.err
+
+
 # --- progress ---------------------------------------------------------------------
 
 
@@ -472,13 +641,16 @@ def test_plain_progress_lines_when_stderr_is_not_a_terminal(
     assert "\r" not in err
     lines = [PLAIN_LINE.fullmatch(line) for line in err.splitlines()]
     matched = [m for m in lines if m]
-    assert [int(m.group(1)) for m in matched] == [1, 2, 3, 4]
-    assert {m.group(2) for m in matched} == {"4"}
-    assert sorted(m.group(3) for m in matched) == names
+    assert [int(m["done"]) for m in matched] == [1, 2, 3, 4]
+    assert {m["total"] for m in matched} == {"4"}
+    assert sorted(m["name"] for m in matched) == names
     for m in matched:
-        expected = "SUCCESSFUL" if int(m.group(3)[-1]) % 2 == 0 else "CRASHED"
-        assert m.group(4) == expected
-        assert m.group(5) == str(int(m.group(3)[-1]) % 2)
+        failed = int(m["name"][-1]) % 2 == 1
+        assert m["status"] == ("CRASHED" if failed else "SUCCESSFUL")
+        assert m["exit"] == str(int(failed))
+        assert m["jobid"] is None
+        # `exit 1` writes nothing to stderr: no pointer to an empty error file.
+        assert m["see"] is None
 
 
 class _Terminal(io.StringIO):
@@ -614,12 +786,15 @@ def test_python_m_runner_core_run_plain_progress(tmp_path: Path) -> None:
 
     assert done.returncode == 1, done.stderr
     progress = sorted(
-        (m.group(3), m.group(4), m.group(5))
+        (m["name"], m["status"], m["exit"], m["see"])
         for m in map(PLAIN_LINE.fullmatch, done.stderr.splitlines())
         if m
     )
-    assert progress == [("bad", "CRASHED", "4"), ("ok", "SUCCESSFUL", "0")]
-    assert "bad: exit code 4: bad: no input" in done.stdout
+    assert progress == [
+        ("bad", "CRASHED", "4", "work/bad/bad.err"),
+        ("ok", "SUCCESSFUL", "0", None),
+    ]
+    assert "bad: exit code 4: bad: no input [see work/bad/bad.err]" in done.stdout.splitlines()
     assert (tmp_path / "work" / "ok" / "ok.out").read_text() == "hello\n"
 
 

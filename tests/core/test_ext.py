@@ -12,6 +12,7 @@ from core.runner_helpers import TIMEOUT, wait_until
 from runner_core import JobManager, JobRunner, JobStatus, Results, SingleJob
 from runner_core.ext import (
     Completion,
+    can_detach,
     current_results,
     detach_job,
     report_failure,
@@ -169,3 +170,25 @@ def test_an_unknown_reported_reason_fails_the_job(manager: JobManager) -> None:
     results = SingleJob("r", "").run(Reporting(), manager, jobid=1, reason="sleepy", code=0)
     assert results.status is JobStatus.FAILED
     assert "'sleepy' is not one of" in (results.error or "")
+
+
+def test_can_detach_only_inside_the_runners_own_job(manager: JobManager) -> None:
+    seen: list[tuple[str, bool]] = []
+
+    class Probe(JobRunner):
+        other: JobRunner
+
+        def call(
+            self, runscript: str, workdir: str, out: str | None, err: str, runflags: Settings
+        ) -> int:
+            seen.append(("own", can_detach(self)))
+            seen.append(("other", can_detach(self.other)))
+            return 0
+
+    runner = Probe()
+    runner.other = JobRunner()
+    SingleJob("p", "").run(runner, manager)
+    runner.call("x.run", str(manager.path), None, "/dev/null", None)  # type: ignore[arg-type]
+    assert seen[:2] == [("own", True), ("other", False)]
+    assert seen[2] == ("own", False)  # a call made by user code has no job to detach
+    assert not can_detach(runner)

@@ -500,3 +500,85 @@ def test_ctrl_c_while_a_submit_command_runs_still_cancels_the_job(
     (queued,) = [p.stem for p in fake.glob("*.pid")]
     assert (fake / "cancels.log").read_text().split() == [queued]
     assert (fake / f"{queued}.done").read_text() == "killed"
+
+
+# --- a job in the queue holds no thread ---------------------------------------------------
+
+
+def _job_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t is not threading.main_thread()]
+
+
+def test_run_returns_at_once_past_maxthreads_and_queued_jobs_hold_no_thread(
+    fake: Path, tmp_path: Path
+) -> None:
+    n = 30  # more than maxthreads, at which job.run() used to block
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.05, maxthreads=8)
+    gate = tmp_path / "gate"
+    body = f"while [ ! -e '{gate}' ]; do sleep 0.05; done\n"
+    before = len(_job_threads())
+    jobs = [SingleJob(name=f"held{i}", runscript=body) for i in range(n)]
+    manager = JobManager(tmp_path / "w")
+    results = [job.run(jobrunner=runner, jobmanager=manager) for job in jobs]
+    assert runner.snapshot().room_waiters == 0
+    wait_until(lambda: len(runner.queued) == n)
+    snap = runner.snapshot()
+    assert (snap.detached, snap.tasks, snap.queued) == (n, n, 0)
+    wait_until(lambda: runner.snapshot().threads == 0)  # the submit workers have ended
+    assert len(_job_threads()) - before <= 3  # the poller, perhaps the finisher
+    assert all(r.status is JobStatus.RUNNING for r in results)
+    assert {r.jobid for r in results} == set(runner.queued)
+    gate.touch()
+    runner.wait(timeout=TIMEOUT)
+    assert all(r.ok for r in results)
+
+
+def test_at_most_submit_workers_submit_commands_run_at_once(
+    fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = tmp_path / "submit-gate"
+    monkeypatch.setenv("FAKE_SUBMIT_GATE", str(gate))
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.05, submit_workers=3)
+    jobs = [SingleJob(name=f"s{i}", runscript=":\n") for i in range(12)]
+    manager = JobManager(tmp_path / "w")
+    results = [job.run(jobrunner=runner, jobmanager=manager) for job in jobs]
+    wait_until(lambda: Path(str(gate) + ".waiting").exists())
+    snap = runner.snapshot()
+    assert (snap.threads, snap.queued) == (3, 9)
+    runner.submit_workers = 1
+    assert runner.snapshot().threads <= 3
+    gate.touch()
+    runner.wait(timeout=TIMEOUT)
+    assert all(r.ok for r in results)
+    assert "submit_workers=1" in repr(runner)
+    with pytest.raises(ValueError, match="submit_workers must be an int >= 1, got 0"):
+        runner.submit_workers = 0
+
+
+def test_a_subclass_that_overrides_call_blocks_a_thread_per_job(fake: Path, tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    class Logged(GridRunner):
+        def call(
+            self, runscript: str, workdir: str, out: str | None, err: str, runflags: Settings
+        ) -> int:
+            code = super().call(runscript, workdir, out, err, runflags)
+            calls.append(code)  # the real exit code: the job had ended when call returned
+            return code
+
+    runner = Logged(grid=fake_scheme(), sleepstep=0.02, maxthreads=2)
+    jobs = [SingleJob(name=f"o{i}", runscript=f"exit {i}\n") for i in range(4)]
+    results = run_jobs(runner, JobManager(tmp_path / "w"), jobs)
+    assert sorted(calls) == [0, 1, 2, 3]
+    assert [r.exit_code for r in results] == [0, 1, 2, 3]
+    assert runner.snapshot().detached == 0
+
+
+def test_a_serial_grid_runner_waits_for_each_job(fake: Path, tmp_path: Path) -> None:
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.02, parallel=False)
+    results = SingleJob(name="serial", runscript="exit 5\n").run(
+        jobrunner=runner, jobmanager=JobManager(tmp_path / "w")
+    )
+    assert results.done
+    assert (results.status, results.exit_code) == (JobStatus.CRASHED, 5)
+    assert results.jobid is not None

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from runner_core._runner import Completion
 
 __all__ = [
+    "can_detach",
     "current_results",
     "detach_job",
     "job_context",
@@ -35,7 +36,9 @@ def current_results() -> Optional[Results]:
 
 @contextmanager
 def job_context(
-    results: Results, detach: Optional[Callable[[], Completion]] = None
+    results: Results,
+    detach: Optional[Callable[[], Completion]] = None,
+    owner: Optional[object] = None,
 ) -> Iterator[None]:
     """Make `results` the current job of this thread while the block runs (nestable).
 
@@ -43,13 +46,29 @@ def job_context(
         results: the job's results.
         detach: what `detach_job()` calls inside the block (None: the job cannot be
             detached, for example in a runner's finalize step).
+        owner: the runner whose job this is.
     """
-    previous = (getattr(_current, "results", None), getattr(_current, "detach", None))
-    _current.results, _current.detach = results, detach
+    previous = (
+        getattr(_current, "results", None),
+        getattr(_current, "detach", None),
+        getattr(_current, "owner", None),
+    )
+    _current.results, _current.detach, _current.owner = results, detach, owner
     try:
         yield
     finally:
-        _current.results, _current.detach = previous
+        _current.results, _current.detach, _current.owner = previous
+
+
+def can_detach(runner: object) -> bool:
+    """True when this thread runs, inside `runner`'s call, a job of `runner` that may detach.
+
+    False in a call made by user code (no job), from inside a job of another runner, or
+    once the job is detached.
+    """
+    return (
+        getattr(_current, "detach", None) is not None and getattr(_current, "owner", None) is runner
+    )
 
 
 def detach_job() -> Completion:

@@ -496,7 +496,7 @@ class JobRunner(metaclass=_MetaRunner):
             return completion
 
         try:
-            with job_context(results, detach):
+            with job_context(results, detach, owner=self):
                 if self._cancelled or results._cancel_requested:
                     results._move(
                         JobStatus.CANCELLED,

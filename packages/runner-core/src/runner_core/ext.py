@@ -13,6 +13,8 @@ A runner is a `JobRunner` subclass that overrides `call()` (see the docs page
   a process or a submission and record it); the signal is raised when it ends.
 - `wait_event(event, timeout)`: an `Event.wait` the main thread can be interrupted
   in (a serial runner waits in the main thread).
+- `can_detach(runner)`: whether this thread runs a job of `runner` that may
+  detach (not a call made by user code, nor one from inside another runner's job).
 - `detach_job()`: the job leaves its thread. `call` returns at once (its return
   value is ignored), the job stays RUNNING and keeps its `maxjobs` slot, and the
   returned `Completion` ends it later from any thread: `complete(exit_code,
@@ -32,6 +34,7 @@ Hooks a runner overrides (call `super()` first):
 from __future__ import annotations
 
 from runner_core._context import (
+    can_detach,
     current_results,
     detach_job,
     report_failure,
@@ -58,6 +61,7 @@ __all__ = [
     "JobStateError",
     "PoolSnapshot",
     "Terminated",
+    "can_detach",
     "current_results",
     "deferred_interrupts",
     "detach_job",

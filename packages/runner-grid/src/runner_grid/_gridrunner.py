@@ -10,7 +10,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 
 from runner_core import JobRunner
-from runner_core.ext import current_results, deferred_interrupts, report_failure, wait_event
+from runner_core.ext import (
+    can_detach,
+    current_results,
+    deferred_interrupts,
+    detach_job,
+    report_failure,
+    report_jobid,
+    report_reason,
+    wait_event,
+)
 from runner_grid._command import batch_commands, build_submit_argv, format_command, split_command
 from runner_grid._detect import detect_scheme
 from runner_grid._poller import (
@@ -21,14 +30,14 @@ from runner_grid._poller import (
     query_timeout,
     run_query,
 )
+from runner_grid._worker import Worker
 from runner_grid._wrapper import DIRECTIVE_PREFIXES, read_exitcode, write_wrapper
 from runner_grid.schemes import SCHEMES
 from runner_settings import Settings
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from runner_core import Results
+    from runner_core.ext import Completion
 
 __all__ = ["GridRunner"]
 
@@ -48,6 +57,8 @@ REQUIRED_KEYS = (
 SUBMIT_TIMEOUT = 120.0
 #: Seconds the cancel thread waits for more work before it ends.
 CANCEL_THREAD_IDLE = 5.0
+#: Submit commands run at once by default (the runner's submit workers).
+SUBMIT_WORKERS = 4
 
 
 def missing_keys(scheme: Mapping[str, Any]) -> list[str]:
@@ -79,6 +90,12 @@ def _job_cancelled(results: Optional[Results]) -> bool:
     return results is not None and results.cancel_requested
 
 
+def _count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
 def _seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
@@ -86,12 +103,16 @@ def _seconds(name: str, value: object) -> float:
 
 
 class GridRunner(JobRunner):
-    """Submits each job's runscript to a batch scheduler and waits for it to leave the queue.
+    """Submits each job's runscript to a batch scheduler and completes it when it leaves the queue.
 
-    Behaves like a parallel JobRunner: every job waits in its own thread, ``maxjobs`` caps how
-    many of the runner's jobs are in the queue at once. One poller thread checks the queue for
-    all of the runner's jobs every ``sleepstep`` seconds. `call` returns the job's real exit code
-    (see the docs page "Exit codes, failures, cancelling").
+    A parallel GridRunner (the default) holds no thread for a job in the scheduler's queue:
+    ``job.run()`` returns at once for any number of jobs, the jobs wait in the runner's FIFO,
+    at most ``submit_workers`` submit commands run at once, and ``maxjobs`` caps how many of the
+    runner's jobs are in the queue. One poller thread checks the queue for all of them every
+    ``sleepstep`` seconds and ends each job (exit code, reason, callbacks) when it has left.
+    `call` still returns the job's real exit code when called by code of your own, and a
+    subclass that overrides `call` gets a thread per job, as a JobRunner does (see the docs
+    page "Exit codes, failures, cancelling"). A serial GridRunner waits for each job in turn.
 
     Attributes:
         config: the predefined schemes, as Settings branches ``slurm``, ``pbs`` (PBS Pro and
@@ -104,9 +125,12 @@ class GridRunner(JobRunner):
         grid: a scheme name from `config`, ``"auto"`` to detect the scheduler installed here, or
             a Settings (or mapping) holding a scheme of your own.
         sleepstep: seconds between two queue checks.
-        parallel: run every job in its own thread (the default, unlike JobRunner).
+        parallel: submit jobs from the runner's workers, ``job.run()`` returning at once (the
+            default, unlike JobRunner); False waits for each job in the caller's thread.
         maxjobs: the most jobs of this runner in the queue at once; 0 for no limit.
-        maxthreads: the most job threads alive at once.
+        maxthreads: the most job threads alive at once when a subclass overrides `call` (a
+            thread per job); caps ``submit_workers`` otherwise.
+        submit_workers: the most submit commands run at once (default 4).
 
     Raises:
         ValueError: an unknown scheme name, a scheme missing required keys, or a bad sleepstep.
@@ -123,8 +147,11 @@ class GridRunner(JobRunner):
         parallel: bool = True,
         maxjobs: int = 0,
         maxthreads: int = 256,
+        *,
+        submit_workers: int = SUBMIT_WORKERS,
     ) -> None:
         """Create a runner; see the class docstring."""
+        self._submit_workers = _count("submit_workers", submit_workers)
         self.scheme_name, scheme = self._resolve(grid)
         step = _seconds("sleepstep", sleepstep)
         self.settings: Settings = scheme
@@ -138,7 +165,14 @@ class GridRunner(JobRunner):
         self._stop = threading.Event()
         self._check = SchemeCheck(lambda: self.settings)
         self._poller = QueuePoller(self._check, step, name=f"runner-grid-poller:{self.scheme_name}")
+        self._finisher = Worker(f"runner-grid-finish:{self.scheme_name}")
+        # A job in the queue needs a thread only when a subclass's own call must block.
+        self._detaching = type(self).call is GridRunner.call
         super().__init__(parallel=parallel, maxjobs=maxjobs, maxthreads=maxthreads)
+        self._maxthreads = self._pool.maxthreads
+        if self._detaching:
+            self._pool.bounded = False  # queued jobs hold no thread: job.run() never blocks
+            self._pool.maxthreads = min(self._maxthreads, self._submit_workers)
 
     @classmethod
     def _resolve(cls, grid: Union[str, Mapping[str, Any]]) -> tuple[str, Settings]:
@@ -173,8 +207,33 @@ class GridRunner(JobRunner):
     def __repr__(self) -> str:
         return (
             f"GridRunner(grid={self.scheme_name!r}, sleepstep={self.sleepstep:g}, "
-            f"parallel={self.parallel}, maxjobs={self.maxjobs}, maxthreads={self.maxthreads})"
+            f"parallel={self.parallel}, maxjobs={self.maxjobs}, maxthreads={self.maxthreads}, "
+            f"submit_workers={self.submit_workers})"
         )
+
+    @property
+    def maxthreads(self) -> int:
+        """The most job threads alive at once (settable); see the class docstring."""
+        return self._maxthreads
+
+    @maxthreads.setter
+    def maxthreads(self, value: int) -> None:
+        self._maxthreads = _count("maxthreads", value)
+        self._apply_threads()
+
+    @property
+    def submit_workers(self) -> int:
+        """The most submit commands run at once (settable)."""
+        return self._submit_workers
+
+    @submit_workers.setter
+    def submit_workers(self, value: int) -> None:
+        self._submit_workers = _count("submit_workers", value)
+        self._apply_threads()
+
+    def _apply_threads(self) -> None:
+        limit = min(self._maxthreads, self._submit_workers) if self._detaching else self._maxthreads
+        self._pool.maxthreads = limit
 
     @property
     def sleepstep(self) -> float:
@@ -240,18 +299,44 @@ class GridRunner(JobRunner):
             jobid = self._submit(argv, command)
             if jobid is None:
                 return 1
+            report_jobid(jobid)
             with self._grid_lock:
                 self._queued[jobid] = results
                 cancelling = self._cancelling or _job_cancelled(results)
         if cancelling:
             self._cancel_ids([jobid])
+        if self._detaching and self.parallel and can_detach(self):
+            # The job leaves this thread (a submit worker): the poller ends it.
+            completion = detach_job()
+            self._poller.watch(
+                jobid,
+                lambda: self._finisher.put(lambda: self._complete(jobid, exit_file, completion)),
+            )
+            return 0
         try:
             wait_event(self._poller.register(jobid))
         finally:
             with self._grid_lock:
                 self._queued.pop(jobid, None)
                 self._cancel_sent.discard(jobid)
-        return self._exit_code(jobid, exit_file)
+        code, reason = self._end_of(jobid, exit_file, _job_cancelled(results))
+        if reason is not None:
+            report_reason(reason)
+        return code
+
+    def _complete(self, jobid: str, exit_file: str, completion: Completion) -> None:
+        """End a detached job that left the queue: exit code, reason, finalize, callbacks."""
+        try:
+            code, reason = self._end_of(jobid, exit_file, completion.results.cancel_requested)
+        except Exception as exc:
+            logger.exception("could not find out how job %s ended", jobid)
+            completion.fail(f"could not find out how job {jobid} ended: {exc!r}")
+            return
+        finally:
+            with self._grid_lock:
+                self._queued.pop(jobid, None)
+                self._cancel_sent.discard(jobid)
+        completion.complete(code, reason=reason)
 
     def _submit(self, argv: list[str], command: str) -> Optional[str]:
         logger.info("submitting: %s", command)
@@ -290,53 +375,75 @@ class GridRunner(JobRunner):
         logger.info("submitted job %s: %s", jobid, command)
         return jobid
 
-    def _exit_code(self, jobid: str, exit_file: str) -> int:
-        """The job's exit code: its exit-code file, else the scheduler's records, else 1."""
-        commands = self.settings["commands"]
-        queries = commands.get("exitcode")
-        parse = commands.get("parse_exitcode")
-        results = current_results()
-        cancelled = self.cancelled or _job_cancelled(results)
+    def _end_of(self, jobid: str, exit_file: str, job_cancelled: bool) -> tuple[int, Optional[str]]:
+        """How a job that left the queue ended: (exit code, reason).
+
+        The job's own exit-code file first; when it is missing or non-zero, the scheduler's
+        records (``commands.exitcode`` queries read by ``commands.parse_end``, or by the
+        PLAMS-era ``parse_exitcode``, which knows no reason), waiting up to ``exitcode_wait``
+        seconds for either to tell; else 1 (see the docs page on exit codes).
+        """
+        cancelled = self.cancelled or job_cancelled
         wait = 0.0 if cancelled else float(self.settings.get("exitcode_wait") or 0)
         deadline = time.monotonic() + wait
         delay = 0.25
         while True:
             code = read_exitcode(exit_file)
-            if code is not None:
-                return code
-            if callable(queries) and callable(parse):
-                code = self._query_exitcode(jobid, queries(jobid), parse)
-                if code is not None:
-                    logger.info("job %s wrote no exit code; the scheduler reports %d", jobid, code)
-                    return code
+            if code == 0:
+                return 0, None
+            if code is not None:  # the runscript's own code; the scheduler may know why
+                if not callable(self.settings["commands"].get("parse_end")):
+                    return code, None
+                told = self._query_end(jobid)
+                return code, None if told is None else told[1]
+            told = self._query_end(jobid)
+            if told is not None:
+                logger.info("job %s wrote no exit code; the scheduler reports %d", jobid, told[0])
+                return told
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._stop.wait(min(delay, remaining)):
                 break
             delay = min(delay * 2, 5.0)
         if cancelled:
             logger.info("job %s was cancelled before it wrote an exit code; reporting 1", jobid)
-        else:
-            logger.warning(
-                "exit code of job %s is unknown: it wrote no %s (killed, cancelled or its node "
-                "failed) and the scheduler no longer reports it; reporting 1",
-                jobid,
-                exit_file,
-            )
-        return 1
+            return 1, "cancelled"
+        logger.warning(
+            "exit code of job %s is unknown: it wrote no %s (killed, cancelled or its node "
+            "failed) and the scheduler no longer reports it; reporting 1",
+            jobid,
+            exit_file,
+        )
+        return 1, None
 
-    def _query_exitcode(self, jobid: str, queries: Sequence[Any], parse: Any) -> Optional[int]:
+    def _query_end(self, jobid: str) -> Optional[tuple[int, Optional[str]]]:
+        """(exit code, reason) from the scheduler's records, or None when they do not tell."""
+        commands = self.settings["commands"]
+        queries = commands.get("exitcode")
+        parse_end = commands.get("parse_end")
+        parse_code = commands.get("parse_exitcode")
+        if not callable(queries) or not (callable(parse_end) or callable(parse_code)):
+            return None
         env = query_env(self.settings)
         timeout = query_timeout(self.settings)
-        for query in queries:
+        for query in queries(jobid):
             argv = split_command(query, "commands.exitcode")
             try:
                 proc = run_query(argv, env, timeout)
             except CheckFailed as exc:
                 logger.debug("exit-code query for job %s failed: %s", jobid, exc)
                 continue
-            code = parse(proc.stdout) if proc.returncode == 0 else None
+            if proc.returncode != 0:
+                continue
+            if callable(parse_end):
+                end = parse_end(proc.stdout)
+                if end is not None:
+                    code, reason = end
+                    if isinstance(code, int) and not isinstance(code, bool):
+                        return code, reason
+                continue
+            code = parse_code(proc.stdout)
             if isinstance(code, int) and not isinstance(code, bool):
-                return code
+                return code, None
         return None
 
     # --- cancelling ----------------------------------------------------------------------

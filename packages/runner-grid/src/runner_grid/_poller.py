@@ -190,7 +190,8 @@ class QueuePoller:
         self.backoff_max = float(backoff_max)
         self._name = name
         self._lock = threading.Lock()
-        self._jobs: dict[str, threading.Event] = {}
+        self._jobs: dict[str, list[Callable[[], object]]] = {}
+        self._events: dict[str, threading.Event] = {}  # register()'s, one per id
         self._thread: Optional[threading.Thread] = None
         self._wake = threading.Event()
         self.failures = 0
@@ -205,13 +206,31 @@ class QueuePoller:
             The job's event (the same one if the id is registered already).
         """
         with self._lock:
-            event = self._jobs.get(jobid)
+            event = self._events.get(jobid)
             if event is None:
-                event = self._jobs[jobid] = threading.Event()
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-                self._thread.start()
+                event = self._events[jobid] = threading.Event()
+                self._watch(jobid, event.set)
         return event
+
+    def watch(self, jobid: str, on_left: Callable[[], object]) -> None:
+        """Call `on_left()` in the poller's thread once the job has left the queue.
+
+        `on_left` must return quickly (hand slow work to another thread): every job of
+        the runner waits for the same thread. An exception in it is logged.
+
+        Args:
+            jobid: the id the submit command gave (registering it twice calls both).
+            on_left: what to call.
+        """
+        with self._lock:
+            self._watch(jobid, on_left)
+
+    def _watch(self, jobid: str, on_left: Callable[[], object]) -> None:
+        """`watch()` with the lock held."""
+        self._jobs.setdefault(jobid, []).append(on_left)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+            self._thread.start()
 
     def active(self) -> list[str]:
         """Return the ids still waited for."""
@@ -255,12 +274,21 @@ class QueuePoller:
             self.failures = 0
             delay = self.sleepstep
             keys = {base_id(str(q)) for q in queued}
+            left: list[Callable[[], object]] = []
             with self._lock:
                 for jobid in ids:
                     if base_id(jobid) not in keys:
                         logger.debug("job %s has left the queue", jobid)
-                        self._jobs.pop(jobid).set()
-                if not self._jobs:
+                        left.extend(self._jobs.pop(jobid))
+                        self._events.pop(jobid, None)
+                last = not self._jobs
+                if last:
                     self._thread = None
-                    break
+            for on_left in left:
+                try:
+                    on_left()
+                except Exception:
+                    logger.exception("the callback of a job that left the queue raised")
+            if last:
+                break
         self._exited()

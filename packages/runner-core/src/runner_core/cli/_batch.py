@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import stat
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
 from runner_core import JobStatus, SingleJob
 from runner_core.cli._args import UsageError
+
+
+def display_path(path: Optional[Path]) -> str:
+    """Return `path` for people: relative to the current directory when inside it, `-` for None."""
+    if path is None:
+        return "-"
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def read_scripts(paths: Sequence[str]) -> list[tuple[str, str]]:
@@ -106,6 +117,49 @@ class Batch:
         """Return the job's folder name (unique in the run), or its name before it has one."""
         job = self.jobs[index]
         return job.path.name if job.path is not None else job.name
+
+    def jobid(self, index: int) -> Optional[str]:
+        """Return the scheduler's id of the job, or None (a local job, or not submitted)."""
+        return self.jobs[index].results.jobid
+
+    def label_with_jobid(self, index: int) -> str:
+        """Return the label followed by ` (job ID)` when the job has a scheduler id."""
+        jobid = self.jobid(index)
+        label = self.label(index)
+        return label if jobid is None else f"{label} (job {jobid})"
+
+    def error_file_hint(self, index: int) -> Optional[str]:
+        """Return `[see PATH]`, PATH the job's error file as `display_path` shows it.
+
+        None when the job has no folder, or the file is missing or empty (a job
+        cancelled before it ran, a submission that failed, an interpreter that does
+        not exist): a pointer to an empty file sends people looking for nothing.
+        """
+        err_path = self.jobs[index].err_path
+        if err_path is None:
+            return None
+        try:
+            info = err_path.stat()
+        except OSError:
+            return None
+        if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
+            return None
+        return f"[see {display_path(err_path)}]"
+
+    def failure_line(self, index: int) -> Optional[str]:
+        """Return the summary's line for a job that did not succeed; None when it did.
+
+        The line is `<label>[ (job ID)]: <first line of why>[ [see <error file>]]`:
+        one line per job, even when the error spans several.
+        """
+        message = self.error(index)
+        if message is None:
+            return None
+        lines = message.strip().splitlines()
+        first = lines[0] if lines else message.strip()
+        line = f"{self.label_with_jobid(index)}: {first}"
+        hint = self.error_file_hint(index)
+        return line if hint is None else f"{line} {hint}"
 
     def error(self, index: int) -> Optional[str]:
         """Return why the job did not succeed, in full; None when it succeeded or still runs."""

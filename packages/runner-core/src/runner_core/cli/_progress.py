@@ -91,18 +91,28 @@ class Progress:
         self.line_shown = False
 
     def _ended_line(self, index: int) -> str:
+        """`[3/10] opt.002 (job 4711) CRASHED exit 3 1.2s [see work/opt.002/opt.err]`.
+
+        The job id is shown when the job has one; the error file only for a job that
+        did not succeed, and only when the file is there and not empty.
+        """
         batch = self.batch
         code = batch.exit_code(index)
         seconds = batch.seconds(index)
+        status = batch.status(index)
         parts = [
             f"[{self.reported}/{len(batch.jobs)}]",
-            batch.label(index),
-            batch.status(index).name,
+            batch.label_with_jobid(index),
+            status.name,
         ]
         if code is not None:
             parts.append(f"exit {code}")
         if seconds is not None:
             parts.append(f"{seconds:.1f}s")
+        if status is not JobStatus.SUCCESSFUL:
+            hint = batch.error_file_hint(index)
+            if hint is not None:
+                parts.append(hint)
         return " ".join(parts)
 
     def _status_line(self) -> str:

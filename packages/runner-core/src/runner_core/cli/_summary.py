@@ -2,47 +2,49 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 from runner_core import JobStatus
+from runner_core.cli._batch import display_path
 
 if TYPE_CHECKING:
     from runner_core.cli._batch import Batch
 
-
-def _display_path(path: Optional[Path]) -> str:
-    if path is None:
-        return "-"
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+# Columns of numbers line up on the right.
+RIGHT_ALIGNED = frozenset({"exit", "seconds"})
 
 
 def write_table(batch: Batch, stream: TextIO) -> None:
     """Write the summary table, a line per job that did not succeed, and the counts.
 
+    The table has a `jobid` column only when some job of the batch has a scheduler
+    id, so the table of a local run has none.
+
     Args:
         batch: the batch, every job ended (or shown CANCELLED).
         stream: where to write (stdout).
     """
-    header = ("job", "status", "exit", "seconds", "folder")
+    count = len(batch.jobs)
+    with_jobid = any(batch.jobid(i) is not None for i in range(count))
+    header = ["job", "status", "exit", "seconds", "folder"]
+    if with_jobid:
+        header.insert(1, "jobid")
     rows = []
     for i, job in enumerate(batch.jobs):
         code = batch.exit_code(i)
         seconds = batch.seconds(i)
-        rows.append(
-            (
-                batch.label(i),
-                batch.status(i).name,
-                "-" if code is None else str(code),
-                "-" if seconds is None else f"{seconds:.2f}",
-                _display_path(job.path),
-            )
-        )
+        row = [
+            batch.label(i),
+            batch.status(i).name,
+            "-" if code is None else str(code),
+            "-" if seconds is None else f"{seconds:.2f}",
+            display_path(job.path),
+        ]
+        if with_jobid:
+            row.insert(1, batch.jobid(i) or "-")
+        rows.append(row)
     widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
-    right = {2, 3}
+    right = {c for c, name in enumerate(header) if name in RIGHT_ALIGNED}
 
     def line(cells: Sequence[str]) -> str:
         out = [
@@ -54,13 +56,12 @@ def write_table(batch: Batch, stream: TextIO) -> None:
     stream.write(line(header) + "\n")
     for row in rows:
         stream.write(line(row) + "\n")
-    failed = [i for i in range(len(batch.jobs)) if batch.status(i) is not JobStatus.SUCCESSFUL]
+    failed = [i for i in range(count) if batch.status(i) is not JobStatus.SUCCESSFUL]
     for i in failed:
-        message = batch.error(i)
-        if message:
-            first = message.strip().splitlines()[0] if message.strip() else message
-            stream.write(f"{batch.label(i)}: {first}\n")
-    succeeded = len(batch.jobs) - len(failed)
+        failure = batch.failure_line(i)
+        if failure:
+            stream.write(failure + "\n")
+    succeeded = count - len(failed)
     stream.write(f"{succeeded} succeeded, {len(failed)} failed\n")
 
 
@@ -71,18 +72,20 @@ def json_document(batch: Batch) -> dict[str, Any]:
         batch: the batch, every job ended (or shown CANCELLED).
 
     Returns:
-        A dict ready for `json.dump`; each job has `name`, `status`, `exit_code`,
-        `seconds`, `path` and `error`.
+        A dict ready for `json.dump`; each job has `name`, `jobid`, `status`,
+        `exit_code`, `seconds`, `path`, `err_path` and `error`.
     """
     jobs = []
     for i, job in enumerate(batch.jobs):
         jobs.append(
             {
                 "name": batch.label(i),
+                "jobid": batch.jobid(i),
                 "status": batch.status(i).name,
                 "exit_code": batch.exit_code(i),
                 "seconds": batch.seconds(i),
                 "path": None if job.path is None else str(job.path),
+                "err_path": None if job.err_path is None else str(job.err_path),
                 "error": batch.error(i),
             }
         )
