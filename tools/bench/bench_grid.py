@@ -38,6 +38,9 @@ TARGET_RATIO = 1.1
 REAL_ROUNDS = 3
 SLEEPSTEP = 1.0
 SCALE_SLEEPSTEP = 0.5
+TARGET_THREADS = 16  # driver threads with 10,000 jobs in flight (issue 8)
+TARGET_KIB_PER_JOB = 10
+TARGET_ROUND_MS = 50.0
 SCRIPT = "#!/bin/sh\nexit 0\n"
 
 
@@ -258,11 +261,19 @@ def bench_scale(n: int, work: Path) -> None:
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
     old_path = os.environ["PATH"]
     os.environ["PATH"] = f"{fakebin}{os.pathsep}{old_path}"
-    old_stack = threading.stack_size(256 * 1024)
+    peak_threads = 0
+    sampling = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak_threads
+        while not sampling.is_set():
+            peak_threads = max(peak_threads, threading.active_count() - 1)  # not the sampler
+            sampling.wait(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     try:
-        runner = GridRunner(
-            grid="slurm", sleepstep=SCALE_SLEEPSTEP, parallel=True, maxthreads=n + 16
-        )
+        runner = GridRunner(grid="slurm", sleepstep=SCALE_SLEEPSTEP)  # default arguments
         rounds = RoundCounter(runner)
         running = runner.settings["commands"]["running"]
 
@@ -286,6 +297,11 @@ def bench_scale(n: int, work: Path) -> None:
         for i in range(n):
             job = SingleJob(name=f"j{first + i}", runscript="exit 0\n")
             results.append(job.run(jobrunner=runner, jobmanager=manager))
+        loop = time.perf_counter() - start
+        print(
+            f"  job.run() loop over {n} jobs: {loop:.2f} s ({loop / n * 1e6:.0f} us per call; "
+            "the submissions go on in the runner's submit workers)"
+        )
         while len(runner.queued) < n:
             time.sleep(0.2)
             if any(r.done for r in results[:50]):
@@ -294,8 +310,12 @@ def bench_scale(n: int, work: Path) -> None:
         submitted = time.perf_counter() - start
         memory = tracemalloc.get_traced_memory()[0] - base
         tracemalloc.stop()
+        per_job = memory / n / 1024
         print(f"  {n} jobs submitted and active after {submitted:.1f} s")
-        print(f"  Python memory per active job: {memory / n / 1024:.1f} KiB (tracemalloc)")
+        print(
+            f"  Python memory per active job: {per_job:.1f} KiB (tracemalloc; target <= "
+            f"{TARGET_KIB_PER_JOB} KiB) {mark(per_job <= TARGET_KIB_PER_JOB)}"
+        )
 
         c0, r0, s0, t0 = runner.check_count, rounds.rounds, rounds.seconds, time.perf_counter()
         time.sleep(SCALE_SLEEPSTEP * 10)
@@ -308,9 +328,10 @@ def bench_scale(n: int, work: Path) -> None:
             f"(target 1) {mark(per_round == 1)}"
         )
         if r1 > r0:
+            round_ms = (s1 - s0) / (r1 - r0) * 1e3
             print(
-                f"  one check round (command + parse of {n} lines): "
-                f"{(s1 - s0) / (r1 - r0) * 1e3:.1f} ms"
+                f"  one check round (command + parse of {n} lines): {round_ms:.1f} ms "
+                f"(target < {TARGET_ROUND_MS:g} ms) {mark(round_ms < TARGET_ROUND_MS)}"
             )
 
         release.touch()
@@ -320,9 +341,14 @@ def bench_scale(n: int, work: Path) -> None:
         ok = sum(r.ok for r in results)
         if ok != n:
             print(f"  WARNING: only {ok} of {n} jobs ended SUCCESSFUL")
+        print(
+            f"  peak threads of this process, main included: {peak_threads} "
+            f"(target <= {TARGET_THREADS}) {mark(peak_threads <= TARGET_THREADS)}"
+        )
     finally:
+        sampling.set()
+        sampler.join()
         os.environ["PATH"] = old_path
-        threading.stack_size(old_stack)
 
 
 def main() -> int:
