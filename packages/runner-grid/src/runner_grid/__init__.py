@@ -5,11 +5,14 @@ from runner_grid._command import build_submit_argv, format_command
 from runner_grid._detect import DetectionError
 from runner_grid._gridrunner import GridRunner
 from runner_grid._poller import CheckFailed
+from runner_grid._scheme import Scheme, SchemeError
 
 __all__ = [
     "CheckFailed",
     "DetectionError",
     "GridRunner",
+    "Scheme",
+    "SchemeError",
     "__version__",
     "build_submit_argv",
     "format_command",

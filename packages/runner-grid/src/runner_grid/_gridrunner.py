@@ -22,14 +22,8 @@ from runner_core.ext import (
 )
 from runner_grid._command import batch_commands, build_submit_argv, format_command, split_command
 from runner_grid._detect import detect_scheme
-from runner_grid._poller import (
-    CheckFailed,
-    QueuePoller,
-    SchemeCheck,
-    query_env,
-    query_timeout,
-    run_query,
-)
+from runner_grid._poller import CheckFailed, QueuePoller, SchemeCheck, query_env, run_query
+from runner_grid._scheme import DEFAULT_QUERY_TIMEOUT, Scheme, SchemeError
 from runner_grid._worker import Worker
 from runner_grid._wrapper import DIRECTIVE_PREFIXES, read_exitcode, write_wrapper
 from runner_grid.schemes import SCHEMES
@@ -43,46 +37,10 @@ __all__ = ["GridRunner"]
 
 logger = logging.getLogger(__name__)
 
-#: Keys a scheme must have (the seed's); the rest are optional.
-REQUIRED_KEYS = (
-    "workdir",
-    "output",
-    "error",
-    "commands.submit",
-    "commands.check",
-    "commands.getid",
-    "commands.running",
-)
-#: Seconds the submit command may run.
-SUBMIT_TIMEOUT = 120.0
 #: Seconds the cancel thread waits for more work before it ends.
 CANCEL_THREAD_IDLE = 5.0
 #: Submit commands run at once by default (the runner's submit workers).
 SUBMIT_WORKERS = 4
-
-
-def missing_keys(scheme: Mapping[str, Any]) -> list[str]:
-    """Return the required keys a scheme lacks (or holds a non-callable parser under).
-
-    Args:
-        scheme: the scheme to check.
-
-    Returns:
-        Dotted key names, empty when the scheme is complete.
-    """
-    missing = []
-    for dotted in REQUIRED_KEYS:
-        node: Any = scheme
-        for part in dotted.split("."):
-            node = node.get(part, _MISSING) if isinstance(node, Mapping) else _MISSING
-        if node is _MISSING or (
-            dotted in ("commands.getid", "commands.running") and not callable(node)
-        ):
-            missing.append(dotted)
-    return missing
-
-
-_MISSING = object()
 
 
 def _job_cancelled(results: Optional[Results]) -> bool:
@@ -163,7 +121,7 @@ class GridRunner(JobRunner):
         self._canceller_running = False
         self._cancelling = False
         self._stop = threading.Event()
-        self._check = SchemeCheck(lambda: self.settings)
+        self._check = SchemeCheck(self.scheme)
         self._poller = QueuePoller(self._check, step, name=f"runner-grid-poller:{self.scheme_name}")
         self._finisher = Worker(f"runner-grid-finish:{self.scheme_name}")
         # A job in the queue needs a thread only when a subclass's own call must block.
@@ -196,12 +154,7 @@ class GridRunner(JobRunner):
                 "grid must be a scheme name, 'auto' or a Settings, "
                 f"not {type(grid).__name__} {grid!r}"
             )
-        missing = missing_keys(scheme)
-        if missing:
-            raise ValueError(
-                f"grid scheme {name!r} lacks {', '.join(missing)}; add them (commands.getid and "
-                "commands.running must be callables), see the docs page 'Writing your own scheme'"
-            )
+        Scheme.of(scheme, name)  # refuse a bad scheme now, naming what is wrong
         return name, scheme
 
     def __repr__(self) -> str:
@@ -244,6 +197,14 @@ class GridRunner(JobRunner):
     def sleepstep(self, value: float) -> None:
         self._poller.sleepstep = _seconds("sleepstep", value)
 
+    def scheme(self) -> Scheme:
+        """A validated view of `settings` as it is now (read anew for every use).
+
+        Raises:
+            runner_grid.SchemeError: a key of `settings` is unknown or has the wrong type.
+        """
+        return Scheme.of(self.settings, self.scheme_name)
+
     @property
     def check_count(self) -> int:
         """Number of queue-check commands this runner has run so far."""
@@ -277,13 +238,13 @@ class GridRunner(JobRunner):
             The job's exit code; 1 when the submission failed (the job then ends FAILED with the
             submit command's stderr as its error).
         """
-        scheme = self.settings
         workdir = os.path.abspath(workdir)
         try:
-            prefixes = scheme.get("directives") or DIRECTIVE_PREFIXES
-            wrapper, exit_file = write_wrapper(workdir, runscript, tuple(prefixes))
-            argv = build_submit_argv(scheme, wrapper, workdir, out, err, runflags=runflags)
-        except (OSError, ValueError, TypeError) as exc:
+            scheme = self.scheme()
+            prefixes = scheme.directives or DIRECTIVE_PREFIXES
+            wrapper, exit_file = write_wrapper(workdir, runscript, prefixes)
+            argv = build_submit_argv(scheme.raw, wrapper, workdir, out, err, runflags=runflags)
+        except (OSError, ValueError, TypeError) as exc:  # SchemeError is a ValueError
             report_failure(
                 f"could not prepare the submission of {runscript!r}: {exc}", reason="submit_failed"
             )
@@ -296,7 +257,7 @@ class GridRunner(JobRunner):
         # A Ctrl-C between the submission and the record of its id would leave the job in
         # the queue with nobody to cancel it: it is raised once the id is recorded.
         with deferred_interrupts():
-            jobid = self._submit(argv, command)
+            jobid = self._submit(scheme, argv, command)
             if jobid is None:
                 return 1
             report_jobid(jobid)
@@ -319,7 +280,7 @@ class GridRunner(JobRunner):
             with self._grid_lock:
                 self._queued.pop(jobid, None)
                 self._cancel_sent.discard(jobid)
-        code, reason = self._end_of(jobid, exit_file, _job_cancelled(results))
+        code, reason = self._end_of(scheme, jobid, exit_file, _job_cancelled(results))
         if reason is not None:
             report_reason(reason)
         return code
@@ -327,7 +288,9 @@ class GridRunner(JobRunner):
     def _complete(self, jobid: str, exit_file: str, completion: Completion) -> None:
         """End a detached job that left the queue: exit code, reason, finalize, callbacks."""
         try:
-            code, reason = self._end_of(jobid, exit_file, completion.results.cancel_requested)
+            code, reason = self._end_of(
+                self.scheme(), jobid, exit_file, completion.results.cancel_requested
+            )
         except Exception as exc:
             logger.exception("could not find out how job %s ended", jobid)
             completion.fail(f"could not find out how job {jobid} ended: {exc!r}")
@@ -338,14 +301,13 @@ class GridRunner(JobRunner):
                 self._cancel_sent.discard(jobid)
         completion.complete(code, reason=reason)
 
-    def _submit(self, argv: list[str], command: str) -> Optional[str]:
+    def _submit(self, scheme: Scheme, argv: list[str], command: str) -> Optional[str]:
         logger.info("submitting: %s", command)
         # run_query gives the submit command a session of its own too: the terminal's
         # Ctrl-C must not kill it after the job is queued but before it printed the id.
         # It runs in the user's own environment (SBATCH_* and the like apply).
-        timeout = float(self.settings.get("submit_timeout") or SUBMIT_TIMEOUT)
         try:
-            proc = run_query(argv, os.environ, timeout)
+            proc = run_query(argv, os.environ, scheme.submit_timeout)
         except CheckFailed as exc:
             report_failure(f"the submit command did not complete: {exc}", reason="submit_failed")
             return None
@@ -358,7 +320,7 @@ class GridRunner(JobRunner):
             )
             return None
         try:
-            found = self.settings["commands"]["getid"](proc.stdout)
+            found = scheme.commands["getid"](proc.stdout)
         except Exception as exc:  # a user's parser: its failure is the job's failure
             report_failure(
                 f"commands.getid raised {exc!r} on the output of {command}", reason="submit_failed"
@@ -375,7 +337,9 @@ class GridRunner(JobRunner):
         logger.info("submitted job %s: %s", jobid, command)
         return jobid
 
-    def _end_of(self, jobid: str, exit_file: str, job_cancelled: bool) -> tuple[int, Optional[str]]:
+    def _end_of(
+        self, scheme: Scheme, jobid: str, exit_file: str, job_cancelled: bool
+    ) -> tuple[int, Optional[str]]:
         """How a job that left the queue ended: (exit code, reason).
 
         The job's own exit-code file first; when it is missing or non-zero, the scheduler's
@@ -384,7 +348,7 @@ class GridRunner(JobRunner):
         seconds for either to tell; else 1 (see the docs page on exit codes).
         """
         cancelled = self.cancelled or job_cancelled
-        wait = 0.0 if cancelled else float(self.settings.get("exitcode_wait") or 0)
+        wait = 0.0 if cancelled else scheme.exitcode_wait
         deadline = time.monotonic() + wait
         delay = 0.25
         while True:
@@ -392,11 +356,11 @@ class GridRunner(JobRunner):
             if code == 0:
                 return 0, None
             if code is not None:  # the runscript's own code; the scheduler may know why
-                if not callable(self.settings["commands"].get("parse_end")):
+                if scheme.get("parse_end") is None:
                     return code, None
-                told = self._query_end(jobid)
+                told = self._query_end(scheme, jobid)
                 return code, None if told is None else told[1]
-            told = self._query_end(jobid)
+            told = self._query_end(scheme, jobid)
             if told is not None:
                 logger.info("job %s wrote no exit code; the scheduler reports %d", jobid, told[0])
                 return told
@@ -415,16 +379,15 @@ class GridRunner(JobRunner):
         )
         return 1, None
 
-    def _query_end(self, jobid: str) -> Optional[tuple[int, Optional[str]]]:
+    def _query_end(self, scheme: Scheme, jobid: str) -> Optional[tuple[int, Optional[str]]]:
         """(exit code, reason) from the scheduler's records, or None when they do not tell."""
-        commands = self.settings["commands"]
-        queries = commands.get("exitcode")
-        parse_end = commands.get("parse_end")
-        parse_code = commands.get("parse_exitcode")
-        if not callable(queries) or not (callable(parse_end) or callable(parse_code)):
+        queries = scheme.get("exitcode")
+        parse_end = scheme.get("parse_end")
+        parse_code = scheme.get("parse_exitcode")
+        if queries is None or (parse_end is None and parse_code is None):
             return None
-        env = query_env(self.settings)
-        timeout = query_timeout(self.settings)
+        env = query_env(scheme)
+        timeout = scheme.check_timeout
         for query in queries(jobid):
             argv = split_command(query, "commands.exitcode")
             try:
@@ -434,14 +397,14 @@ class GridRunner(JobRunner):
                 continue
             if proc.returncode != 0:
                 continue
-            if callable(parse_end):
+            if parse_end is not None:
                 end = parse_end(proc.stdout)
                 if end is not None:
                     code, reason = end
                     if isinstance(code, int) and not isinstance(code, bool):
                         return code, reason
                 continue
-            code = parse_code(proc.stdout)
+            code = parse_code(proc.stdout) if parse_code is not None else None
             if isinstance(code, int) and not isinstance(code, bool):
                 return code, None
         return None
@@ -512,7 +475,13 @@ class GridRunner(JobRunner):
     def _cancel_ids(self, ids: list[str]) -> None:
         with self._grid_lock:
             self._cancel_sent.update(ids)
-        cancel = self.settings["commands"].get("cancel")
+        try:
+            scheme = self.scheme()
+            cancel, env, timeout = scheme.get("cancel"), query_env(scheme), scheme.check_timeout
+        except SchemeError as exc:  # settings changed badly mid-run: cancel all the same
+            logger.error("%s; cancelling with its commands.cancel all the same", exc)
+            cancel = self.settings["commands"].get("cancel")
+            env, timeout = dict(os.environ), DEFAULT_QUERY_TIMEOUT
         if cancel is None:
             logger.warning(
                 "scheme %r has no commands.cancel: jobs %s stay in the queue",
@@ -524,8 +493,6 @@ class GridRunner(JobRunner):
             argvs = [split_command(a, "commands.cancel") for a in cancel(ids)]
         else:
             argvs = batch_commands(split_command(cancel, "commands.cancel"), ids)
-        env = query_env(self.settings)
-        timeout = query_timeout(self.settings)
         for argv in argvs:
             command = format_command(argv)
             try:

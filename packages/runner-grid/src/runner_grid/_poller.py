@@ -6,18 +6,16 @@ import logging
 import os
 import subprocess
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from runner_grid._command import format_command, split_command
+from runner_grid._scheme import Scheme
 from runner_grid.schemes._common import base_id
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
 
 __all__ = ["CheckFailed", "QueuePoller", "SchemeCheck", "query_env", "query_timeout", "run_query"]
-
-#: Seconds a check, cancel or exit-code query may run when the scheme sets no check_timeout.
-DEFAULT_QUERY_TIMEOUT = 60.0
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +24,13 @@ class CheckFailed(Exception):
     """A queue check that says nothing about the jobs (error exit, time-out, unreadable output)."""
 
 
-def query_env(scheme: Mapping[str, Any]) -> dict[str, str]:
+def _view(scheme: Union[Scheme, Mapping[str, Any]]) -> Scheme:
+    # GridRunner hands over a validated Scheme; a bare mapping (a part of a scheme, as
+    # tests and PLAMS-era code use) is read as it is.
+    return scheme if isinstance(scheme, Scheme) else Scheme(scheme, "custom")
+
+
+def query_env(scheme: Union[Scheme, Mapping[str, Any]]) -> dict[str, str]:
     """Return the environment for the scheme's queries: ours minus the scheme's ``unset_env``.
 
     Args:
@@ -36,7 +40,7 @@ def query_env(scheme: Mapping[str, Any]) -> dict[str, str]:
     Returns:
         A new environment mapping.
     """
-    patterns = [str(p) for p in scheme.get("unset_env") or ()]
+    patterns = _view(scheme).unset_env
     exact = {p for p in patterns if not p.endswith("*")}
     prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
     return {
@@ -46,9 +50,9 @@ def query_env(scheme: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def query_timeout(scheme: Mapping[str, Any]) -> float:
+def query_timeout(scheme: Union[Scheme, Mapping[str, Any]]) -> float:
     """Return the seconds a scheduler query may run: ``check_timeout``, 60 when unset."""
-    return float(scheme.get("check_timeout") or DEFAULT_QUERY_TIMEOUT)
+    return _view(scheme).check_timeout
 
 
 def run_query(
@@ -105,7 +109,7 @@ class SchemeCheck:
             ``runner.settings`` take effect at the next one).
     """
 
-    def __init__(self, scheme: Callable[[], Mapping[str, Any]]) -> None:
+    def __init__(self, scheme: Callable[[], Union[Scheme, Mapping[str, Any]]]) -> None:
         self._scheme = scheme
         self._lock = threading.Lock()
         self._count = 0
@@ -127,14 +131,13 @@ class SchemeCheck:
         Raises:
             CheckFailed: a command failed, timed out or printed something the parser refused.
         """
-        scheme = self._scheme()
-        commands = scheme["commands"]
-        running: Callable[[str], Any] = commands["running"]
-        check_error = commands.get("check_error")
-        timeout = query_timeout(scheme)
+        scheme = _view(self._scheme())
+        running: Callable[[str], Any] = scheme.commands["running"]
+        check_error = scheme.get("check_error")
+        timeout = scheme.check_timeout
         env = query_env(scheme)
         queued: set[str] = set()
-        for argv in check_argvs(scheme, ids):
+        for argv in check_argvs(scheme.raw, ids):
             with self._lock:
                 self._count += 1
             proc = run_query(argv, env, timeout)
