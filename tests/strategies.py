@@ -145,3 +145,21 @@ noise_lines = st.lists(
     ),
     max_size=4,
 )
+
+
+# --- queue listings and job ends (the grid schemes' parsers) ------------------
+
+
+@st.composite
+def queue_entries(draw: Any) -> list[tuple[int, bool, bool]]:
+    """Jobs of a queue listing as (job number, is an array, has finished), numbers unique.
+
+    A listing may show an array job on several lines (one per task) and finished jobs next to
+    live ones; what a parser must return is the live numbers, once each, in listing order.
+    """
+    numbers = draw(st.lists(st.integers(1, 10**7), unique=True, max_size=8))
+    return [(n, draw(st.booleans()), draw(st.booleans())) for n in numbers]
+
+
+#: Server or cluster suffixes an id may carry in a listing (PBS ``N.server``, ``N.server.dom``).
+server_suffixes = st.sampled_from(["", ".pbsvm", ".pbs.example.org", ".s-1"])

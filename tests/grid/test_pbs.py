@@ -1,7 +1,8 @@
-"""Tests for the PBS scheme's parsers on outputs in the formats PBS Pro and Torque document.
+"""Tests for the PBS scheme's parsers, on outputs of a real OpenPBS 23.06.06 and documented ones.
 
-No PBS server runs on these machines: these samples follow the layouts shown in the PBS Pro
-reference guide and Torque's qstat documentation, not recordings.
+No PBS server runs on these machines. tests/grid/data/pbs holds outputs recorded from a real
+OpenPBS 23.06.06 server (see its README.md); the inline Torque and PBS Pro samples follow the
+layouts of their documentation.
 """
 
 # ruff: noqa: E501  (scheduler outputs keep their exact width)
@@ -9,12 +10,15 @@ reference guide and Torque's qstat documentation, not recordings.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from runner_core import REASONS
 from runner_grid.schemes import pbs
+from strategies import queue_entries, server_suffixes
 
 PBSPRO_QSTAT = """\
 Job id            Name             User              Time Use S Queue
@@ -56,9 +60,10 @@ noise_lines = st.lists(
 @given(
     noise_lines,
     st.integers(1, 10**9),
-    st.sampled_from(["", ".server", ".pbs.example.org", "[].srv"]),
+    st.sampled_from(["", ".server", ".pbs.example.org", "[].srv", "[].pbsvm"]),
 )
 @example(["Job submitted"], 5, ".server")
+@example([], 9, "[].pbsvm")  # what OpenPBS prints for `qsub -J 1-3` (its qstat lists 9[].pbsvm)
 def test_getid_reads_the_last_id_line_whatever_comes_before(
     noise: list[str], number: int, suffix: str
 ) -> None:
@@ -85,6 +90,50 @@ def test_running_refuses_garbage() -> None:
         pbs.running("Connection refused\n")
 
 
+def _listing(
+    jobs: list[tuple[int, bool, bool]], suffix: str, header: bool, blank: bool, alternative: bool
+) -> str:
+    """A qstat listing of `jobs` in the default (or ``-a``) layout OpenPBS prints."""
+    lines = []
+    if alternative:
+        lines += ["", "pbsvm: ", " " * 60 + "Req'd  Req'd   Elap",
+                  "Job ID          Username Queue    Jobname    SessID NDS TSK Memory Time  S Time",
+                  "--------------- -------- -------- ---------- ------ --- --- ------ ----- - -----"]  # fmt: skip
+    elif header:
+        lines += ["Job id            Name             User              Time Use S Queue",
+                  "----------------  ---------------- ----------------  -------- - -----"]  # fmt: skip
+    for number, array, finished in jobs:
+        jobid = f"{number}[]{suffix}" if array else f"{number}{suffix}"
+        state = "F" if finished else "R"
+        if alternative:
+            lines.append(
+                f"{jobid:<15} root     workq    sleep.sh     9395   1   1    --    --  {state} 00:00"
+            )
+        else:
+            lines.append(
+                f"{jobid:<17} sleep.sh         root              00:00:00 {state} workq           "
+            )
+        if blank:
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+@given(
+    queue_entries(),
+    server_suffixes,
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+)
+@example([(9, True, False), (10, False, True)], ".pbsvm", True, False, False)
+def test_any_listing_gives_the_live_ids_in_order(
+    jobs: list[tuple[int, bool, bool]], suffix: str, header: bool, blank: bool, alternative: bool
+) -> None:
+    """Headers, blank lines, array brackets and server suffixes never change the ids."""
+    output = _listing(jobs, suffix, header, blank, alternative)
+    assert pbs.running(output) == [str(n) for n, _array, finished in jobs if not finished]
+
+
 def test_check_lists_the_whole_queue() -> None:
     assert pbs.check_commands(["1.s"]) == [["qstat"]]
 
@@ -105,6 +154,117 @@ def test_parse_exitcode(output: str, expected: int | None) -> None:
     assert pbs.parse_exitcode(output) == expected
 
 
+TEXT = "Job Id: 5.server\n    job_state = {state}\n    substate = {substate}\n{status}"
+
+
+@pytest.mark.parametrize(
+    ("state", "substate", "status", "expected"),
+    [
+        ("F", 92, 0, (0, None)),
+        ("F", 93, 3, (3, None)),
+        ("F", 93, 271, (143, None)),  # 256 + SIGTERM, as PBS Pro reports a signal it sent
+        ("F", 91, 0, (1, "cancelled")),
+        ("F", 91, 271, (143, "cancelled")),  # a real status of a deleted job is kept
+        ("F", 91, None, (1, "cancelled")),
+        ("F", 93, -29, (1, "timeout")),
+        ("F", 93, -28, (1, "timeout")),
+        ("F", 93, -27, (1, "out_of_memory")),
+        ("F", 93, -26, (1, "out_of_memory")),
+        ("F", 93, -25, (1, None)),  # ncpus (sum) exceeded: no reason word for that
+        ("F", 93, -1, (1, None)),
+        ("F", 93, None, (1, "node_fail")),  # mom went down while it ran (T_MOM_DOWN)
+        ("F", 93, 0, (1, "node_fail")),  # the same, with the status of an earlier attempt
+        ("F", 91, -29, (1, "cancelled")),  # a deleted job's code is never negative
+        ("X", 92, 0, (0, None)),  # finished array subjob
+        ("X", 91, None, (1, "cancelled")),
+        ("E", 50, 0, None),  # exiting: not yet final
+        ("M", 94, None, None),  # moved to another server: runs there
+        ("Q", 10, -11, None),  # requeued (JOB_EXEC_RERUN) and queued again
+        ("R", 42, None, None),
+        ("H", 20, None, None),
+    ],
+)
+def test_parse_end_text(
+    state: str, substate: int, status: int | None, expected: tuple[int, str | None] | None
+) -> None:
+    line = "" if status is None else f"    Exit_status = {status}\n"
+    output = TEXT.format(state=state, substate=substate, status=line)
+    assert pbs.parse_end(output) == expected
+    assert pbs.parse_exitcode(output) == (None if expected is None else expected[0])
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["F", "X", "E", "M", "Q", "R", "H"]),
+            st.sampled_from([10, 42, 50, 91, 92, 93, 94]),
+            st.none() | st.integers(-30, 300),
+        ),
+        max_size=4,
+    )
+)
+@example([("F", 91, 0)])
+@example([("X", 92, 0), ("R", 42, None)])
+def test_parse_exitcode_is_the_code_of_parse_end(
+    records: list[tuple[str, int, int | None]],
+) -> None:
+    """The PLAMS-era parse_exitcode and parse_end never disagree, every reason is a known word,
+    a deleted job is never a success, and a record of a job not yet finished is no end."""
+    output = "\n".join(
+        TEXT.format(
+            state=state,
+            substate=substate,
+            status="" if status is None else f"    Exit_status = {status}\n",
+        )
+        for state, substate, status in records
+    )
+    end = pbs.parse_end(output)
+    assert pbs.parse_exitcode(output) == (None if end is None else end[0])
+    if end is None:
+        return
+    assert end[1] is None or end[1] in REASONS
+    assert all(state in ("F", "X") for state, _substate, _status in records)
+    if end[1] == "cancelled":
+        assert end[0] != 0
+
+
+def test_parse_end_array_parent_without_status_is_not_a_node_failure() -> None:
+    output = TEXT.format(state="F", substate=93, status="    array = True\n")
+    assert pbs.parse_end(output) == (1, None)
+
+
+TORQUE = "<Data><Job><Job_Id>5.t</Job_Id><job_state>{state}</job_state>{status}<substate>59</substate></Job></Data>"
+
+
+@pytest.mark.parametrize(
+    ("state", "status", "expected"),
+    [
+        ("C", "<exit_status>0</exit_status>", (0, None)),
+        ("C", "<exit_status>2</exit_status>", (2, None)),
+        ("C", "<exit_status>271</exit_status>", (143, None)),
+        ("C", "<exit_status>-11</exit_status>", (1, "timeout")),
+        ("C", "<exit_status>-12</exit_status>", (1, "timeout")),
+        ("C", "<exit_status>-10</exit_status>", (1, "out_of_memory")),
+        ("C", "<exit_status>-29</exit_status>", (1, None)),  # PBS Pro's code, not Torque's
+        ("R", "", None),
+        ("E", "<exit_status>0</exit_status>", None),
+    ],
+)
+def test_parse_end_torque_xml(
+    state: str, status: str, expected: tuple[int, str | None] | None
+) -> None:
+    assert pbs.parse_end(TORQUE.format(state=state, status=status)) == expected
+
+
+def test_parse_end_several_records_ends_when_all_have() -> None:
+    done = TEXT.format(state="X", substate=92, status="    Exit_status = 0\n")
+    failed = TEXT.format(state="X", substate=93, status="    Exit_status = 4\n")
+    running = TEXT.format(state="R", substate=42, status="")
+    assert pbs.parse_end(done + "\n" + failed) == (4, None)
+    assert pbs.parse_end(done + "\n" + done) == (0, None)
+    assert pbs.parse_end(done + "\n" + running) is None
+
+
 def test_detect_tells_pbs_from_grid_engine() -> None:
     assert pbs.detect(0, "pbs_version = 2022.1.1\n")
     assert pbs.detect(0, "Version: 6.1.3\nCommit: abc\n")
@@ -117,6 +277,13 @@ def test_pbs_scheme_has_no_workdir_flag() -> None:
     assert pbs.scheme()["workdir"] is None
 
 
+def test_scheme_has_the_end_parsers() -> None:
+    commands = pbs.scheme()["commands"]
+    assert commands["parse_end"] is pbs.parse_end
+    assert commands["check_error"] is pbs.check_error
+    assert commands["exitcode"]("12.pbsvm") == [["qstat", "-x", "-f", "12.pbsvm"]]
+
+
 def test_detect_rejects_the_recorded_grid_engine_qsub() -> None:
     # `qsub --version` of this machine's Grid Engine, recorded in tests/grid/data/sge.
     data = Path(__file__).parent / "data" / "sge"
@@ -126,3 +293,198 @@ def test_detect_rejects_the_recorded_grid_engine_qsub() -> None:
     assert not pbs.detect(rc, stdout + stderr)
     help_out = (data / "qsub_help.stdout").read_text() + (data / "qsub_help.stderr").read_text()
     assert not pbs.detect(0, help_out)
+
+
+# --- outputs recorded from a real OpenPBS 23.06.06 (tests/grid/data/pbs) ---------------------
+
+DATA = Path(__file__).parent / "data" / "pbs"
+
+
+class Recorded(NamedTuple):
+    """One recorded case: its command line, standard output and error, exit status."""
+
+    command: str
+    stdout: str
+    stderr: str
+    rc: int
+
+
+def recorded(case: str) -> Recorded:
+    """Read ``CASE.txt``: the command line, then ``--- stdout ---``, ``--- stderr ---`` and
+    ``--- exit status: N`` sections."""
+    text = (DATA / f"{case}.txt").read_text()
+    command, rest = text.split("\n--- stdout ---\n", 1)
+    stdout, rest = rest.split("--- stderr ---\n", 1)
+    stderr, status = rest.split("--- exit status: ", 1)
+    return Recorded(command, stdout, stderr, int(status.strip()))
+
+
+def _cases() -> list[str]:
+    return sorted(
+        p.stem for p in DATA.glob("*.txt") if p.stem != "qsub_o_e_path_with_space_delivered"
+    )
+
+
+def test_every_recorded_case_reads_and_is_listed() -> None:
+    listed = (DATA / "CASES.md").read_text()
+    for case in _cases():
+        out = recorded(case)
+        assert f"| {case} |" in listed
+        assert out.rc == int(listed.split(f"| {case} |", 1)[1].split("|")[1].strip())
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("qsub_plain", "3.pbsvm"),
+        ("qsub_o_e_path_with_space", "13.pbsvm"),
+        ("qsub_version", None),
+        ("qsub_bad_option", None),
+        ("qsub_missing_script", None),
+        ("qsub_name_with_space", None),
+    ],
+)
+def test_getid_on_recorded_qsub(case: str, expected: str | None) -> None:
+    assert pbs.getid(recorded(case).stdout) == expected
+
+
+def test_job_names_may_not_hold_spaces() -> None:
+    out = recorded("qsub_name_with_space")
+    assert out.rc == 2
+    assert out.stderr.startswith("qsub: illegal -N value")
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("qstat_default_mixed", ["5", "6", "7", "8", "9"]),
+        ("qstat_a", ["5", "6", "7", "8", "9"]),
+        ("qstat_right_after_qdel_running", ["6", "7", "8", "9"]),
+        ("qstat_job_exiting", ["29"]),  # state E: still in the queue
+        ("qstat_after_qdels", []),
+        ("qstat_empty_queue", []),
+        ("qstat_x_after_qdels", []),  # every job F
+        ("qstat_x_finished", []),
+        ("qstat_unknown_and_live", ["10"]),  # its stdout; the unknown id is on stderr
+    ],
+)
+def test_running_on_recorded_qstat(case: str, expected: list[str]) -> None:
+    assert pbs.running(recorded(case).stdout) == expected
+
+
+@pytest.mark.parametrize(
+    ("case", "ids", "expected"),
+    [
+        ("qstat_unknown", ["99999.pbsvm"], []),
+        ("qstat_unknown_bare", ["99999"], []),  # the server names it 99999.pbsvm
+        ("qstat_x_f_unknown", ["99999.pbsvm"], []),
+        ("qstat_finished_plain", ["4.pbsvm"], []),
+        ("qstat_f_finished_no_x", ["4.pbsvm"], []),
+        ("qstat_unknown_and_live", ["99999.pbsvm", "10.pbsvm"], ["10"]),
+        # Not safe: an id asked for is neither listed nor named, or one named was not asked.
+        ("qstat_unknown", ["99999.pbsvm", "11.pbsvm"], None),
+        ("qstat_unknown", ["5.pbsvm"], None),
+        ("qstat_unknown_and_live", ["99999.pbsvm"], None),
+        # Server down: the check failed, nothing is released.
+        ("qstat_server_down", [], None),
+        ("qstat_server_down", ["5.pbsvm"], None),
+    ],
+)
+def test_check_error_on_recorded_qstat(
+    case: str, ids: list[str], expected: list[str] | None
+) -> None:
+    out = recorded(case)
+    assert out.rc != 0
+    assert pbs.check_error(ids, out.rc, out.stdout, out.stderr) == expected
+
+
+@pytest.mark.parametrize(
+    ("rc", "stdout", "stderr"),
+    [
+        (153, "", "qstat: Unknown Job Id 7.pbsvm\nqstat: cannot connect to server pbsvm\n"),
+        (153, "Connection refused\n", "qstat: Unknown Job Id 7.pbsvm\n"),
+        (153, "", ""),
+        (1, "", "qstat: Unknown Job Id 7.pbsvm\n"),
+        (255, "", "qstat: Unknown Job Id 7.pbsvm\n"),
+    ],
+)
+def test_check_error_refuses_what_is_not_an_answer(rc: int, stdout: str, stderr: str) -> None:
+    assert pbs.check_error(["7.pbsvm"], rc, stdout, stderr) is None
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("qstat_x_f_exit0", (0, None)),  # substate 92
+        ("qstat_x_f_exit3", (3, None)),  # substate 93
+        ("qstat_x_f_sigkill", (137, None)),  # killed by a signal PBS did not send
+        ("qstat_x_f_walltime", (1, "timeout")),  # Exit_status = -29
+        # qdel while running (substate 91, Exit_status = 0): the bug of issue 8.
+        ("qstat_x_f_qdel_running", (1, "cancelled")),
+        ("qstat_x_f_qdel_running_b", (1, "cancelled")),
+        ("qstat_x_f_qdel_running_c", (1, "cancelled")),
+        ("qstat_x_f_qdel_running_6s", (1, "cancelled")),
+        ("qstat_x_f_qdel_queued", (1, "cancelled")),
+        ("qstat_x_f_qdel_held_never_ran", (1, "cancelled")),  # no Exit_status at all
+        ("qstat_x_f_array", (1, "cancelled")),  # the deleted array 9[]
+        ("qstat_x_f_running", None),
+        ("qstat_x_f_exit3_history_off", None),  # exit 0, empty stdout
+        ("qstat_x_f_unknown", None),
+        ("qstat_x_finished", None),  # not the -f layout: no record to read
+    ],
+)
+def test_parse_end_on_recorded_qstat_x_f(
+    case: str, expected: tuple[int, str | None] | None
+) -> None:
+    out = recorded(case)
+    assert pbs.parse_end(out.stdout) == expected
+    assert pbs.parse_exitcode(out.stdout) == (None if expected is None else expected[0])
+
+
+def test_a_deleted_job_is_never_a_success() -> None:
+    """Issue 8: qdel by someone else gave SUCCESSFUL with 0 (Exit_status = 0, substate 91)."""
+    for case in _cases():
+        out = recorded(case)
+        if "substate = 91" in out.stdout:
+            assert "Exit_status = 0" in out.stdout or "Exit_status" not in out.stdout
+            end = pbs.parse_end(out.stdout)
+            assert end is not None, case
+            assert end[0] != 0, case
+            assert end[1] == "cancelled", case
+
+
+def test_history_off_is_told_on_stderr_only() -> None:
+    out = recorded("qstat_x_f_exit3_history_off")
+    assert (out.rc, out.stdout) == (0, "")
+    assert "PBS is not configured to maintain job history" in out.stderr
+
+
+def test_every_reason_is_a_runner_core_reason() -> None:
+    for case in _cases():
+        end = pbs.parse_end(recorded(case).stdout)
+        assert end is None or end[1] is None or end[1] in REASONS
+    assert set(pbs.PBSPRO_REASONS.values()) | set(pbs.TORQUE_REASONS.values()) <= set(REASONS)
+
+
+@pytest.mark.parametrize(
+    ("case", "ids"),
+    [
+        ("qdel_running", ["5.pbsvm"]),
+        ("qdel_queued", ["7.pbsvm"]),
+        ("qdel_two", ["6.pbsvm", "8.pbsvm"]),
+        ("qdel_array", ["9[].pbsvm"]),
+    ],
+)
+def test_cancel_builds_the_recorded_qdel(case: str, ids: list[str]) -> None:
+    out = recorded(case)
+    assert out.rc == 0
+    (argv,) = pbs.cancel_commands(ids)
+    assert " ".join(argv) == out.command.replace("'", "")
+
+
+def test_detect_on_recorded_version() -> None:
+    out = recorded("qsub_version")
+    assert pbs.detect(out.rc, out.stdout + out.stderr)
+    for case in ("qsub_bad_option", "qsub_missing_script"):
+        bad = recorded(case)
+        assert not pbs.detect(bad.rc, bad.stdout + bad.stderr)

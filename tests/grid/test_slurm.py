@@ -10,8 +10,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from runner_core import REASONS
 from runner_grid.schemes import slurm
-from strategies import noise_lines
+from strategies import noise_lines, queue_entries
 
 # Recorded with `squeue --noheader --format='%i %T' --states=all` on the single-node SLURM of
 # tools/slurm.sh (long state names; the pinned check uses %t): finished jobs stay listed for
@@ -79,8 +80,8 @@ def test_every_finished_state_releases(state: str) -> None:
     "state",
     ["PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
      "REQUEUE_FED", "RESIZING", "RESV_DEL_HOLD", "SIGNALING", "SPECIAL_EXIT", "STAGE_OUT",
-     "STOPPED", "SOME_FUTURE_STATE", "PD", "R", "CG", "CF", "S", "RQ", "RH", "RF", "RS", "RD",
-     "SI", "SE", "SO", "ST"],
+     "STOPPED", "REVOKED", "SOME_FUTURE_STATE", "PD", "R", "CG", "CF", "S", "RQ", "RH", "RF",
+     "RS", "RD", "SI", "SE", "SO", "ST", "RV"],
 )  # fmt: skip
 def test_every_other_state_keeps_the_job(state: str) -> None:
     assert slurm.running(f"9 {state}\n") == ["9"]
@@ -93,6 +94,27 @@ def test_running_skips_blank_and_cluster_lines() -> None:
         "5",
     ]
     assert slurm.running("") == []
+
+
+@given(queue_entries(), st.booleans(), st.sampled_from(["", "CLUSTER: runner"]), st.booleans())
+@example([(21, True, False), (22, False, True)], False, "", False)
+def test_any_pinned_listing_gives_the_live_ids_in_order(
+    jobs: list[tuple[int, bool, bool]], blank: bool, cluster: str, long_names: bool
+) -> None:
+    """Blank lines, CLUSTER lines, array tasks and long or short states never change the ids."""
+    lines = [cluster] if cluster else []
+    for number, array, finished in jobs:
+        if finished:
+            state = "COMPLETED" if long_names else "CD"
+        else:
+            state = "RUNNING" if long_names else "R"
+        ids = [f"{number}_[3-5%2]", f"{number}_1", f"{number}_2"] if array else [str(number)]
+        lines += [f"{jobid} {state}" for jobid in ids]
+        if blank:
+            lines.append("")
+    assert slurm.running("\n".join(lines) + "\n") == [
+        str(n) for n, _array, finished in jobs if not finished
+    ]
 
 
 def test_running_refuses_an_unpinned_listing() -> None:
@@ -160,6 +182,83 @@ SCONTROL = "JobId=5 JobName=t\n   JobState={state} Reason=None Dependency=(null)
 )
 def test_parse_exitcode_from_scontrol(state: str, code: str, expected: int | None) -> None:
     assert slurm.parse_exitcode(SCONTROL.format(state=state, code=code)) == expected
+
+
+@pytest.mark.parametrize(
+    ("state", "code", "expected"),
+    [
+        ("COMPLETED", "0:0", (0, None)),
+        ("FAILED", "3:0", (3, None)),
+        ("FAILED", "0:9", (137, None)),
+        ("TIMEOUT", "0:15", (143, "timeout")),
+        ("DEADLINE", "0:1", (1, "timeout")),
+        ("CANCELLED", "0:15", (143, "cancelled")),
+        ("CANCELLED", "0:0", (1, "cancelled")),
+        ("OUT_OF_MEMORY", "0:125", (253, "out_of_memory")),
+        ("NODE_FAIL", "0:0", (1, "node_fail")),
+        ("BOOT_FAIL", "0:1", (1, "node_fail")),
+        ("PREEMPTED", "0:15", (143, "preempted")),
+        ("PENDING", "0:0", None),
+        ("RUNNING", "0:0", None),
+        ("COMPLETING", "0:0", None),
+        ("REQUEUED", "0:0", None),
+        ("REQUEUE_HOLD", "0:0", None),
+        ("REQUEUE_FED", "0:0", None),
+        ("SPECIAL_EXIT", "0:0", None),
+        ("REVOKED", "0:0", None),
+        ("SUSPENDED", "0:0", None),
+    ],
+)
+def test_parse_end_from_scontrol(
+    state: str, code: str, expected: tuple[int, str | None] | None
+) -> None:
+    output = SCONTROL.format(state=state, code=code)
+    assert slurm.parse_end(output) == expected
+    assert slurm.parse_exitcode(output) == (None if expected is None else expected[0])
+
+
+def test_end_reasons_are_runner_core_reasons_and_final_states() -> None:
+    reasons = {r for r in slurm.END_REASONS.values() if r is not None}
+    assert reasons <= set(REASONS)
+    assert set(slurm.END_REASONS) <= slurm.FINISHED_STATES
+
+
+def test_parse_end_of_an_array_ends_when_every_task_has() -> None:
+    done = SCONTROL.format(state="COMPLETED", code="0:0")
+    failed = SCONTROL.format(state="FAILED", code="2:0").replace("JobId=5 ", "JobId=6 ")
+    running = SCONTROL.format(state="RUNNING", code="0:0").replace("JobId=5 ", "JobId=7 ")
+    assert slurm.parse_end(done + "\n" + failed) == (2, None)
+    assert slurm.parse_end(done + "\n" + done) == (0, None)
+    assert slurm.parse_end(done + "\n" + running) is None
+    assert slurm.parse_end("10_1|COMPLETED|0:0\n10_2|TIMEOUT|0:15\n") == (143, "timeout")
+    assert slurm.parse_end("10_1|COMPLETED|0:0\n10_[2-3]|PENDING|0:0\n") is None
+
+
+sacct_lines = st.lists(
+    st.tuples(
+        st.sampled_from([*sorted(slurm.END_REASONS), "PENDING", "RUNNING", "REQUEUED"]),
+        st.sampled_from(["", " by 0", " by 1000"]),
+        st.integers(0, 255),
+        st.integers(0, 127),
+    ),
+    max_size=5,
+)
+
+
+@given(sacct_lines)
+@example([("CANCELLED", " by 0", 0, 15)])
+@example([("COMPLETED", "", 0, 0), ("PENDING", "", 0, 0)])
+def test_parse_exitcode_is_the_code_of_parse_end(lines: list[tuple[str, str, int, int]]) -> None:
+    """The PLAMS-era parse_exitcode and parse_end never disagree; every reason is a known word;
+    an answer with a task not yet ended is not an end."""
+    output = "".join(f"9_{i}|{state}{by}|{a}:{b}\n" for i, (state, by, a, b) in enumerate(lines))
+    end = slurm.parse_end(output)
+    assert slurm.parse_exitcode(output) == (None if end is None else end[0])
+    if end is not None:
+        assert end[1] is None or end[1] in REASONS
+        assert all(state in slurm.END_REASONS for state, *_ in lines)
+    elif lines:
+        assert any(state not in slurm.END_REASONS for state, *_ in lines)
 
 
 def test_parse_exitcode_from_sacct_and_nothing() -> None:
@@ -277,6 +376,132 @@ def test_recorded_invalid_job_id_is_an_answer(case: str) -> None:
 def test_parse_exitcode_on_recorded_scontrol(case: str, expected: int | None) -> None:
     stdout, _stderr, _rc = recorded(case)
     assert slurm.parse_exitcode(stdout) == expected
+
+
+# --- how jobs end: recorded here (data/slurm-reasons) and written from SLURM's documented
+# formats where this single-node SLURM cannot produce the state (data/slurm-documented) ------
+
+REASONS_DATA = Path(__file__).parent / "data" / "slurm-reasons"
+DOCUMENTED = Path(__file__).parent / "data" / "slurm-documented"
+
+
+def read_case(folder: Path, case: str) -> tuple[str, str, int]:
+    """stdout, stderr and exit status of one case in `folder`."""
+    stdout, stderr = (
+        (folder / f"{case}.stdout").read_text(),
+        (folder / f"{case}.stderr").read_text(),
+    )
+    return stdout, stderr, int((folder / f"{case}.rc").read_text().strip())
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("scontrol_show_job_exit0", (0, None)),
+        ("scontrol_show_job_exit3", (3, None)),
+        ("scontrol_show_job_sigkill", (137, None)),
+        ("scontrol_show_job_cancelled_running", (143, "cancelled")),
+        ("scontrol_show_job_cancelled_pending", (1, "cancelled")),
+        ("scontrol_show_job_cancelled_big", (143, "cancelled")),
+        ("scontrol_show_job_timelimit", (143, "timeout")),
+        ("scontrol_show_job_running", None),
+        ("scontrol_show_job_pending", None),
+        ("scontrol_show_job_held", None),
+        ("scontrol_show_job_array_pending", None),
+        ("scontrol_show_job_array_running", None),
+        ("scontrol_show_job_never_existed", None),
+        ("scontrol_show_job_purged", None),
+    ],
+)
+def test_parse_end_on_recorded_scontrol(case: str, expected: tuple[int, str | None] | None) -> None:
+    stdout, _stderr, _rc = recorded(case)
+    assert slurm.parse_end(stdout) == expected
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("scontrol_show_job_deadline", (1, "timeout")),
+        ("scontrol_show_job_requeued", None),  # PENDING, Restarts=1, Reason=BeginTime
+        ("scontrol_show_job_requeue_held", None),  # PENDING, Restarts=1, held
+        ("scontrol_show_job_special_exit", None),  # SPECIAL_EXIT: requeued and held
+        ("scontrol_show_job_cancelled_after_requeue", (1, "cancelled")),
+        # A wrapped runscript that killed itself: the wrapper exits 137, the job just FAILED.
+        ("scontrol_show_job_wrapper_selfkill", (137, None)),
+        ("sacct_no_accounting", None),  # exit 1, "Slurm accounting storage is disabled"
+    ],
+)
+def test_parse_end_on_recorded_reasons(case: str, expected: tuple[int, str | None] | None) -> None:
+    stdout, _stderr, _rc = read_case(REASONS_DATA, case)
+    assert slurm.parse_end(stdout) == expected
+
+
+def test_sacct_without_accounting_fails_on_stderr() -> None:
+    stdout, stderr, rc = read_case(REASONS_DATA, "sacct_no_accounting")
+    assert (stdout, rc) == ("", 1)
+    assert stderr.strip() == "Slurm accounting storage is disabled"
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("squeue_pinned_deadline", []),  # DL: ended
+        ("squeue_pinned_requeue_transition", ["1863"]),  # CG right after scontrol requeue
+        ("squeue_pinned_requeued", ["1863"]),  # PD again
+        ("squeue_pinned_requeue_held", ["1864"]),
+        ("squeue_pinned_special_exit", ["1865"]),  # SE
+    ],
+)
+def test_a_requeued_job_stays_in_the_queue(case: str, expected: list[str]) -> None:
+    stdout, _stderr, rc = read_case(REASONS_DATA, case)
+    assert rc == 0
+    assert slurm.running(stdout) == expected
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("scontrol_show_job_out_of_memory", (253, "out_of_memory")),
+        ("scontrol_show_job_node_fail", (1, "node_fail")),
+        ("scontrol_show_job_node_fail_requeued", None),
+        ("scontrol_show_job_preempted", (143, "preempted")),
+        ("scontrol_show_job_boot_fail", (1, "node_fail")),
+        ("scontrol_show_job_requeue_hold", None),
+        ("sacct_completed", (0, None)),
+        ("sacct_failed", (3, None)),
+        ("sacct_cancelled_running", (143, "cancelled")),
+        ("sacct_cancelled_pending", (1, "cancelled")),
+        ("sacct_timeout", (143, "timeout")),
+        ("sacct_out_of_memory", (253, "out_of_memory")),
+        ("sacct_node_fail", (1, "node_fail")),
+        ("sacct_preempted", (143, "preempted")),
+        ("sacct_deadline", (1, "timeout")),
+        ("sacct_boot_fail", (1, "node_fail")),
+        ("sacct_running", None),
+        ("sacct_pending", None),
+        ("sacct_requeued", None),
+        ("sacct_array_done", (2, None)),
+        ("sacct_array_running", None),
+        ("sacct_unknown_id", None),
+    ],
+)
+def test_parse_end_on_documented_formats(
+    case: str, expected: tuple[int, str | None] | None
+) -> None:
+    stdout, _stderr, _rc = read_case(DOCUMENTED, case)
+    assert slurm.parse_end(stdout) == expected
+    assert slurm.parse_exitcode(stdout) == (None if expected is None else expected[0])
+
+
+def test_every_case_file_is_listed() -> None:
+    for folder in (REASONS_DATA, DOCUMENTED):
+        listed = (folder / "CASES.md").read_text()
+        for stdout in folder.glob("*.stdout"):
+            assert f"| {stdout.stem} |" in listed, stdout
+
+
+def test_scheme_has_parse_end() -> None:
+    assert slurm.scheme()["commands"]["parse_end"] is slurm.parse_end
 
 
 def test_detect_on_recorded_version() -> None:

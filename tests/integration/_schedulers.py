@@ -115,6 +115,24 @@ def queue_ids(name: str) -> set[str]:
     return {re.split(r"[_.\s]", s.strip())[0] for s in lines if s.strip()}
 
 
+def job_state(name: str, jobid: str) -> str:
+    """Return the state the scheduler shows for one job (``RUNNING``, ``r``...), "" when none.
+
+    The tests' own view, independent of runner_grid's parsers: ``squeue --format=%T`` or the
+    state column of ``qstat -u '*'``.
+    """
+    if name == "slurm":
+        argv = [tool("squeue") or "squeue", "--noheader", "--format=%T", f"--jobs={jobid}"]
+        proc = _run(argv)
+        return proc.stdout.split()[0] if proc.returncode == 0 and proc.stdout.split() else ""
+    proc = _run([tool("qstat") or "qstat", "-u", "*"])
+    for line in proc.stdout.splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[0] == jobid:
+            return fields[4]
+    return ""
+
+
 def cancel_ids(name: str, ids: list[str]) -> None:
     """Cancel the given jobs if they are still queued (clean-up; errors are ignored)."""
     if ids:

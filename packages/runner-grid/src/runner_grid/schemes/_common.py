@@ -1,4 +1,4 @@
-"""Small pieces the predefined schemes share: the current user, id normalisation, id lookup."""
+"""Small pieces the predefined schemes share: the current user, ids, the shape of a job's end."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import os
 import re
 from typing import Optional
 
-__all__ = ["base_id", "current_user", "last_id"]
+__all__ = ["End", "base_id", "current_user", "last_id"]
+
+#: What ``commands.parse_end`` returns for a job that has ended: its exit code and its end reason
+#: (None when it ended by itself, else one word of ``runner_core.REASONS``).
+End = tuple[int, Optional[str]]
 
 _LEADING_DIGITS = re.compile(r"\d+")
 

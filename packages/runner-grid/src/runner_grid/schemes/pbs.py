@@ -6,18 +6,27 @@ import re
 from typing import TYPE_CHECKING, Any, Optional
 
 from runner_grid._command import batch_commands
-from runner_grid.schemes._common import base_id, last_id
+from runner_grid.schemes._common import End, base_id, last_id
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = [
     "FINISHED_STATES",
+    "PBSPRO_REASONS",
+    "QSTAT_FINISHED",
+    "QSTAT_UNKNOWN",
+    "SUBSTATE_FAILED",
+    "SUBSTATE_FINISHED",
+    "SUBSTATE_TERMINATED",
+    "TORQUE_REASONS",
     "cancel_commands",
     "check_commands",
+    "check_error",
     "detect",
     "exitcode_commands",
     "getid",
+    "parse_end",
     "parse_exitcode",
     "running",
     "scheme",
@@ -97,45 +106,184 @@ def running(output: str) -> list[str]:
     return list(ids)
 
 
+#: qstat's exit statuses that may be answers: some ids are unknown (153) or finished (35).
+QSTAT_UNKNOWN, QSTAT_FINISHED = 153, 35
+_GONE = (
+    re.compile(r"^qstat: Unknown Job Id (\S+)$"),
+    re.compile(r"^qstat: (\S+) Job has finished\b"),
+)
+
+
+def check_error(
+    ids: Sequence[str], returncode: int, stdout: str, stderr: str
+) -> Optional[list[str]]:
+    """Tell qstat's "Unknown Job Id" and "Job has finished" answers apart from a real failure.
+
+    Asked about jobs by id, qstat lists the ones it still has and exits 153 (unknown: finished
+    with job history off, or never known) or 35 (finished, kept as history) for the others,
+    naming each on standard error. That is an answer only when every line of standard error is
+    such a message, standard output reads as a listing, and the ids listed and named are exactly
+    the ids asked for: then the named ones have left the queue. Anything else (255 "cannot
+    connect to server", another message, an id unaccounted for) is a failed check. The
+    predefined check lists the whole queue and never gets these answers; a check of your own
+    that names ids does.
+
+    Args:
+        ids: the ids the failed command asked about.
+        returncode: its exit status.
+        stdout: its standard output.
+        stderr: its standard error.
+
+    Returns:
+        The asked-for ids qstat still lists as queued, when the failure is such an answer;
+        else None (the check failed).
+    """
+    if returncode not in (QSTAT_UNKNOWN, QSTAT_FINISHED):
+        return None
+    gone: set[str] = set()
+    for line in stderr.splitlines():
+        if not line.strip():
+            continue
+        match = next((m for m in (p.match(line.strip()) for p in _GONE) if m), None)
+        if match is None:
+            return None
+        gone.add(base_id(match.group(1)))
+    try:
+        queued = running(stdout)
+    except ValueError:
+        return None
+    listed = {base_id(m.group(1)) for m in map(_JOB_LINE.match, stdout.splitlines()) if m}
+    asked = {base_id(jobid) for jobid in ids}
+    if not gone or not gone | listed <= asked or not asked <= gone | listed:
+        return None
+    return queued
+
+
 def cancel_commands(ids: Sequence[str]) -> list[list[str]]:
     """Return the qdel commands that cancel the given jobs (batched to keep lines short)."""
     return batch_commands(["qdel"], list(ids))
 
 
 def exitcode_commands(jobid: str) -> list[list[str]]:
-    """Return the query for a job's exit code: ``qstat -x -f``.
+    """Return the query for how a job ended: ``qstat -x -f``.
 
-    PBS Pro reads ``-x`` as "include finished jobs" (job history) and prints ``Exit_status = N``;
-    Torque reads it as "XML output" and prints ``<exit_status>N</exit_status>`` while it keeps the
-    completed job. `parse_exitcode` reads both.
+    PBS Pro reads ``-x`` as "include finished jobs" (job history, which the server keeps only
+    with ``job_history_enable = True``) and prints ``Exit_status = N`` and ``substate = N``;
+    Torque reads it as "XML output" and prints ``<exit_status>N</exit_status>`` while it keeps
+    the completed job. `parse_end` reads both.
+
+    Args:
+        jobid: the job's id as qsub printed it (``12.server``, ``9[].server``).
+
+    Returns:
+        A list with one argv.
     """
     return [["qstat", "-x", "-f", jobid]]
 
 
-_EXIT_STATUS = re.compile(r"exit_status\s*(?:=\s*|>\s*)(-?\d+)", re.IGNORECASE)
+#: PBS Pro's substates of a finished job (``substate = N`` in ``qstat -x -f``).
+SUBSTATE_TERMINATED, SUBSTATE_FINISHED, SUBSTATE_FAILED = 91, 92, 93
+#: PBS Pro's own (negative) ``Exit_status`` values that tell an end reason (JOB_EXEC_KILL_* of
+#: its job.h): the job was killed for exceeding its mem, vmem, cput or walltime.
+PBSPRO_REASONS = {-26: "out_of_memory", -27: "out_of_memory", -28: "timeout", -29: "timeout"}
+#: Torque's (JOB_EXEC_OVERLIMIT_* in its documentation): mem, walltime, cput.
+TORQUE_REASONS = {-10: "out_of_memory", -11: "timeout", -12: "timeout"}
+#: qstat's state letters of finished jobs: F (PBS Pro history), X (finished array subjob), C
+#: (Torque, kept for keep_completed seconds).
+_ENDED = frozenset({"F", "X", "C"})
+
+_TEXT_RECORD = re.compile(r"^(?=Job Id:)", re.MULTILINE)
+_XML_RECORD = re.compile(r"<Job>(.*?)</Job>", re.DOTALL)
 
 
-def parse_exitcode(output: str) -> Optional[int]:
-    """Return the exit status a ``qstat -x -f`` answer reports, or None.
+def _attribute(record: str, name: str) -> Optional[str]:
+    """An attribute of a ``qstat -f`` record (``    name = value``) or a Torque XML one."""
+    match = re.search(rf"^ +{name} = (.*?)\s*$", record, re.MULTILINE | re.IGNORECASE)
+    if match is None:
+        match = re.search(rf"<{name}>(.*?)</{name}>", record, re.IGNORECASE)
+    return match.group(1).strip() if match else None
 
-    A negative status (PBS's codes for a job that could not start or was killed by the server)
-    gives 1; a status above 256 (PBS Pro's 256 + signal) gives 128 + signal, like a shell.
+
+def _status_code(status: int) -> int:
+    """The exit code of a non-negative Exit_status: 256 + signal gives 128 + signal, as a shell."""
+    return 128 + status - 256 if status > 256 else status
+
+
+def _end(record: str, torque: bool) -> Optional[End]:
+    """(exit code, reason) of one job record, or None while the job has not finished."""
+    state = _attribute(record, "job_state")
+    raw = _attribute(record, "Exit_status")
+    status = int(raw) if raw is not None and re.fullmatch(r"-?\d+", raw) else None
+    if state is not None and state not in _ENDED:
+        return None  # queued, running, exiting (E), moved to another server (M)...
+    if state is None and status is None:
+        return None
+    substate = None if torque else _attribute(record, "substate")  # Torque numbers its own
+    if substate == str(SUBSTATE_TERMINATED):
+        # Deleted (qdel): PBS Pro records Exit_status = 0 whatever the job's own status was.
+        return (_status_code(status) if status and status > 0 else 1), "cancelled"
+    if not status and substate == str(SUBSTATE_FAILED):
+        # PBS Pro marks a job failed for a non-zero exit status, or when its node (mom) went
+        # down while it ran; an array job is failed when one of its subjobs is.
+        array = (_attribute(record, "array") or "").lower() == "true"
+        return 1, None if array else "node_fail"
+    if status is None:
+        return 1, None
+    if status < 0:
+        return 1, (TORQUE_REASONS if torque else PBSPRO_REASONS).get(status)
+    return _status_code(status), None
+
+
+def parse_end(output: str) -> Optional[End]:
+    """Return how a job ended according to a ``qstat -x -f`` answer, or None.
+
+    PBS Pro keeps a finished job (``job_state = F``, ``X`` for an array subjob) only with job
+    history on; its ``substate`` tells how it ended: 92 finished, 93 failed, 91 terminated
+    (deleted with qdel: reason "cancelled", whatever ``Exit_status`` says, which is 0 then). A
+    negative ``Exit_status`` is PBS's own code, not the job's: -29 (walltime) and -28 (cput) give
+    "timeout", -27 (mem) and -26 (vmem) "out_of_memory"; a failed job without any exit status
+    lost its node ("node_fail"). Torque's XML answer (``<job_state>C</job_state>``) reads the
+    same way, with Torque's own codes (-11 walltime, -12 cput, -10 mem).
+
+    The exit code: ``Exit_status`` as the job's status; 256 + signal gives 128 + signal, as a
+    shell reports it. Where PBS does not report the job's own status, the code is 1 and the
+    reason tells what happened: a deleted job (its recorded 0 is not the job's status; a
+    non-zero one is kept), a negative Exit_status, no Exit_status at all (a job deleted before
+    it ran, an array job). A job array ends when every record has; the first one that did not
+    succeed then speaks for it.
 
     Args:
         output: standard output of `exitcode_commands`.
 
     Returns:
-        The exit code, or None when the output holds no exit status (the job has not ended).
+        ``(exit code, reason)``, or None while the job is queued, running, exiting or moved,
+        and when the output holds no job (history off: empty output; unknown id).
     """
-    match = _EXIT_STATUS.search(output)
-    if not match:
+    torque = "<Data>" in output or "<Job>" in output
+    if torque:
+        records = _XML_RECORD.findall(output)
+    else:
+        records = [r for r in _TEXT_RECORD.split(output) if r.startswith("Job Id:")]
+    ends = [_end(record, torque) for record in records]
+    if not ends:
         return None
-    status = int(match.group(1))
-    if status < 0:
-        return 1
-    if status > 256:
-        return 128 + status - 256
-    return status
+    final = [end for end in ends if end is not None]
+    if len(final) < len(ends):
+        return None
+    return next((end for end in final if end != (0, None)), final[0])
+
+
+def parse_exitcode(output: str) -> Optional[int]:
+    """Return the exit code `parse_end` reads from a ``qstat -x -f`` answer, or None.
+
+    Args:
+        output: standard output of `exitcode_commands`.
+
+    Returns:
+        The exit code, or None when the output holds no finished job.
+    """
+    end = parse_end(output)
+    return None if end is None else end[0]
 
 
 def detect(returncode: int, output: str) -> bool:
@@ -173,9 +321,11 @@ def scheme() -> dict[str, Any]:
             "getid": getid,
             "check": check_commands,
             "running": running,
+            "check_error": check_error,
             "cancel": cancel_commands,
             "exitcode": exitcode_commands,
             "parse_exitcode": parse_exitcode,
+            "parse_end": parse_end,
             "probe": ["qsub", "--version"],
             "detect": detect,
         },

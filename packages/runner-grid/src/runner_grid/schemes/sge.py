@@ -6,17 +6,21 @@ import re
 from typing import TYPE_CHECKING, Any, Optional
 
 from runner_grid._command import batch_commands
-from runner_grid.schemes._common import current_user, last_id
+from runner_grid.schemes._common import End, current_user, last_id
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = [
+    "AFTER_JOB_FAILED",
+    "LIMIT_FAILED",
+    "REQUEUED_FAILED",
     "cancel_commands",
     "check_commands",
     "detect",
     "exitcode_commands",
     "getid",
+    "parse_end",
     "parse_exitcode",
     "running",
     "scheme",
@@ -102,40 +106,175 @@ def cancel_commands(ids: Sequence[str]) -> list[list[str]]:
 
 
 def exitcode_commands(jobid: str) -> list[list[str]]:
-    """Return the query for a job's exit code: ``qacct -j N``.
+    """Return the query for how a job ended: ``qacct -j N`` (``qacct -j N -t T`` for a task).
 
     qacct knows a job only once the accounting file has been flushed (``flush_time``), so the
     runner asks again until the scheme's ``exitcode_wait`` has passed.
+
+    Args:
+        jobid: the job number, or ``N.T`` for task T of array job N.
+
+    Returns:
+        A list with one argv.
     """
+    match = _TASK_ID.match(jobid)
+    if match:
+        return [["qacct", "-j", match.group(1), "-t", match.group(2)]]
     return [["qacct", "-j", jobid]]
 
 
-_EXIT_STATUS = re.compile(r"^exit_status\s+(\d+)", re.MULTILINE)
-_FAILED = re.compile(r"^failed\s+(\d+)", re.MULTILINE)
+_TASK_ID = re.compile(r"^(\d+)\.(\d+)$")
+_SEPARATOR = re.compile(r"^={10,}\s*$", re.MULTILINE)
+_FIELD = re.compile(r"^(\w+)[ \t]+([^\n]*?)[ \t]*$", re.MULTILINE)
+_NUMBER = re.compile(r"^\s*(\d+(?:\.\d*)?)")
+_BYTES = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([KMGTP]?)B?\s*$", re.IGNORECASE)
+_LIMIT = re.compile(r"\b([hs]_(?:rt|cpu|vmem))=([^,\s]+)")
+_SIGKILL, _SIGTERM = 9, 15
+
+#: ``failed`` codes after which Grid Engine keeps the job in its queue: it could not start
+#: (1-11), was migrated or rescheduled (24, 25: ``qmod -rj``, exit 99), or went into the error
+#: state Eqw because of its own request (26-35, 38: output file, shell, working folder...).
+#: Its next run writes the next record.
+REQUEUED_FAILED = frozenset({*range(1, 12), *range(24, 36), 38})
+#: ``failed`` 37: the qmaster killed the job for a hard limit (h_rt, h_cpu or h_vmem).
+LIMIT_FAILED = 37
+#: ``failed`` 100 ("assumedly after job"): the job's top process ended by a signal.
+AFTER_JOB_FAILED = 100
 
 
-def parse_exitcode(output: str) -> Optional[int]:
-    """Return the exit code a ``qacct -j`` answer reports, or None.
+def _records(output: str) -> dict[str, dict[str, str]]:
+    """The last accounting record of each task in a qacct answer, by task id."""
+    tasks: dict[str, dict[str, str]] = {}
+    for chunk in _SEPARATOR.split(output):
+        fields = dict(_FIELD.findall(chunk))
+        if "failed" in fields and "exit_status" in fields:
+            tasks[fields.get("taskid", "undefined")] = fields
+    return tasks
 
-    The first non-zero ``exit_status`` of the job's records wins (a job killed by a signal shows
-    128 + signal); with every status 0, a non-zero ``failed`` (the job could not start, or was
-    killed by the execution daemon) gives 1.
+
+def _number(text: Optional[str]) -> Optional[float]:
+    match = _NUMBER.match(text or "")
+    return float(match.group(1)) if match else None
+
+
+def _seconds(spec: str) -> Optional[float]:
+    """A Grid Engine time specifier (``90``, ``1:30``, ``0:1:30``) in seconds."""
+    total = 0.0
+    for part in spec.split(":"):
+        value = _number(part) if part else 0.0
+        if value is None:
+            return None
+        total = total * 60 + value
+    return total
+
+
+def _bytes(spec: str, binary_units: bool) -> Optional[float]:
+    """A memory amount in bytes: qacct's ``4.770MB`` (powers of 1024), or a request's ``1G``.
+
+    In a request (``binary_units`` False) ``k``, ``m``, ``g`` are powers of 1000 and ``K``,
+    ``M``, ``G`` powers of 1024, as in sge_types(1).
+    """
+    match = _BYTES.match(spec)
+    if not match:
+        return None
+    unit = match.group(2)
+    power = "KMGTP".find(unit.upper()) + 1 if unit else 0
+    base = 1024 if binary_units or unit.isupper() else 1000
+    return float(match.group(1)) * float(base**power)
+
+
+def _limit_reached(fields: dict[str, str]) -> Optional[str]:
+    """Return "timeout" or "out_of_memory" when the job's use reached a limit it asked for.
+
+    The job's requests are in ``category`` (``-l h_rt=5,h_vmem=1G``); its use in
+    ``ru_wallclock``, ``cpu`` and ``maxvmem``.
+    """
+    limits = dict(_LIMIT.findall(fields.get("category", "")))
+    used = {
+        "rt": _number(fields.get("ru_wallclock")),
+        "cpu": _number(fields.get("cpu")),
+    }
+    for kind in ("rt", "cpu"):
+        for key in (f"h_{kind}", f"s_{kind}"):
+            limit = _seconds(limits[key]) if key in limits else None
+            value = used[kind]
+            if limit is not None and value is not None and value >= limit:
+                return "timeout"
+    maxvmem = _bytes(fields.get("maxvmem", ""), binary_units=True)
+    for key in ("h_vmem", "s_vmem"):
+        limit = _bytes(limits[key], binary_units=False) if key in limits else None
+        if limit is not None and maxvmem is not None and maxvmem >= limit:
+            return "out_of_memory"
+    return None
+
+
+def _end(fields: dict[str, str]) -> Optional[End]:
+    """(exit code, reason) of one task's last accounting record, or None when it was requeued."""
+    failed = int(_number(fields["failed"]) or 0)
+    status = int(_number(fields["exit_status"]) or 0)
+    if failed in REQUEUED_FAILED:
+        return None
+    if failed == 0:
+        return status, None
+    code = status or 1
+    if failed == LIMIT_FAILED:
+        reached = _limit_reached(fields)
+        return code, "out_of_memory" if reached == "out_of_memory" else "timeout"
+    if failed == AFTER_JOB_FAILED and status > 128:
+        reached = _limit_reached(fields)
+        if reached is not None:
+            return code, reached
+        if status - 128 in (_SIGKILL, _SIGTERM):
+            return code, "cancelled"
+    return code, None
+
+
+def parse_end(output: str) -> Optional[End]:
+    """Return how a job ended according to a ``qacct -j`` answer, or None.
+
+    Each task's last record counts (a rescheduled job has one record per run). ``failed`` 0:
+    the job ended by itself, ``exit_status`` is its code. ``failed`` 37, the qmaster enforced a
+    hard limit: "out_of_memory" when ``maxvmem`` reached the job's ``h_vmem`` request, else
+    "timeout". ``failed`` 100 with a signal status (128 + signal): "timeout" or
+    "out_of_memory" when the job's use reached what it asked for (``-l h_rt``, ``s_rt``,
+    ``h_cpu``, ``s_cpu``, ``h_vmem``, ``s_vmem`` in ``category``), else "cancelled" for SIGKILL
+    and SIGTERM, the signals qdel sends. Grid Engine records a qdel exactly as any other kill
+    of the job's top process; under GridRunner that process is the job wrapper, which outlives
+    its runscript (a runscript killed by a signal gives ``failed`` 0), so only something from
+    outside the job (qdel, an administrator) kills it. The exit code is ``exit_status``, or 1
+    when that is 0 and ``failed`` is not. For a job array, every task with a record must have
+    ended (qacct knows nothing of tasks that have not run); the first task that did not
+    succeed then speaks for it.
 
     Args:
         output: standard output of qacct.
 
     Returns:
-        The exit code, or None when the output holds no record of the job.
+        ``(exit code, reason)``, or None when the output holds no record of the job (not yet
+        flushed to the accounting file, or deleted before it ran) or the last record of a task
+        is one after which Grid Engine queued it again (`REQUEUED_FAILED`).
     """
-    statuses = [int(s) for s in _EXIT_STATUS.findall(output)]
-    if not statuses:
+    records = _records(output)
+    if not records:
         return None
-    for status in statuses:
-        if status:
-            return status
-    if any(int(f) for f in _FAILED.findall(output)):
-        return 1
-    return 0
+    ends = [_end(fields) for fields in records.values()]
+    final = [end for end in ends if end is not None]
+    if len(final) < len(ends):
+        return None
+    return next((end for end in final if end != (0, None)), final[0])
+
+
+def parse_exitcode(output: str) -> Optional[int]:
+    """Return the exit code `parse_end` reads from a ``qacct -j`` answer, or None.
+
+    Args:
+        output: standard output of qacct.
+
+    Returns:
+        The exit code, or None when the output holds no final record of the job.
+    """
+    end = parse_end(output)
+    return None if end is None else end[0]
 
 
 _BANNER = re.compile(
@@ -182,6 +321,7 @@ def scheme() -> dict[str, Any]:
             "cancel": cancel_commands,
             "exitcode": exitcode_commands,
             "parse_exitcode": parse_exitcode,
+            "parse_end": parse_end,
             "probe": ["qsub", "-help"],
             "detect": detect,
         },

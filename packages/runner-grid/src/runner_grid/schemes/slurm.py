@@ -6,12 +6,13 @@ import re
 from typing import TYPE_CHECKING, Any, Optional
 
 from runner_grid._command import MAX_COMMAND_CHARS, batch_commands
-from runner_grid.schemes._common import base_id, current_user, last_id
+from runner_grid.schemes._common import End, base_id, current_user, last_id
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = [
+    "END_REASONS",
     "FINISHED_STATES",
     "cancel_commands",
     "check_commands",
@@ -19,15 +20,33 @@ __all__ = [
     "detect",
     "exitcode_commands",
     "getid",
+    "parse_end",
     "parse_exitcode",
     "running",
     "scheme",
 ]
 
+#: The job states a job ends in, each with the end reason it gives (None: the job ended by itself,
+#: its exit code tells the rest). DEADLINE (the job could not end before its ``--deadline``) counts
+#: as "timeout" and BOOT_FAIL (its node failed to boot, the job never ran) as "node_fail".
+END_REASONS: dict[str, Optional[str]] = {
+    "COMPLETED": None,
+    "FAILED": None,
+    "CANCELLED": "cancelled",
+    "TIMEOUT": "timeout",
+    "DEADLINE": "timeout",
+    "OUT_OF_MEMORY": "out_of_memory",
+    "NODE_FAIL": "node_fail",
+    "BOOT_FAIL": "node_fail",
+    "PREEMPTED": "preempted",
+}
+
 #: Job states after which a job is no longer in the queue (squeue keeps showing such jobs for
 #: MinJobAge seconds when asked with --states=all), as the compact codes of ``%t`` and the long
 #: names of ``%T``. Every other state, known or new, counts as still queued, so an unknown state
-#: never releases a job early.
+#: never releases a job early: a requeued job (PENDING again, or REQUEUED, REQUEUE_HOLD,
+#: REQUEUE_FED, SPECIAL_EXIT, COMPLETING on its way back) is still queued, and so is a REVOKED
+#: federation sibling (the job runs on another cluster of the federation).
 FINISHED_STATES = frozenset(
     {
         "BF", "BOOT_FAIL",
@@ -38,7 +57,6 @@ FINISHED_STATES = frozenset(
         "NF", "NODE_FAIL",
         "OOM", "OUT_OF_MEMORY",
         "PR", "PREEMPTED",
-        "RV", "REVOKED",
         "TO", "TIMEOUT",
     }
 )  # fmt: skip
@@ -149,10 +167,11 @@ def cancel_commands(ids: Sequence[str]) -> list[list[str]]:
 
 
 def exitcode_commands(jobid: str) -> list[list[str]]:
-    """Return the queries tried in turn for a job's exit code: scontrol, then sacct.
+    """Return the queries tried in turn for how a job ended: scontrol, then sacct.
 
     ``scontrol show job`` answers without accounting for MinJobAge seconds after the job ended;
-    ``sacct`` answers later where slurmdbd keeps accounting.
+    ``sacct`` answers later where slurmdbd keeps accounting. Both print the job's state, which
+    `parse_end` reads the end reason from, and its exit code.
     """
     return [
         ["scontrol", "show", "job", jobid],
@@ -167,27 +186,78 @@ def exitcode_commands(jobid: str) -> list[list[str]]:
     ]
 
 
+#: Final states of jobs SLURM ended before they ran (past their deadline, node boot failed).
+_NEVER_RAN = frozenset({"DEADLINE", "BOOT_FAIL"})
+_RECORD = re.compile(r"^(?=JobId=)", re.MULTILINE)
 _STATE = re.compile(r"\bJobState=(\S+)")
 _EXITCODE = re.compile(r"\bExitCode=(\d+):(\d+)")
+# sacct --parsable2: JobID|State|ExitCode; the state may go on ("CANCELLED by 0").
 _SACCT = re.compile(r"^\s*[^|\s]+\|([A-Z_]+)[^|]*\|(\d+):(\d+)\s*$")
 
 
-def _code(state: str, status: int, signal: int) -> Optional[int]:
-    if state not in FINISHED_STATES:
+def _end(state: str, status: int, signal: int) -> Optional[End]:
+    """(exit code, reason) of one job record, or None while its state is not final."""
+    if state not in END_REASONS:
         return None
-    if status:
-        return status
-    if signal:
-        return 128 + signal
-    return 0 if state == "COMPLETED" else 1
+    if state in _NEVER_RAN:
+        # SLURM sets the raw wait status 1 for a job it fails before it runs, which prints as
+        # ExitCode=0:1: not a SIGHUP.
+        code = status or 1
+    elif status:
+        code = status
+    elif signal:
+        code = 128 + signal
+    else:
+        code = 0 if state == "COMPLETED" else 1
+    return code, END_REASONS[state]
+
+
+def _records(output: str) -> list[tuple[str, int, int]]:
+    """(state, status, signal) of every job record in a scontrol or sacct answer."""
+    records = []
+    for chunk in _RECORD.split(output):
+        state, code = _STATE.search(chunk), _EXITCODE.search(chunk)
+        if state and code:
+            records.append((state.group(1), int(code.group(1)), int(code.group(2))))
+    if records:
+        return records
+    for line in output.splitlines():
+        match = _SACCT.match(line)
+        if match:
+            records.append((match.group(1), int(match.group(2)), int(match.group(3))))
+    return records
+
+
+def parse_end(output: str) -> Optional[End]:
+    """Return how a job ended according to a ``scontrol show job`` or ``sacct`` answer, or None.
+
+    The state gives the reason (`END_REASONS`): TIMEOUT and DEADLINE "timeout", OUT_OF_MEMORY
+    "out_of_memory", NODE_FAIL and BOOT_FAIL "node_fail", PREEMPTED "preempted", CANCELLED (by
+    anyone) "cancelled"; COMPLETED and FAILED none. ``ExitCode=a:b`` (the batch script's status
+    ``a``, the signal ``b`` that killed it) gives the exit code: ``a`` when non-zero, else
+    ``128 + b`` when a signal ended the job, else 0 for COMPLETED and 1 for any other final state
+    (cancelled before it ran, node failure...); DEADLINE and BOOT_FAIL jobs never ran and give 1
+    (SLURM prints their status as ``0:1``). A job array's records (one per task) end only
+    when every task has; the first task that did not succeed then speaks for the array.
+
+    Args:
+        output: standard output of one of `exitcode_commands`.
+
+    Returns:
+        ``(exit code, reason)``, or None while the job (or a task of it) is pending, running,
+        requeued or completing, and when the output names no job (purged, no accounting).
+    """
+    ends = [_end(*record) for record in _records(output)]
+    if not ends:
+        return None
+    final = [end for end in ends if end is not None]
+    if len(final) < len(ends):
+        return None
+    return next((end for end in final if end != (0, None)), final[0])
 
 
 def parse_exitcode(output: str) -> Optional[int]:
-    """Return the exit code a ``scontrol show job`` or ``sacct`` answer reports, or None.
-
-    ``ExitCode=a:b`` is the batch script's status ``a`` and the signal ``b`` that killed it. A
-    job that ended gives ``a`` when non-zero, else ``128 + b`` when a signal killed it, else 0
-    for COMPLETED and 1 for any other final state (cancelled before it ran, node failure...).
+    """Return the exit code `parse_end` reads from the same answer, or None.
 
     Args:
         output: standard output of one of `exitcode_commands`.
@@ -195,15 +265,8 @@ def parse_exitcode(output: str) -> Optional[int]:
     Returns:
         The exit code, or None while the job has not ended or the output names no job.
     """
-    state = _STATE.search(output)
-    code = _EXITCODE.search(output)
-    if state and code:
-        return _code(state.group(1), int(code.group(1)), int(code.group(2)))
-    for line in output.splitlines():
-        match = _SACCT.match(line)
-        if match:
-            return _code(match.group(1), int(match.group(2)), int(match.group(3)))
-    return None
+    end = parse_end(output)
+    return None if end is None else end[0]
 
 
 def detect(returncode: int, output: str) -> bool:
@@ -242,6 +305,7 @@ def scheme() -> dict[str, Any]:
             "cancel": cancel_commands,
             "exitcode": exitcode_commands,
             "parse_exitcode": parse_exitcode,
+            "parse_end": parse_end,
             "probe": ["sbatch", "--version"],
             "detect": detect,
         },
