@@ -153,6 +153,7 @@ def build_submit_argv(
     err: str,
     *,
     runflags: Mapping[str, Any],
+    tag_args: Sequence[str] = (),
 ) -> list[str]:
     """Build the submit command as an argv list (never a string, never for a shell).
 
@@ -168,6 +169,8 @@ def build_submit_argv(
         out: file for the job's standard output, or None when the runscript redirects it itself.
         err: file for the job's standard error.
         runflags: the job's ``settings.run``.
+        tag_args: the arguments carrying the job's tag, put before FLAGS (so a flag of the
+            user's own that names the job comes later and wins).
 
     Returns:
         The argv list.
@@ -193,6 +196,7 @@ def build_submit_argv(
         output_flag = _flag_of(scheme, "output")
         if output_flag is not None:
             argv += [output_flag, _no_nul(out, "output file path")]
+    argv += [_no_nul(a, "tag") for a in tag_args]
     special = special_prefixes(scheme)
     for key, value in runflags.items():
         argv += flag_args(str(key), value, special)

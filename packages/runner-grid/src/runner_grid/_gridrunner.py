@@ -20,10 +20,18 @@ from runner_core.ext import (
     report_reason,
     wait_event,
 )
-from runner_grid._command import batch_commands, build_submit_argv, format_command, split_command
+from runner_grid._command import (
+    batch_commands,
+    build_submit_argv,
+    flag_args,
+    format_command,
+    special_prefixes,
+    split_command,
+)
 from runner_grid._detect import detect_scheme
 from runner_grid._poller import CheckFailed, QueuePoller, SchemeCheck, query_env, run_query
 from runner_grid._scheme import DEFAULT_QUERY_TIMEOUT, Scheme, SchemeError
+from runner_grid._submitter import new_tag, submit_job
 from runner_grid._worker import Worker
 from runner_grid._wrapper import DIRECTIVE_PREFIXES, read_exitcode, write_wrapper
 from runner_grid.schemes import SCHEMES
@@ -46,6 +54,25 @@ SUBMIT_WORKERS = 4
 def _job_cancelled(results: Optional[Results]) -> bool:
     """True when `results` belongs to a job cancelled on its own (``job.cancel()``)."""
     return results is not None and results.cancel_requested
+
+
+def _tag_for(scheme: Scheme, runscript: str, runflags: Mapping[str, Any]) -> Optional[str]:
+    """A new tag for one submission, or None when the scheme carries none.
+
+    None too when one of the job's own runflags sets the flag the tag would use (a job
+    name of the user's: it wins, and the job cannot be looked up by the tag).
+    """
+    flag = scheme.tag_flag
+    if not flag or scheme.get("find_tag") is None:
+        return None
+    head = flag.split()[0] if any(c.isspace() for c in flag) else flag
+    special = special_prefixes(scheme.raw)
+    for key, value in runflags.items():
+        args = flag_args(str(key), value, special)
+        if args and (args[0] == head if head != flag else args[0].startswith(flag)):
+            return None
+    stem = runscript[: -len(".run")] if runscript.endswith(".run") else runscript
+    return new_tag(stem)
 
 
 def _count(name: str, value: object) -> int:
@@ -243,7 +270,11 @@ class GridRunner(JobRunner):
             scheme = self.scheme()
             prefixes = scheme.directives or DIRECTIVE_PREFIXES
             wrapper, exit_file = write_wrapper(workdir, runscript, prefixes)
-            argv = build_submit_argv(scheme.raw, wrapper, workdir, out, err, runflags=runflags)
+            tag = _tag_for(scheme, runscript, runflags)
+            tag_args = [] if tag is None else flag_args("tag", tag, {"tag": scheme.tag_flag or ""})
+            argv = build_submit_argv(
+                scheme.raw, wrapper, workdir, out, err, runflags=runflags, tag_args=tag_args
+            )
         except (OSError, ValueError, TypeError) as exc:  # SchemeError is a ValueError
             report_failure(
                 f"could not prepare the submission of {runscript!r}: {exc}", reason="submit_failed"
@@ -257,7 +288,7 @@ class GridRunner(JobRunner):
         # A Ctrl-C between the submission and the record of its id would leave the job in
         # the queue with nobody to cancel it: it is raised once the id is recorded.
         with deferred_interrupts():
-            jobid = self._submit(scheme, argv, command)
+            jobid = self._submit(scheme, argv, command, tag)
             if jobid is None:
                 return 1
             report_jobid(jobid)
@@ -301,41 +332,23 @@ class GridRunner(JobRunner):
                 self._cancel_sent.discard(jobid)
         completion.complete(code, reason=reason)
 
-    def _submit(self, scheme: Scheme, argv: list[str], command: str) -> Optional[str]:
+    def _submit(
+        self, scheme: Scheme, argv: list[str], command: str, tag: Optional[str]
+    ) -> Optional[str]:
+        """Run the submit command, with retries (see `runner_grid._submitter`); the id or None.
+
+        A failure is reported on the job (FAILED, reason "submit_failed") and gives None.
+        """
         logger.info("submitting: %s", command)
         # run_query gives the submit command a session of its own too: the terminal's
         # Ctrl-C must not kill it after the job is queued but before it printed the id.
         # It runs in the user's own environment (SBATCH_* and the like apply).
-        try:
-            proc = run_query(argv, os.environ, scheme.submit_timeout)
-        except CheckFailed as exc:
-            report_failure(f"the submit command did not complete: {exc}", reason="submit_failed")
+        outcome = submit_job(scheme, argv, os.environ, tag, self._stop.wait)
+        if outcome.jobid is None:
+            report_failure(outcome.error or "the submission failed", reason="submit_failed")
             return None
-        stderr = proc.stderr.strip()
-        if proc.returncode != 0:
-            report_failure(
-                f"the submit command failed with exit status {proc.returncode}: {command}\n"
-                f"{stderr or '(nothing on stderr)'}",
-                reason="submit_failed",
-            )
-            return None
-        try:
-            found = scheme.commands["getid"](proc.stdout)
-        except Exception as exc:  # a user's parser: its failure is the job's failure
-            report_failure(
-                f"commands.getid raised {exc!r} on the output of {command}", reason="submit_failed"
-            )
-            return None
-        if not found:
-            report_failure(
-                f"the submit command printed no job id: {command}\n"
-                f"stdout: {proc.stdout.strip() or '(empty)'}\nstderr: {stderr or '(empty)'}",
-                reason="submit_failed",
-            )
-            return None
-        jobid = str(found)
-        logger.info("submitted job %s: %s", jobid, command)
-        return jobid
+        logger.info("submitted job %s: %s", outcome.jobid, command)
+        return outcome.jobid
 
     def _end_of(
         self, scheme: Scheme, jobid: str, exit_file: str, job_cancelled: bool
@@ -359,7 +372,14 @@ class GridRunner(JobRunner):
                 if scheme.get("parse_end") is None:
                     return code, None
                 told = self._query_end(scheme, jobid)
-                return code, None if told is None else told[1]
+                # Accounting may be written late (Grid Engine's flush_time): keep asking
+                # within exitcode_wait for the record that tells why, then do without.
+                if told is not None or deadline - time.monotonic() <= 0:
+                    return code, None if told is None else told[1]
+                if self._stop.wait(min(delay, deadline - time.monotonic())):
+                    return code, None
+                delay = min(delay * 2, 5.0)
+                continue
             told = self._query_end(scheme, jobid)
             if told is not None:
                 logger.info("job %s wrote no exit code; the scheduler reports %d", jobid, told[0])

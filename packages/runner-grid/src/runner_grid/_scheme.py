@@ -23,6 +23,9 @@ REQUIRED_KEYS = (
 DEFAULT_QUERY_TIMEOUT = 60.0
 #: Seconds the submit command may run when the scheme sets no submit_timeout.
 DEFAULT_SUBMIT_TIMEOUT = 120.0
+#: Tries after the first for a submission that failed transiently, and the first back-off.
+DEFAULT_SUBMIT_RETRIES = 3
+DEFAULT_SUBMIT_BACKOFF = 2.0
 
 _MISSING = object()
 
@@ -74,6 +77,19 @@ _SECONDS: _Check = ("a number of seconds >= 0", _is_seconds)
 _STRINGS: _Check = ("a list of strings", _is_strings)
 _SPECIAL: _Check = ("a mapping of runflag name -> flag prefix (strings)", _is_special)
 
+
+def _is_faults(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, Mapping)
+        and set(value) <= {"retry", "uncertain"}
+        and all(_is_strings(v) for v in value.values())
+    )
+
+
+def _is_count(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+
+
 _TOP: dict[str, _Check] = {
     "workdir": _FLAG,
     "output": _FLAG,
@@ -85,6 +101,13 @@ _TOP: dict[str, _Check] = {
     "exitcode_wait": _SECONDS,
     "unset_env": _STRINGS,
     "directives": _STRINGS,
+    "tag_flag": ("a flag prefix such as '--comment=' or '-N ', or None", _is_flag),
+    "submit_retries": ("a whole number >= 0", _is_count),
+    "submit_backoff": _SECONDS,
+    "submit_faults": (
+        "a mapping with 'retry' and/or 'uncertain', each a list of regular expressions",
+        _is_faults,
+    ),
 }
 _COMMANDS: dict[str, _Check] = {
     "submit": _COMMAND,
@@ -98,6 +121,8 @@ _COMMANDS: dict[str, _Check] = {
     "parse_end": _CALLABLE,
     "probe": _COMMAND,
     "detect": _CALLABLE,
+    "find_tag": _CALLABLE,
+    "parse_tag": _CALLABLE,
     "special": _SPECIAL,  # the seed's prose spelling of the top-level special
 }
 
@@ -156,6 +181,11 @@ class Scheme:
         check_timeout, submit_timeout, exitcode_wait: seconds.
         unset_env: environment variable names (``*`` suffix: a prefix) left out of queries.
         directives: what a scheduler directive line of a runscript starts with, or ().
+        tag_flag: the flag prefix that carries a job's tag in its submission, or None.
+        submit_retries, submit_backoff: tries after the first for a transient submit
+            fault, and the first wait between two (doubled each time, at most 60 s).
+        submit_faults: ``{"retry": [...], "uncertain": [...]}`` regular expressions
+            telling a failed submission's output apart (see `runner_grid._submitter`).
     """
 
     __slots__ = (
@@ -165,7 +195,11 @@ class Scheme:
         "exitcode_wait",
         "name",
         "raw",
+        "submit_backoff",
+        "submit_faults",
+        "submit_retries",
         "submit_timeout",
+        "tag_flag",
         "unset_env",
     )
 
@@ -179,6 +213,15 @@ class Scheme:
         self.exitcode_wait = float(raw.get("exitcode_wait") or 0)
         self.unset_env = tuple(str(p) for p in raw.get("unset_env") or ())
         self.directives = tuple(str(p) for p in raw.get("directives") or ())
+        self.tag_flag: Optional[str] = raw.get("tag_flag") or None
+        retries = raw.get("submit_retries")
+        self.submit_retries = DEFAULT_SUBMIT_RETRIES if retries is None else int(retries)
+        backoff = raw.get("submit_backoff")
+        self.submit_backoff = DEFAULT_SUBMIT_BACKOFF if backoff is None else float(backoff)
+        faults = raw.get("submit_faults") or {}
+        self.submit_faults: dict[str, tuple[str, ...]] = {
+            kind: tuple(str(p) for p in patterns or ()) for kind, patterns in faults.items()
+        }
 
     @classmethod
     def of(cls, raw: Mapping[str, Any], name: str = "custom") -> Scheme:

@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any, Optional
 
 from runner_grid._command import batch_commands
-from runner_grid.schemes._common import End, base_id, last_id
+from runner_grid.schemes._common import End, base_id, current_user, last_id
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -16,6 +16,7 @@ __all__ = [
     "PBSPRO_REASONS",
     "QSTAT_FINISHED",
     "QSTAT_UNKNOWN",
+    "SUBMIT_FAULTS",
     "SUBSTATE_FAILED",
     "SUBSTATE_FINISHED",
     "SUBSTATE_TERMINATED",
@@ -25,9 +26,11 @@ __all__ = [
     "check_error",
     "detect",
     "exitcode_commands",
+    "find_tag_commands",
     "getid",
     "parse_end",
     "parse_exitcode",
+    "parse_tag",
     "running",
     "scheme",
 ]
@@ -297,6 +300,40 @@ def detect(returncode: int, output: str) -> bool:
     return bool(re.search(r"^\s*(pbs_version\s*=|Version:)\s*\d", output, re.MULTILINE))
 
 
+# --- finding a job by its tag (a submission whose reply was lost) ---------------------------
+
+#: What qsub prints when it queued nothing and trying again later may work, and when its
+#: reply was lost so the job may be queued all the same (then it is looked up by its tag).
+SUBMIT_FAULTS = {
+    "retry": [r"cannot connect to server", r"Connection refused", r"Server is busy"],
+    "uncertain": [r"[Tt]imed? ?out", r"End of File", r"Premature end of message"],
+}
+
+
+def find_tag_commands(tag: str) -> list[list[str]]:
+    """Return the qselect commands that list the user's jobs named `tag` (the tag is the name).
+
+    The second asks the job history too (``-x``, PBS Pro and OpenPBS), for a job that has
+    ended already; where qselect has no ``-x`` (Torque) it fails, and the lookup then
+    says it cannot tell, so the job is not submitted again.
+    """
+    return [["qselect", "-N", tag, "-u", current_user()], ["qselect", "-x", "-N", tag]]
+
+
+def parse_tag(tag: str, returncode: int, stdout: str, stderr: str) -> Optional[str]:
+    """Return the first id ``qselect`` printed (one per line), or None when it printed none.
+
+    Raises:
+        ValueError: qselect failed, so its answer tells nothing.
+    """
+    if returncode != 0:
+        raise ValueError(stderr.strip() or f"qselect exited {returncode}")
+    for line in stdout.splitlines():
+        if line.strip():
+            return line.strip()
+    return None
+
+
 def scheme() -> dict[str, Any]:
     """Return a fresh copy of the PBS scheme (what ``GridRunner.config.pbs`` holds).
 
@@ -328,7 +365,11 @@ def scheme() -> dict[str, Any]:
             "parse_end": parse_end,
             "probe": ["qsub", "--version"],
             "detect": detect,
+            "find_tag": find_tag_commands,
+            "parse_tag": parse_tag,
         },
+        "tag_flag": "-N ",
+        "submit_faults": SUBMIT_FAULTS,
         "check_timeout": 60,
         "exitcode_wait": 5,
         "unset_env": [],

@@ -15,13 +15,16 @@ __all__ = [
     "AFTER_JOB_FAILED",
     "LIMIT_FAILED",
     "REQUEUED_FAILED",
+    "SUBMIT_FAULTS",
     "cancel_commands",
     "check_commands",
     "detect",
     "exitcode_commands",
+    "find_tag_commands",
     "getid",
     "parse_end",
     "parse_exitcode",
+    "parse_tag",
     "running",
     "scheme",
 ]
@@ -294,6 +297,48 @@ def detect(returncode: int, output: str) -> bool:
     return returncode == 0 and bool(lines) and _BANNER.match(lines[0]) is not None
 
 
+# --- finding a job by its tag (a submission whose reply was lost) ---------------------------
+
+#: What qsub prints when it queued nothing and trying again later may work, and when its
+#: reply was lost so the job may be queued all the same (then it is looked up by its tag).
+SUBMIT_FAULTS = {
+    "retry": [
+        r"unable to contact qmaster",
+        r"commlib error: (can't connect|got select error|access denied)",
+        r"Connection refused",
+    ],
+    "uncertain": [
+        r"commlib error: (read error|timeout)",
+        r"unable to send message to qmaster",
+        r"[Tt]imed? ?out",
+    ],
+}
+
+
+def find_tag_commands(tag: str) -> list[list[str]]:
+    """Return the commands that find the job named `tag` (the tag is the job's name).
+
+    ``qstat -j`` for a job still pending or running, then ``qacct -j`` for one that
+    has ended already (a short job may be gone from qstat before the lookup runs).
+    """
+    return [["qstat", "-j", tag], ["qacct", "-j", tag]]
+
+
+def parse_tag(tag: str, returncode: int, stdout: str, stderr: str) -> Optional[str]:
+    """Return the job number ``qstat -j TAG`` or ``qacct -j TAG`` shows, or None for none.
+
+    Raises:
+        ValueError: the command failed otherwise, so its answer tells nothing.
+    """
+    match = re.search(r"^job_?number:?\s+(\d+)", stdout, re.MULTILINE)
+    if returncode == 0 and match:
+        return match.group(1)
+    said = stdout + stderr
+    if "do not exist" in said or f"job name {tag} not found" in said:
+        return None
+    raise ValueError(stderr.strip() or f"exited {returncode}")
+
+
 def scheme() -> dict[str, Any]:
     """Return a fresh copy of the Grid Engine scheme (what ``GridRunner.config.sge`` holds).
 
@@ -324,7 +369,11 @@ def scheme() -> dict[str, Any]:
             "parse_end": parse_end,
             "probe": ["qsub", "-help"],
             "detect": detect,
+            "find_tag": find_tag_commands,
+            "parse_tag": parse_tag,
         },
+        "tag_flag": "-N ",
+        "submit_faults": SUBMIT_FAULTS,
         "check_timeout": 60,
         "exitcode_wait": 30,
         "unset_env": [],

@@ -14,14 +14,17 @@ if TYPE_CHECKING:
 __all__ = [
     "END_REASONS",
     "FINISHED_STATES",
+    "SUBMIT_FAULTS",
     "cancel_commands",
     "check_commands",
     "check_error",
     "detect",
     "exitcode_commands",
+    "find_tag_commands",
     "getid",
     "parse_end",
     "parse_exitcode",
+    "parse_tag",
     "running",
     "scheme",
 ]
@@ -274,6 +277,53 @@ def detect(returncode: int, output: str) -> bool:
     return returncode == 0 and re.match(r"\s*slurm(-wlm)?\s+\d", output) is not None
 
 
+# --- finding a job by its tag (a submission whose reply was lost) ---------------------------
+
+#: What sbatch prints when it queued nothing and trying again later may work, and when its
+#: reply was lost so the job may be queued all the same (then it is looked up by its tag).
+SUBMIT_FAULTS = {
+    "retry": [
+        r"Unable to contact slurm controller",
+        r"temporarily unable to accept job",
+        r"Resource temporarily unavailable",
+        r"backup controller in standby mode",
+    ],
+    "uncertain": [
+        r"Socket timed out on send/recv operation",
+        r"Zero Bytes were transmitted or received",
+        r"Transport endpoint is not connected",
+    ],
+}
+
+
+def find_tag_commands(tag: str) -> list[list[str]]:
+    """Return the squeue command that lists the user's jobs with their comment (``--comment``)."""
+    return [
+        [
+            "squeue",
+            "--noheader",
+            "--format=%i|%k",
+            "--states=all",
+            f"--user={current_user()}",
+        ]
+    ]
+
+
+def parse_tag(tag: str, returncode: int, stdout: str, stderr: str) -> Optional[str]:
+    """Return the id of the job whose comment is `tag` in a `find_tag_commands` listing.
+
+    Raises:
+        ValueError: squeue failed, so the listing tells nothing.
+    """
+    if returncode != 0:
+        raise ValueError(stderr.strip() or f"squeue exited {returncode}")
+    for line in stdout.splitlines():
+        jobid, sep, comment = line.strip().partition("|")
+        if sep and comment == tag:
+            return base_id(jobid)
+    return None
+
+
 def scheme() -> dict[str, Any]:
     """Return a fresh copy of the SLURM scheme (what ``GridRunner.config.slurm`` holds)."""
     return {
@@ -308,7 +358,11 @@ def scheme() -> dict[str, Any]:
             "parse_end": parse_end,
             "probe": ["sbatch", "--version"],
             "detect": detect,
+            "find_tag": find_tag_commands,
+            "parse_tag": parse_tag,
         },
+        "tag_flag": "--comment=",
+        "submit_faults": SUBMIT_FAULTS,
         "check_timeout": 60,
         "exitcode_wait": 5,
         "unset_env": ["SQUEUE_*", "SACCT_*"],
