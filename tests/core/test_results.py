@@ -190,7 +190,17 @@ def test_cancelled_jobs_carry_the_reason(manager: JobManager) -> None:
 
 
 class Scripted(JobRunner):
-    """A runner whose call does what the job's runflags say: exit code, raise, or wait."""
+    """A runner whose call does what the job's runflags say: exit code, raise, or wait.
+
+    Its `_cancel_jobs` opens the gate the waiting calls wait on, as killing their
+    processes would, so `shutdown(cancel=True)` does not wait for the test to open it.
+    """
+
+    gate: threading.Event
+
+    def _cancel_jobs(self) -> None:
+        super()._cancel_jobs()
+        self.gate.set()
 
     def call(
         self, runscript: str, workdir: str, out: str | None, err: str, runflags: Settings
@@ -231,7 +241,7 @@ def test_interleavings_end_every_job_once_and_never_move_a_final_state(
 ) -> None:
     manager = JobManager(tmp_path_factory.mktemp("interleave"))
     runner = Scripted(parallel=True, maxjobs=maxjobs)
-    gate = threading.Event()
+    gate = runner.gate = threading.Event()
     jobs = [SingleJob(f"j{i}", "") for i in range(len(actions))]
     calls: dict[int, list[JobStatus]] = {i: [] for i in range(len(jobs))}
     for i, job in enumerate(jobs):

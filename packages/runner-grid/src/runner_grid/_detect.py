@@ -7,8 +7,7 @@ import os
 import shutil
 from typing import TYPE_CHECKING, Any, Optional
 
-from runner_grid._command import format_command, split_command
-from runner_grid._poller import CheckFailed, run_query
+from runner_grid._commands import CheckFailed, format_command, run_query, split_command
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -20,16 +20,18 @@ from runner_core.ext import (
     report_reason,
     wait_event,
 )
-from runner_grid._command import (
+from runner_grid._commands import (
+    CheckFailed,
     batch_commands,
     build_submit_argv,
     flag_args,
     format_command,
+    run_query,
     special_prefixes,
     split_command,
 )
 from runner_grid._detect import detect_scheme
-from runner_grid._poller import CheckFailed, QueuePoller, SchemeCheck, query_env, run_query
+from runner_grid._poller import QueuePoller, SchemeCheck, query_env
 from runner_grid._scheme import DEFAULT_QUERY_TIMEOUT, Scheme, SchemeError
 from runner_grid._submitter import new_tag, submit_job
 from runner_grid._worker import Worker

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-from runner_grid._command import format_command, split_command
+from runner_grid._commands import CheckFailed, format_command, run_query, split_command
+from runner_grid._ids import base_id
 from runner_grid._scheme import Scheme
-from runner_grid.schemes._common import base_id
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
@@ -18,10 +17,6 @@ if TYPE_CHECKING:
 __all__ = ["CheckFailed", "QueuePoller", "SchemeCheck", "query_env", "query_timeout", "run_query"]
 
 logger = logging.getLogger(__name__)
-
-
-class CheckFailed(Exception):
-    """A queue check that says nothing about the jobs (error exit, time-out, unreadable output)."""
 
 
 def _view(scheme: Union[Scheme, Mapping[str, Any]]) -> Scheme:
@@ -53,44 +48,6 @@ def query_env(scheme: Union[Scheme, Mapping[str, Any]]) -> dict[str, str]:
 def query_timeout(scheme: Union[Scheme, Mapping[str, Any]]) -> float:
     """Return the seconds a scheduler query may run: ``check_timeout``, 60 when unset."""
     return _view(scheme).check_timeout
-
-
-def run_query(
-    argv: Sequence[str], env: Mapping[str, str], timeout: float
-) -> subprocess.CompletedProcess[str]:
-    """Run a scheduler command (no shell, no stdin) and capture what it prints.
-
-    Every command runner_grid runs goes through here: checks, cancels, exit-code
-    queries, submits and probes. Each runs in a session of its own, so a Ctrl-C on
-    the terminal reaches the user's script, not a command half-way through.
-
-    Args:
-        argv: the command.
-        env: its environment.
-        timeout: seconds before it is killed.
-
-    Returns:
-        The finished process, output decoded with replacement of undecodable bytes.
-
-    Raises:
-        CheckFailed: the command could not be started or ran past the time-out.
-    """
-    try:
-        return subprocess.run(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            env=dict(env),
-            timeout=timeout,
-            check=False,
-            start_new_session=True,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise CheckFailed(f"{format_command(argv)} ran longer than {timeout:g} s") from exc
-    except OSError as exc:
-        raise CheckFailed(f"{format_command(argv)} could not be started: {exc}") from exc
 
 
 def check_argvs(scheme: Mapping[str, Any], ids: Sequence[str]) -> list[list[str]]:

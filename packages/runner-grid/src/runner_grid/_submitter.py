@@ -23,8 +23,8 @@ import secrets
 import subprocess
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
 
-from runner_grid._command import format_command, split_command
-from runner_grid._poller import CheckFailed, query_env, run_query
+from runner_grid._commands import CheckFailed, format_command, run_query, split_command
+from runner_grid._poller import query_env
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

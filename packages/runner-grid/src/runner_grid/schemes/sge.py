@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Optional
 
-from runner_grid._command import batch_commands
-from runner_grid.schemes._common import End, current_user, last_id
+from runner_grid._commands import batch_commands
+from runner_grid._ids import last_id
+from runner_grid.schemes._common import End, current_user
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

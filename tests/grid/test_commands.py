@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from runner_grid._command import (
+from runner_grid._commands import (
     batch_commands,
     build_submit_argv,
     flag_args,

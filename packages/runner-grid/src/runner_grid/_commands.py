@@ -1,19 +1,23 @@
-"""Build the argv of a submit command from a scheme and a job's runflags (pure functions)."""
+"""Scheduler commands: the argv of a submission (pure functions) and running any such command."""
 
 from __future__ import annotations
 
 import numbers
 import os
 import shlex
+import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 __all__ = [
     "MAX_COMMAND_CHARS",
+    "CheckFailed",
+    "SchedulerCommandError",
     "batch_commands",
     "build_submit_argv",
     "flag_args",
     "format_command",
+    "run_query",
     "special_prefixes",
     "split_command",
 ]
@@ -248,3 +252,51 @@ def batch_commands(
     if current:
         commands.append([*base, *current])
     return commands
+
+
+class SchedulerCommandError(Exception):
+    """A scheduler command that tells nothing: it could not start, ran too long, or failed."""
+
+
+#: The name runner-grid has always exported (a queue check that says nothing).
+CheckFailed = SchedulerCommandError
+
+
+def run_query(
+    argv: Sequence[str], env: Mapping[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run a scheduler command (no shell, no stdin) and capture what it prints.
+
+    Every command runner_grid runs goes through here: checks, cancels, exit-code
+    queries, submits and probes. Each runs in a session of its own, so a Ctrl-C on
+    the terminal reaches the user's script, not a command half-way through.
+
+    Args:
+        argv: the command.
+        env: its environment.
+        timeout: seconds before it is killed.
+
+    Returns:
+        The finished process, output decoded with replacement of undecodable bytes.
+
+    Raises:
+        SchedulerCommandError: the command could not be started or ran past the time-out.
+    """
+    try:
+        return subprocess.run(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            env=dict(env),
+            timeout=timeout,
+            check=False,
+            start_new_session=True,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise SchedulerCommandError(
+            f"{format_command(argv)} ran longer than {timeout:g} s"
+        ) from exc
+    except OSError as exc:
+        raise SchedulerCommandError(f"{format_command(argv)} could not be started: {exc}") from exc
