@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import getpass
 import os
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-__all__ = ["End", "current_user"]
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["End", "combine_ends", "current_user"]
 
 #: What ``commands.parse_end`` returns for a job that has ended: its exit code and its end reason
 #: (None when it ended by itself, else one word of ``runner_core.REASONS``).
@@ -21,3 +24,16 @@ def current_user() -> str:
         return pwd.getpwuid(os.getuid()).pw_name
     except (ImportError, KeyError):  # pragma: no cover - no passwd entry (containers)
         return getpass.getuser()
+
+
+def combine_ends(ends: Sequence[Optional[End]]) -> Optional[End]:
+    """Return how a job with several records (array tasks, reruns) ended, or None.
+
+    None while any record is not final (a task still runs, the job was requeued) or
+    when there is no record at all; else the first record that did not succeed, or
+    the first record when all did.
+    """
+    if not ends or any(end is None for end in ends):
+        return None
+    final = [end for end in ends if end is not None]
+    return next((end for end in final if end != (0, None)), final[0])

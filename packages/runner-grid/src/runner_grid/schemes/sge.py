@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from runner_grid._commands import batch_commands
 from runner_grid._ids import last_id
-from runner_grid.schemes._common import End, current_user
+from runner_grid.schemes._common import End, combine_ends, current_user
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -261,11 +261,7 @@ def parse_end(output: str) -> Optional[End]:
     records = _records(output)
     if not records:
         return None
-    ends = [_end(fields) for fields in records.values()]
-    final = [end for end in ends if end is not None]
-    if len(final) < len(ends):
-        return None
-    return next((end for end in final if end != (0, None)), final[0])
+    return combine_ends([_end(fields) for fields in records.values()])
 
 
 def parse_exitcode(output: str) -> Optional[int]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from runner_grid._commands import MAX_COMMAND_CHARS, batch_commands
 from runner_grid._ids import base_id, last_id
-from runner_grid.schemes._common import End, current_user
+from runner_grid.schemes._common import End, combine_ends, current_user
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -251,13 +251,7 @@ def parse_end(output: str) -> Optional[End]:
         ``(exit code, reason)``, or None while the job (or a task of it) is pending, running,
         requeued or completing, and when the output names no job (purged, no accounting).
     """
-    ends = [_end(*record) for record in _records(output)]
-    if not ends:
-        return None
-    final = [end for end in ends if end is not None]
-    if len(final) < len(ends):
-        return None
-    return next((end for end in final if end != (0, None)), final[0])
+    return combine_ends([_end(*record) for record in _records(output)])
 
 
 def parse_exitcode(output: str) -> Optional[int]:
