@@ -6,6 +6,10 @@ GridRunner(grid="slurm", sleepstep=1) against a plain loop of `sbatch` calls fol
 Printed as the median of the per-round ratios (target <= 1.1x), with the number of check commands
 the runner issued per poll round and per sleepstep (target exactly one).
 
+Part 1b: 1,000 held jobs (`H=True`) through GridRunner(grid="slurm") with default arguments:
+the job.run() loop time, the time until all are in the queue, how many squeue lists at once
+(target: all of them; it used to stop at 256, one thread each), and the peak thread count.
+
 Part 2 (no scheduler needed): 10,000 jobs active at once against a fake, instant SLURM (an
 `sbatch` and a `squeue` script put first on PATH; squeue lists every job as RUNNING until told to
 release them): check commands per interval, the time one check takes and the time to parse one
@@ -207,6 +211,62 @@ def bench_real(n: int, work: Path) -> None:
         print(f"  check commands: {checks}")
 
 
+def bench_held(n: int, work: Path) -> None:
+    """`n` held jobs (H=True) on the real SLURM with default arguments: all in the queue at once."""
+    print(f"== real SLURM: {n} held jobs (H=True), GridRunner(grid='slurm') default arguments")
+    problem = slurm_problem()
+    if problem:
+        print(f"  SKIPPED: SLURM is not usable here ({problem}); run: bash tools/slurm.sh start")
+        return
+    peak = 0
+    sampling = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not sampling.is_set():
+            peak = max(peak, threading.active_count() - 1)  # not the sampler
+            sampling.wait(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    runner = GridRunner(grid="slurm", sleepstep=SLEEPSTEP)
+    manager = JobManager(work)
+    try:
+        start = time.perf_counter()
+        results = [
+            SingleJob(name=f"held{i}", runscript="exit 0\n").run(
+                jobrunner=runner, jobmanager=manager, H=True
+            )
+            for i in range(n)
+        ]
+        loop = time.perf_counter() - start
+        while len(runner.queued) < n and not any(r.done for r in results):
+            time.sleep(0.05)
+        queued_after = time.perf_counter() - start
+        listed = subprocess.run(
+            ["squeue", "--noheader", "--format=%i", "--states=PENDING", "--user=root"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        ours = set(runner.queued) & set(listed)
+        print(f"  job.run() loop: {loop:.2f} s for {n} jobs (returns at once: no thread per job)")
+        print(
+            f"  all {len(runner.queued)} in the queue after {queued_after:.1f} s; squeue lists "
+            f"{len(ours)} of them at once {mark(len(ours) == n)}"
+        )
+        print(
+            f"  peak threads of this process, main included: {peak} (target <= {TARGET_THREADS}) "
+            f"{mark(peak <= TARGET_THREADS)}"
+        )
+    finally:
+        t = time.perf_counter()
+        runner.shutdown(cancel=True)
+        sampling.set()
+        sampler.join()
+        print(f"  shutdown(cancel=True) took every job out in {time.perf_counter() - t:.1f} s")
+
+
 # --- part 2: 10,000 active jobs against a fake instant SLURM ---------------------------------
 
 
@@ -355,6 +415,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=300, help="jobs on the real SLURM")
     parser.add_argument("--scale-jobs", type=int, default=10_000, help="active jobs, fake SLURM")
+    parser.add_argument("--held", type=int, default=1000, help="held jobs on the real SLURM")
     parser.add_argument("--skip-real", action="store_true", help="only the fake-scheduler part")
     parser.add_argument("--skip-scale", action="store_true", help="only the real-SLURM part")
     args = parser.parse_args()
@@ -363,6 +424,7 @@ def main() -> int:
         work = Path(tmp)
         if not args.skip_real:
             bench_real(args.jobs, work / "real")
+            bench_held(args.held, work / "held")
         if not args.skip_scale:
             bench_scale(args.scale_jobs, work / "scale")
     return 0
