@@ -254,6 +254,10 @@ class GridRunner(JobRunner):
 
         The runscript is submitted through a small wrapper (``<runscript>.grid``) that keeps its
         ``#SBATCH``/``#$``/``#PBS`` lines and records its exit code in ``<name>.exitcode``.
+        Called by a parallel GridRunner for its own job (not by code of yours, nor through a
+        subclass's override), it does not wait: the job is detached from the submit worker
+        (`runner_core.ext.detach_job`) and the poller ends it when it leaves the queue; the
+        value returned then is not the exit code and is ignored.
 
         Args:
             runscript: the runscript's file name, relative to workdir.
