@@ -582,3 +582,20 @@ def test_a_serial_grid_runner_waits_for_each_job(fake: Path, tmp_path: Path) -> 
     assert results.done
     assert (results.status, results.exit_code) == (JobStatus.CRASHED, 5)
     assert results.jobid is not None
+
+
+def test_a_job_whose_end_is_not_known_yet_holds_up_no_other(fake: Path, tmp_path: Path) -> None:
+    runner = GridRunner(grid=fake_scheme(exitcode_wait=30), sleepstep=0.02)
+    gate = tmp_path / "gate"
+    body = f"while [ ! -e '{gate}' ]; do sleep 0.02; done\n"
+    manager = JobManager(tmp_path / "w")
+    late, quick = (SingleJob(name=n, runscript=body).run(runner, manager) for n in ("late", "b"))
+    wait_until(lambda: len(runner.queued) == 2)
+    # Killed from outside: it leaves the queue with no exit-code file and no accounting yet.
+    subprocess.run(["fcancel", str(late.jobid)], check=True)
+    gate.touch()
+    assert quick.wait(timeout=TIMEOUT).ok
+    assert not late.done  # still waiting for its record, without holding up `quick`
+    (fake / f"{late.jobid}.acct").write_text("7")
+    assert late.wait(timeout=TIMEOUT).exit_code == 7
+    assert late.status is JobStatus.CRASHED

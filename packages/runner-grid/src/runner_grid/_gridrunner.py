@@ -314,29 +314,53 @@ class GridRunner(JobRunner):
         try:
             wait_event(self._poller.register(jobid))
         finally:
-            with self._grid_lock:
-                self._queued.pop(jobid, None)
-                self._cancel_sent.discard(jobid)
+            self._forget(jobid)
         code, reason = self._end_of(scheme, jobid, exit_file, _job_cancelled(results))
         if reason is not None:
             report_reason(reason)
         return code
 
-    def _complete(self, jobid: str, exit_file: str, completion: Completion) -> None:
-        """End a detached job that left the queue: exit code, reason, finalize, callbacks."""
+    def _complete(
+        self,
+        jobid: str,
+        exit_file: str,
+        completion: Completion,
+        deadline: Optional[float] = None,
+        delay: float = 0.25,
+    ) -> None:
+        """End a detached job that left the queue: exit code, reason, finalize, callbacks.
+
+        Runs in the finisher. When nothing tells how the job ended yet, it is put back to be
+        looked at again later (within ``exitcode_wait``), so the finisher never waits on one
+        job while others are ready.
+        """
         try:
-            code, reason = self._end_of(
-                self.scheme(), jobid, exit_file, completion.results.cancel_requested
-            )
+            scheme = self.scheme()
+            cancelled = self.cancelled or completion.results.cancel_requested
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + (0.0 if cancelled else scheme.exitcode_wait)
+            last = now >= deadline or self._stop.is_set()
+            end = self._end_step(scheme, jobid, exit_file, cancelled, last)
         except Exception as exc:
             logger.exception("could not find out how job %s ended", jobid)
+            self._forget(jobid)
             completion.fail(f"could not find out how job {jobid} ended: {exc!r}")
             return
-        finally:
-            with self._grid_lock:
-                self._queued.pop(jobid, None)
-                self._cancel_sent.discard(jobid)
-        completion.complete(code, reason=reason)
+        if end is None:
+            again = min(delay * 2, 5.0)
+            self._finisher.put(
+                lambda: self._complete(jobid, exit_file, completion, deadline, again),
+                after=min(delay, deadline - now),
+            )
+            return
+        self._forget(jobid)
+        completion.complete(end[0], reason=end[1])
+
+    def _forget(self, jobid: str) -> None:
+        with self._grid_lock:
+            self._queued.pop(jobid, None)
+            self._cancel_sent.discard(jobid)
 
     def _submit(
         self, scheme: Scheme, argv: list[str], command: str, tag: Optional[str]
@@ -359,41 +383,52 @@ class GridRunner(JobRunner):
     def _end_of(
         self, scheme: Scheme, jobid: str, exit_file: str, job_cancelled: bool
     ) -> tuple[int, Optional[str]]:
-        """How a job that left the queue ended: (exit code, reason).
+        """How a job that left the queue ended: (exit code, reason), waiting for it to tell.
+
+        Looks with `_end_step` until it tells or ``exitcode_wait`` seconds have passed (at
+        once when the job was cancelled). For a thread that waits for one job (a blocking
+        `call`); a detached job is looked at again from the finisher instead (`_complete`).
+        """
+        cancelled = self.cancelled or job_cancelled
+        deadline = time.monotonic() + (0.0 if cancelled else scheme.exitcode_wait)
+        delay = 0.25
+        while True:
+            remaining = deadline - time.monotonic()
+            end = self._end_step(scheme, jobid, exit_file, cancelled, last=remaining <= 0)
+            if end is not None:
+                return end
+            if self._stop.wait(min(delay, remaining)):
+                deadline = time.monotonic()  # cancelling: one last look, then do without
+            delay = min(delay * 2, 5.0)
+
+    def _end_step(
+        self, scheme: Scheme, jobid: str, exit_file: str, cancelled: bool, last: bool
+    ) -> Optional[tuple[int, Optional[str]]]:
+        """One look at how a job ended; None when nothing tells yet and this is not the last.
 
         The job's own exit-code file first; when it is missing or non-zero, the scheduler's
         records (``commands.exitcode`` queries read by ``commands.parse_end``, or by the
-        PLAMS-era ``parse_exitcode``, which knows no reason), waiting up to ``exitcode_wait``
-        seconds for either to tell; else 1 (see the docs page on exit codes).
+        PLAMS-era ``parse_exitcode``, which knows no reason). Accounting may be written late
+        (Grid Engine's flush_time), so until the last look a missing record means "ask
+        again". At the last look with nothing known, the exit code is 1 (see the docs page
+        on exit codes).
         """
-        cancelled = self.cancelled or job_cancelled
-        wait = 0.0 if cancelled else scheme.exitcode_wait
-        deadline = time.monotonic() + wait
-        delay = 0.25
-        while True:
-            code = read_exitcode(exit_file)
-            if code == 0:
-                return 0, None
-            if code is not None:  # the runscript's own code; the scheduler may know why
-                if scheme.get("parse_end") is None:
-                    return code, None
-                told = self._query_end(scheme, jobid)
-                # Accounting may be written late (Grid Engine's flush_time): keep asking
-                # within exitcode_wait for the record that tells why, then do without.
-                if told is not None or deadline - time.monotonic() <= 0:
-                    return code, None if told is None else told[1]
-                if self._stop.wait(min(delay, deadline - time.monotonic())):
-                    return code, None
-                delay = min(delay * 2, 5.0)
-                continue
+        code = read_exitcode(exit_file)
+        if code == 0:
+            return 0, None
+        if code is not None:  # the runscript's own code; the scheduler may know why
+            if scheme.get("parse_end") is None:
+                return code, None
             told = self._query_end(scheme, jobid)
             if told is not None:
-                logger.info("job %s wrote no exit code; the scheduler reports %d", jobid, told[0])
-                return told
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._stop.wait(min(delay, remaining)):
-                break
-            delay = min(delay * 2, 5.0)
+                return code, told[1]
+            return (code, None) if last else None
+        told = self._query_end(scheme, jobid)
+        if told is not None:
+            logger.info("job %s wrote no exit code; the scheduler reports %d", jobid, told[0])
+            return told
+        if not last:
+            return None
         if cancelled:
             logger.info("job %s was cancelled before it wrote an exit code; reporting 1", jobid)
             return 1, "cancelled"
@@ -451,6 +486,7 @@ class GridRunner(JobRunner):
         if ids:
             self._cancel_ids(ids)
         self._poller.wake()
+        self._finisher.hurry()
 
     def cancel_job(self, results: Results) -> None:
         """Cancel one job (``job.cancel()``), in the queue too, by a cancel command run elsewhere.
