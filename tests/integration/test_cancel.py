@@ -110,15 +110,25 @@ USER_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("mode", ["with", "bare"])
-def test_ctrl_c_in_the_users_script_cancels_its_jobs(
-    scheduler: str, submitted: SubmittedIds, tmp_path: Path, mode: str
+@pytest.mark.parametrize(
+    ("mode", "signum"),
+    [
+        ("with", signal.SIGINT),
+        ("bare", signal.SIGINT),
+        ("bare", signal.SIGTERM),
+        ("bare", signal.SIGHUP),
+    ],
+    ids=["with-SIGINT", "bare-SIGINT", "bare-SIGTERM", "bare-SIGHUP"],
+)
+def test_a_signal_to_the_users_script_cancels_its_jobs(
+    scheduler: str, submitted: SubmittedIds, tmp_path: Path, mode: str, signum: int
 ) -> None:
-    """SIGINT to a user's script waiting on grid jobs cancels them in the scheduler.
+    """SIGINT, SIGTERM or SIGHUP to a user's script waiting on grid jobs cancels them.
 
     ``with``: the script runs its jobs in ``with runner:`` and reports the statuses after the
-    KeyboardInterrupt (all CANCELLED). ``bare``: the KeyboardInterrupt is not caught at all; the
-    library's exit hook cancels the jobs.
+    KeyboardInterrupt (all CANCELLED). ``bare``: the signal's exception is not caught at all;
+    the library's exit hook cancels the jobs, and after SIGTERM/SIGHUP the script then ends
+    by that signal.
     """
     script = tmp_path / "user_script.py"
     script.write_text(USER_SCRIPT)
@@ -149,7 +159,7 @@ def test_ctrl_c_in_the_users_script_cancels_its_jobs(
         submitted.ids.extend(ids)  # the fixture cancels them should the test fail
         assert len(ids) == 2
         assert set(ids) <= queue_ids(scheduler), "jobs not in the real queue"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         proc.wait(timeout=PATIENCE)
     finally:
         if proc.poll() is None:
@@ -160,6 +170,8 @@ def test_ctrl_c_in_the_users_script_cancels_its_jobs(
             proc.stdout.close()
     stderr = stderr_file.read_text()
     assert proc.returncode != 0
+    if signum != signal.SIGINT:
+        assert proc.returncode == -signum, f"ended with {proc.returncode}; stderr:\n{stderr_file}"
     assert not set(ids) & queue_ids(scheduler), f"still queued after Ctrl-C; stderr:\n{stderr}"
     if mode == "with":
         status = next(s for s in lines if s.startswith("STATUS"))
