@@ -842,9 +842,6 @@ def test_ctrl_c_cancels_every_job_and_exits_130(tmp_path: Path, mode: list[str])
         os.kill(pid, 0)
 
 
-@pytest.mark.skipif(
-    not hasattr(runner_core, "Terminated"), reason="the core does not raise Terminated yet"
-)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 @pytest.mark.parametrize("mode", [["--parallel", "--maxjobs", "1"], []], ids=["parallel", "serial"])
 def test_sigterm_and_sighup_cancel_every_job_then_end_by_the_signal(
