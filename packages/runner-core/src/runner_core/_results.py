@@ -24,6 +24,14 @@ __all__ = ["Results", "as_completed"]
 _lock = threading.Lock()
 
 
+def _check_reason(reason: Optional[str]) -> None:
+    if reason is not None and reason not in REASONS:
+        raise ValueError(
+            f"reason {reason!r} is not one of {', '.join(sorted(REASONS))}; "
+            "add it to runner_core.REASONS with what it means"
+        )
+
+
 class Results:
     """The outcome of one job: status, exit code, reason, error, timing; can be waited on.
 
@@ -173,11 +181,7 @@ class Results:
             JobStateError: the state machine does not allow the move (naming both states).
             ValueError: `reason` is not one of `REASONS`.
         """
-        if reason is not None and reason not in REASONS:
-            raise ValueError(
-                f"reason {reason!r} is not one of {', '.join(sorted(REASONS))}; "
-                "add it to runner_core.REASONS with what it means"
-            )
+        _check_reason(reason)
         with _lock:
             current = self.status
             if not current.may_become(to):
@@ -236,11 +240,7 @@ class Results:
         jobid: Optional[str] = None,
     ) -> None:
         """Remember, for the end, why the job failed or was ended; record its scheduler id."""
-        if reason is not None and reason not in REASONS:
-            raise ValueError(
-                f"reason {reason!r} is not one of {', '.join(sorted(REASONS))}; "
-                "add it to runner_core.REASONS with what it means"
-            )
+        _check_reason(reason)
         if failure is not None:
             self._failure = failure
         if reason is not None:

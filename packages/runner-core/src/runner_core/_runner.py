@@ -12,6 +12,7 @@ calls back into the runner under their own lock; so there is no lock order to ke
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import types
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
@@ -335,8 +336,6 @@ class JobRunner(metaclass=_MetaRunner):
         Returns:
             The exit code.
         """
-        import os  # noqa: PLC0415 - lazy stdlib import; os is always loaded already
-
         results = current_results()
         try:
             return run_process(

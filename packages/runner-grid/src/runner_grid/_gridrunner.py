@@ -47,8 +47,6 @@ __all__ = ["GridRunner"]
 
 logger = logging.getLogger(__name__)
 
-#: Seconds the cancel thread waits for more work before it ends.
-CANCEL_THREAD_IDLE = 5.0
 #: Submit commands run at once by default (the runner's submit workers).
 SUBMIT_WORKERS = 4
 
@@ -145,14 +143,13 @@ class GridRunner(JobRunner):
         self._grid_lock = threading.Lock()
         self._queued: dict[str, Optional[Results]] = {}  # job id -> Results, None outside a job
         self._cancel_sent: set[str] = set()
-        self._to_cancel: list[str] = []  # ids job.cancel() asked for, for the cancel thread
-        self._cancel_wanted = threading.Event()
-        self._canceller_running = False
+        self._to_cancel: list[str] = []  # ids job.cancel() asked for, for the canceller
         self._cancelling = False
         self._stop = threading.Event()
         self._check = SchemeCheck(self.scheme)
         self._poller = QueuePoller(self._check, step, name=f"runner-grid-poller:{self.scheme_name}")
         self._finisher = Worker(f"runner-grid-finish:{self.scheme_name}")
+        self._canceller = Worker(f"runner-grid-cancel:{self.scheme_name}")
         # A job in the queue needs a thread only when a subclass's own call must block.
         self._detaching = type(self).call is GridRunner.call
         super().__init__(parallel=parallel, maxjobs=maxjobs, maxthreads=maxthreads)
@@ -507,32 +504,20 @@ class GridRunner(JobRunner):
                 return
             self._cancel_sent.update(ids)
             self._to_cancel.extend(ids)
-            start = not self._canceller_running
-            self._canceller_running = True
-        self._cancel_wanted.set()
-        if start:
-            # One thread for every cancel of this runner: starting a thread per job.cancel()
-            # costs the caller the fork of the cancel command too (it holds the GIL meanwhile).
-            threading.Thread(
-                target=self._cancel_loop, name="runner-grid-cancel", daemon=True
-            ).start()
+        # One thread for every cancel of this runner: starting a thread per job.cancel()
+        # would cost the caller the fork of the cancel command too (it holds the GIL).
+        self._canceller.put(self._drain_cancels)
 
-    def _cancel_loop(self) -> None:
-        """Run the cancel commands `cancel_job` queued; end after a quiet interval."""
-        while True:
-            self._cancel_wanted.wait(CANCEL_THREAD_IDLE)
-            with self._grid_lock:
-                self._cancel_wanted.clear()
-                ids, self._to_cancel = self._to_cancel, []
-                if not ids:
-                    self._canceller_running = False
-                    return
-            try:
-                self._cancel_ids(ids)
-            except Exception:
-                logger.exception("could not cancel jobs %s", " ".join(ids))
-            finally:
-                self._poller.wake()
+    def _drain_cancels(self) -> None:
+        """Run one cancel command for every id `cancel_job` queued since the last one."""
+        with self._grid_lock:
+            ids, self._to_cancel = self._to_cancel, []
+        if not ids:
+            return
+        try:
+            self._cancel_ids(ids)
+        finally:
+            self._poller.wake()
 
     def _cancel_ids(self, ids: list[str]) -> None:
         with self._grid_lock:

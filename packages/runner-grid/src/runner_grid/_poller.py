@@ -14,7 +14,7 @@ from runner_grid._scheme import Scheme
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
 
-__all__ = ["CheckFailed", "QueuePoller", "SchemeCheck", "query_env", "query_timeout", "run_query"]
+__all__ = ["CheckFailed", "QueuePoller", "SchemeCheck", "query_env", "run_query"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +43,6 @@ def query_env(scheme: Union[Scheme, Mapping[str, Any]]) -> dict[str, str]:
         for k, v in os.environ.items()
         if k not in exact and not (prefixes and k.startswith(prefixes))
     }
-
-
-def query_timeout(scheme: Union[Scheme, Mapping[str, Any]]) -> float:
-    """Return the seconds a scheduler query may run: ``check_timeout``, 60 when unset."""
-    return _view(scheme).check_timeout
 
 
 def check_argvs(scheme: Mapping[str, Any], ids: Sequence[str]) -> list[list[str]]:

@@ -138,17 +138,18 @@ def _look_up(
 
     A failing search is tried again, with the same back-off, `submit_retries` times.
     """
-    for attempt in range(scheme.submit_retries + 1):
+    tries_left = scheme.submit_retries
+    while True:
         try:
             found = find_by_tag(scheme, tag)
         except CheckFailed as exc:
             logger.warning("could not search the queue for tag %s: %s", tag, exc)
-            if attempt == scheme.submit_retries or wait(delay):
+            if not tries_left or wait(delay):
                 return "unknown", None
+            tries_left -= 1
             delay = min(delay * 2, MAX_BACKOFF)
             continue
         return ("found", found) if found is not None else ("absent", None)
-    return "unknown", None  # pragma: no cover - the loop always returns
 
 
 def submit_job(

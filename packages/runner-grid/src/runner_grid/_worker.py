@@ -17,12 +17,13 @@ logger = logging.getLogger(__name__)
 class Worker:
     """Runs callables in one daemon thread, each when it is due; started on demand, ended when idle.
 
-    A runner uses one for the work that must not run in the thread that asks for it:
-    ending jobs that left the queue (their exit-code queries), without holding up the
-    poller. A job whose end is not known yet is looked at again later (`put(fn,
-    after=...)`) instead of keeping the thread waiting, so one slow job never holds up
-    the others. The thread ends after `idle` seconds without work and starts again with
-    the next `put()`, so an idle runner holds no thread.
+    A runner uses one for each kind of work that must not run in the thread that asks
+    for it: ending jobs that left the queue (their exit-code queries) without holding up
+    the poller, and running the cancel commands `job.cancel()` asks for. A job whose end
+    is not known yet is looked at again later (`put(fn, after=...)`) instead of keeping
+    the thread waiting, so one slow job never holds up the others. The thread ends after
+    `idle` seconds without work and starts again with the next `put()`, so an idle
+    runner holds no thread.
 
     Args:
         name: the thread's name.
