@@ -150,6 +150,18 @@ noise_lines = st.lists(
 # --- queue listings and job ends (the grid schemes' parsers) ------------------
 
 
+def jobs_of(ids: list[str]) -> list[str]:
+    """The jobs a parser's listing names, in order, once each: array tasks count for their job.
+
+    ``["3", "4_1", "4_2", "9[2].srv", "56.3"]`` gives ``["3", "4", "9", "56"]``.
+    """
+    jobs: dict[str, None] = {}
+    for jobid in ids:
+        digits = len(jobid) - len(jobid.lstrip("0123456789"))
+        jobs[jobid[:digits] or jobid] = None
+    return list(jobs)
+
+
 @st.composite
 def queue_entries(draw: Any) -> list[tuple[int, bool, bool]]:
     """Jobs of a queue listing as (job number, is an array, has finished), numbers unique.

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from runner_core import REASONS
 from runner_grid.schemes import pbs
-from strategies import queue_entries, server_suffixes
+from strategies import jobs_of, queue_entries, server_suffixes
 
 PBSPRO_QSTAT = """\
 Job id            Name             User              Time Use S Queue
@@ -76,13 +76,13 @@ def test_getid_without_an_id_is_none(output: str) -> None:
 
 
 def test_running_pbspro() -> None:
-    assert pbs.running(PBSPRO_QSTAT) == ["101", "102", "103", "104", "105", "1234567"]
+    assert jobs_of(pbs.running(PBSPRO_QSTAT)) == ["101", "102", "103", "104", "105", "1234567"]
 
 
 def test_running_torque_default_and_alternative_format() -> None:
-    assert pbs.running(TORQUE_QSTAT) == ["201", "203", "204"]
-    assert pbs.running(TORQUE_QSTAT_A) == ["301"]
-    assert pbs.running("") == []
+    assert jobs_of(pbs.running(TORQUE_QSTAT)) == ["201", "203", "204"]
+    assert jobs_of(pbs.running(TORQUE_QSTAT_A)) == ["301"]
+    assert jobs_of(pbs.running("")) == []
 
 
 def test_running_refuses_garbage() -> None:
@@ -131,11 +131,11 @@ def test_any_listing_gives_the_live_ids_in_order(
 ) -> None:
     """Headers, blank lines, array brackets and server suffixes never change the ids."""
     output = _listing(jobs, suffix, header, blank, alternative)
-    assert pbs.running(output) == [str(n) for n, _array, finished in jobs if not finished]
+    assert jobs_of(pbs.running(output)) == [str(n) for n, _array, finished in jobs if not finished]
 
 
 def test_check_lists_the_whole_queue() -> None:
-    assert pbs.check_commands(["1.s"]) == [["qstat"]]
+    assert pbs.check_commands(["1.s"]) == [["qstat", "-t"]]
 
 
 @pytest.mark.parametrize(
@@ -369,7 +369,7 @@ def test_job_names_may_not_hold_spaces() -> None:
     ],
 )
 def test_running_on_recorded_qstat(case: str, expected: list[str]) -> None:
-    assert pbs.running(recorded(case).stdout) == expected
+    assert jobs_of(pbs.running(recorded(case).stdout)) == expected
 
 
 @pytest.mark.parametrize(

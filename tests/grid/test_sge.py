@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from runner_core import REASONS
 from runner_grid.schemes import sge
-from strategies import noise_lines, queue_entries
+from strategies import jobs_of, noise_lines, queue_entries
 
 # Recorded with `qstat -u root` on the Grid Engine of tools/sge.sh: plain jobs, a running array
 # (one line per task), a -terse array, and a held job.
@@ -83,9 +83,9 @@ def test_getid_without_an_id_is_none(output: str) -> None:
 
 
 def test_running_lists_every_job_once() -> None:
-    assert sge.running(QSTAT) == ["22", "23", "24", "26", "25"]
-    assert sge.running(QSTAT_R) == ["22"]
-    assert sge.running(QSTAT_STATES) == ["101", "102", "103", "104", "105", "106", "107"]
+    assert jobs_of(sge.running(QSTAT)) == ["22", "23", "24", "26", "25"]
+    assert jobs_of(sge.running(QSTAT_R)) == ["22"]
+    assert jobs_of(sge.running(QSTAT_STATES)) == ["101", "102", "103", "104", "105", "106", "107"]
 
 
 @given(queue_entries(), st.booleans(), st.booleans())
@@ -106,12 +106,12 @@ def test_any_listing_gives_every_job_once_in_order(
             lines += ["       Full jobname:     s.sh", "       Hard Resources:   "]
         if blank:
             lines.append("")
-    assert sge.running("\n".join(lines) + "\n") == [str(n) for n, _a, _p in jobs]
+    assert jobs_of(sge.running("\n".join(lines) + "\n")) == [str(n) for n, _a, _p in jobs]
 
 
 def test_running_empty_queue_and_blank_lines() -> None:
-    assert sge.running("") == []
-    assert sge.running("\n\n") == []
+    assert jobs_of(sge.running("")) == []
+    assert jobs_of(sge.running("\n\n")) == []
 
 
 def test_running_reads_xml() -> None:
@@ -121,7 +121,7 @@ def test_running_reads_xml() -> None:
         '  <job_list state="pending">\n   <JB_job_number>31</JB_job_number>\n'
         "  </job_list>\n </job_info>\n</job_info>\n"
     )
-    assert sge.running(xml) == ["22", "31"]
+    assert jobs_of(sge.running(xml)) == ["22", "31"]
 
 
 @pytest.mark.parametrize(
@@ -333,7 +333,7 @@ def test_getid_on_recorded_qsub(case: str, expected: str | None) -> None:
 def test_running_on_recorded_qstat(case: str, expected: list[str]) -> None:
     stdout, _stderr, rc = recorded(case)
     assert rc == 0
-    assert sorted(sge.running(stdout)) == sorted(expected)
+    assert sorted(jobs_of(sge.running(stdout))) == sorted(expected)
 
 
 @pytest.mark.parametrize(
@@ -420,7 +420,7 @@ def test_wrapper_records_what_qacct_says() -> None:
 def test_a_rescheduled_job_stays_in_the_queue(case: str, expected: list[str]) -> None:
     stdout, _stderr, rc = read_case(case)
     assert rc == 0
-    assert sge.running(stdout) == expected
+    assert jobs_of(sge.running(stdout)) == expected
 
 
 def test_every_reasons_case_is_listed() -> None:

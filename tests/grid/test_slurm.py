@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from runner_core import REASONS
 from runner_grid.schemes import slurm
-from strategies import noise_lines, queue_entries
+from strategies import jobs_of, noise_lines, queue_entries
 
 # Recorded with `squeue --noheader --format='%i %T' --states=all` on the single-node SLURM of
 # tools/slurm.sh (long state names; the pinned check uses %t): finished jobs stay listed for
@@ -68,12 +68,12 @@ def test_getid_federation_form() -> None:
 
 
 def test_running_keeps_only_jobs_still_in_the_queue() -> None:
-    assert slurm.running(SQUEUE_ALL_STATES) == ["24", "38", "35", "36", "37", "41"]
+    assert jobs_of(slurm.running(SQUEUE_ALL_STATES)) == ["24", "38", "35", "36", "37", "41"]
 
 
 @pytest.mark.parametrize("state", sorted(slurm.FINISHED_STATES))
 def test_every_finished_state_releases(state: str) -> None:
-    assert slurm.running(f"9 {state}\n") == []
+    assert jobs_of(slurm.running(f"9 {state}\n")) == []
 
 
 @pytest.mark.parametrize(
@@ -84,16 +84,16 @@ def test_every_finished_state_releases(state: str) -> None:
      "RS", "RD", "SI", "SE", "SO", "ST", "RV"],
 )  # fmt: skip
 def test_every_other_state_keeps_the_job(state: str) -> None:
-    assert slurm.running(f"9 {state}\n") == ["9"]
+    assert jobs_of(slurm.running(f"9 {state}\n")) == ["9"]
 
 
 def test_running_skips_blank_and_cluster_lines() -> None:
-    assert slurm.running("\nCLUSTER: blue\n3 R\n\n4_[1-2] PD\n5+0 RUNNING\n") == [
+    assert jobs_of(slurm.running("\nCLUSTER: blue\n3 R\n\n4_[1-2] PD\n5+0 RUNNING\n")) == [
         "3",
         "4",
         "5",
     ]
-    assert slurm.running("") == []
+    assert jobs_of(slurm.running("")) == []
 
 
 @given(queue_entries(), st.booleans(), st.sampled_from(["", "CLUSTER: runner"]), st.booleans())
@@ -112,7 +112,7 @@ def test_any_pinned_listing_gives_the_live_ids_in_order(
         lines += [f"{jobid} {state}" for jobid in ids]
         if blank:
             lines.append("")
-    assert slurm.running("\n".join(lines) + "\n") == [
+    assert jobs_of(slurm.running("\n".join(lines) + "\n")) == [
         str(n) for n, _array, finished in jobs if not finished
     ]
 
@@ -335,7 +335,7 @@ def test_getid_on_recorded_sbatch(case: str, expected: str | None) -> None:
 def test_running_on_recorded_squeue(case: str, expected: list[str]) -> None:
     stdout, _stderr, rc = recorded(case)
     assert rc == 0
-    assert slurm.running(stdout) == expected
+    assert jobs_of(slurm.running(stdout)) == expected
 
 
 @pytest.mark.parametrize(
@@ -455,7 +455,7 @@ def test_sacct_without_accounting_fails_on_stderr() -> None:
 def test_a_requeued_job_stays_in_the_queue(case: str, expected: list[str]) -> None:
     stdout, _stderr, rc = read_case(REASONS_DATA, case)
     assert rc == 0
-    assert slurm.running(stdout) == expected
+    assert jobs_of(slurm.running(stdout)) == expected
 
 
 @pytest.mark.parametrize(

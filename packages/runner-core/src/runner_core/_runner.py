@@ -186,6 +186,15 @@ class Completion:
         """The detached job's Results."""
         return self._job.results
 
+    def report_jobid(self, jobid: str) -> None:
+        """Record the scheduler's id of the job (`results.jobid`), like `ext.report_jobid`.
+
+        For a runner that submits the job after `call` returned (a job array submitted
+        when a batch ends). Ignored once the job has ended.
+        """
+        if not self._done:
+            self._job.results._note(jobid=str(jobid))
+
     def complete(self, exit_code: int, reason: Optional[str] = None) -> None:
         """End the job with `exit_code` as if `call` had returned it; the second call is ignored.
 

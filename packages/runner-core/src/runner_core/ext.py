@@ -18,8 +18,9 @@ A runner is a `JobRunner` subclass that overrides `call()` (see the docs page
 - `detach_job()`: the job leaves its thread. `call` returns at once (its return
   value is ignored), the job stays RUNNING and keeps its `maxjobs` slot, and the
   returned `Completion` ends it later from any thread: `complete(exit_code,
-  reason=None)` or `fail(message)`. One poller thread can so complete thousands of
-  jobs that hold no thread.
+  reason=None)` or `fail(message)` (and `report_jobid(jobid)` before that, for a job
+  submitted after `call` returned, as a task of a job array). One poller thread can
+  so complete thousands of jobs that hold no thread.
 
 Hooks a runner overrides (call `super()` first):
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple, Optional, Union
 
 from runner_core import JobRunner
 from runner_core.ext import (
+    Terminated,
     can_detach,
     current_results,
     deferred_interrupts,
@@ -19,6 +21,13 @@ from runner_core.ext import (
     report_jobid,
     report_reason,
     wait_event,
+)
+from runner_grid._arrays import (
+    ARRAYS_FOLDER,
+    DEFAULT_MAX_ARRAY_SIZE,
+    index_expression,
+    partition,
+    write_array_files,
 )
 from runner_grid._commands import (
     CheckFailed,
@@ -35,11 +44,18 @@ from runner_grid._poller import QueuePoller, SchemeCheck, query_env
 from runner_grid._scheme import DEFAULT_QUERY_TIMEOUT, Scheme, SchemeError
 from runner_grid._submitter import new_tag, submit_job
 from runner_grid._worker import Worker
-from runner_grid._wrapper import DIRECTIVE_PREFIXES, read_exitcode, write_wrapper
+from runner_grid._wrapper import (
+    DIRECTIVE_PREFIXES,
+    directive_lines,
+    read_exitcode,
+    write_wrapper,
+)
 from runner_grid.schemes import SCHEMES
 from runner_settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
     from runner_core import Results
     from runner_core.ext import Completion
 
@@ -85,6 +101,22 @@ def _seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
     return float(value)
+
+
+class _Collected(NamedTuple):
+    """A job collected by a batch: what its submission, alone or as an array task, needs."""
+
+    runscript: str
+    workdir: str
+    wrapper: str
+    exit_file: str
+    out: Optional[str]
+    err: str
+    runflags: Settings
+    argv: list[str]  # its submission as a plain job, tag included
+    tag: Optional[str]
+    group: tuple[tuple[str, ...], tuple[str, ...], bool]  # flags, directives, out is None
+    completion: Completion
 
 
 class GridRunner(JobRunner):
@@ -146,6 +178,9 @@ class GridRunner(JobRunner):
         self._to_cancel: list[str] = []  # ids job.cancel() asked for, for the canceller
         self._cancelling = False
         self._stop = threading.Event()
+        self._batch_depth = 0
+        self._collected: Optional[list[_Collected]] = None  # jobs of the open batch
+        self._array_limits: dict[str, int] = {}  # largest array, per scheme name
         self._check = SchemeCheck(self.scheme)
         self._poller = QueuePoller(self._check, step, name=f"runner-grid-poller:{self.scheme_name}")
         self._finisher = Worker(f"runner-grid-finish:{self.scheme_name}")
@@ -287,6 +322,19 @@ class GridRunner(JobRunner):
         if self.cancelled:
             logger.info("not submitting %s: the runner is cancelling", command)
             return 1
+        if self._collected is not None and self._collect(
+            scheme,
+            runscript=runscript,
+            workdir=workdir,
+            out=out,
+            err=err,
+            runflags=runflags,
+            argv=argv,
+            tag=tag,
+            wrapper=wrapper,
+            exit_file=exit_file,
+        ):
+            return 0
         results = current_results()
         # A Ctrl-C between the submission and the record of its id would leave the job in
         # the queue with nobody to cancel it: it is raised once the id is recorded.
@@ -302,11 +350,7 @@ class GridRunner(JobRunner):
             self._cancel_ids([jobid])
         if self._detaching and self.parallel and can_detach(self):
             # The job leaves this thread (a submit worker): the poller ends it.
-            completion = detach_job()
-            self._poller.watch(
-                jobid,
-                lambda: self._finisher.put(lambda: self._complete(jobid, exit_file, completion)),
-            )
+            self._poller.watch(jobid, self._finish_later(jobid, exit_file, detach_job()))
             return 0
         try:
             wait_event(self._poller.register(jobid))
@@ -466,6 +510,308 @@ class GridRunner(JobRunner):
             if isinstance(code, int) and not isinstance(code, bool):
                 return code, None
         return None
+
+    # --- job arrays ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Collect the jobs run inside the block; submit them as job arrays when it ends.
+
+        ``job.run()`` returns at once as always. When the block ends, the jobs run inside it
+        are grouped: jobs whose submissions differ only in their folder and files (the same
+        runflags, the same ``#SBATCH``/``#$``/``#PBS`` lines) go in one array, split at the
+        largest array the scheduler takes (the scheme's ``array.max_size``, else SLURM's
+        ``MaxArraySize``, Grid Engine's ``max_aj_tasks``, PBS's ``max_array_size``, else
+        1,000). One submit command per array; a group of one is submitted as a plain job.
+        Each task runs its own job: own folder, runscript, output, error, exit code and end
+        reason; ``job.cancel()`` cancels its task only, and a task that fails fails its own
+        job only. ``results.jobid`` is the task's id (``123_4``, ``123.4``, ``9[4].server``).
+
+        ``maxjobs`` becomes each array's throttle (``%N`` on SLURM, ``-tc N`` on Grid
+        Engine): the most tasks of it running at once. PBS Pro has none, so there only the
+        first ``maxjobs`` jobs go in the arrays and the rest wait in the runner, submitted
+        one by one as others leave the queue. The block returns once the arrays are
+        submitted. Nested blocks submit when the outermost ends. A serial runner, a subclass
+        that overrides `call`, and a scheme without arrays submit each job on its own.
+
+        Raises:
+            runner_grid.SchemeError: the scheme's settings are bad (when the block starts).
+        """
+        arrays = self._detaching and self.parallel and self.scheme().has_arrays
+        if not arrays:
+            logger.info("%r submits the jobs of this batch one by one (no job arrays)", self)
+            yield
+            return
+        with self._grid_lock:
+            self._batch_depth += 1
+            outer = self._batch_depth == 1
+            if outer:
+                self._collected = []
+        if outer and self.scheme().array_throttle:
+            self._pool.limit = 0  # all jobs reach call() to be collected; maxjobs throttles
+        submit = False
+        try:
+            yield
+            submit = True
+        except (KeyboardInterrupt, Terminated):
+            raise
+        except BaseException:
+            submit = True  # the jobs run so far go on, as plain jobs would
+            raise
+        finally:
+            with self._grid_lock:
+                self._batch_depth -= 1
+                last = self._batch_depth == 0
+            if last:
+                self._end_batch(submit)
+
+    def _collect(
+        self,
+        scheme: Scheme,
+        *,
+        runscript: str,
+        workdir: str,
+        out: Optional[str],
+        err: str,
+        runflags: Settings,
+        argv: list[str],
+        tag: Optional[str],
+        wrapper: str,
+        exit_file: str,
+    ) -> bool:
+        """Take the job of this thread into the open batch (it detaches); False if not taken."""
+        if not (self._detaching and self.parallel and can_detach(self) and scheme.has_arrays):
+            return False
+        try:
+            with open(
+                os.path.join(workdir, runscript), encoding="utf-8", errors="surrogateescape"
+            ) as handle:
+                directives = directive_lines(handle.read(), scheme.directives or DIRECTIVE_PREFIXES)
+            special = special_prefixes(scheme.raw)
+            flags = [a for k, v in runflags.items() for a in flag_args(str(k), v, special)]
+        except (OSError, ValueError, TypeError):
+            return False  # submitted alone, which reports the problem
+        with self._grid_lock:
+            collected = self._collected
+            if collected is None:
+                return False
+            collected.append(
+                _Collected(
+                    runscript,
+                    workdir,
+                    wrapper,
+                    exit_file,
+                    out,
+                    err,
+                    runflags,
+                    argv,
+                    tag,
+                    (tuple(flags), tuple(directives), out is None),
+                    detach_job(),
+                )
+            )
+        return True
+
+    def _end_batch(self, submit: bool) -> None:
+        """Close the batch: wait until its jobs are collected, then submit them.
+
+        Without `submit` (a Ctrl-C or SIGTERM in the block), or when the wait is cut short,
+        the batch's jobs are cancelled instead, by a thread that collects the stragglers,
+        so the interrupt goes on at once.
+        """
+        if submit:
+            try:
+                self._wait_until_collected()
+            except BaseException:
+                submit = False
+                raise
+            finally:
+                if not submit:
+                    self._discard_batch_later()
+        else:
+            self._discard_batch_later()
+            return
+        collected = self._close_collection()
+        if not collected:
+            return
+        done = threading.Event()
+
+        def submit_all() -> None:
+            try:
+                self._submit_collected(collected)
+            finally:
+                done.set()
+
+        threading.Thread(
+            target=submit_all, name=f"runner-grid-batch:{self.scheme_name}", daemon=True
+        ).start()
+        wait_event(done)  # a Ctrl-C here cancels the runner, which stops the submissions
+
+    def _close_collection(self) -> list[_Collected]:
+        """End the collecting; give back the jobs collected and restore the ``maxjobs`` limit."""
+        with self._grid_lock:
+            collected, self._collected = self._collected or [], None
+        self._pool.limit = self.maxjobs if self.parallel else 0
+        return collected
+
+    def _discard_batch_later(self) -> None:
+        """Cancel the jobs of a batch that must not be submitted, in a thread of its own."""
+
+        def discard() -> None:
+            self._wait_until_collected()
+            for job in self._close_collection():
+                job.completion.complete(1, reason="cancelled")
+
+        threading.Thread(
+            target=discard, name=f"runner-grid-batch:{self.scheme_name}", daemon=True
+        ).start()
+
+    def _wait_until_collected(self) -> None:
+        """Wait until no job of the runner is on its way to `call` (all collected or ended).
+
+        Jobs held back by ``maxjobs`` (a scheme without a throttle) do not count: they are
+        submitted later, one by one.
+        """
+        delay = 0.001
+        while True:
+            snap = self.snapshot()
+            in_threads = snap.tasks - snap.queued - snap.expedited - snap.detached
+            limit = self._pool.limit
+            held_back = bool(limit) and snap.slots >= limit
+            if in_threads <= 0 and not snap.expedited and (not snap.queued or held_back):
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+
+    def _submit_collected(self, collected: Sequence[_Collected]) -> None:
+        """Submit the jobs of a batch: arrays of equal submissions, a group of one alone."""
+        try:
+            scheme = self.scheme()
+            size = self._max_array_size(scheme)
+        except Exception as exc:
+            for job in collected:
+                job.completion.fail(f"could not submit the batch: {exc}", reason="submit_failed")
+            return
+        throttle = self.maxjobs if scheme.array_throttle else 0
+        for group in partition(collected, lambda job: job.group, size):
+            live = []
+            for job in group:
+                if self.cancelled or job.completion.results.cancel_requested:
+                    job.completion.complete(1, reason="cancelled")
+                else:
+                    live.append(job)
+            if len(live) == 1:
+                self._submit_alone(scheme, live[0])
+            elif live:
+                self._submit_array(scheme, live, throttle)
+
+    def _submit_alone(self, scheme: Scheme, job: _Collected) -> None:
+        logger.info("submitting: %s", format_command(job.argv))
+        outcome = submit_job(scheme, job.argv, os.environ, job.tag, self._stop.wait)
+        if outcome.jobid is None:
+            job.completion.fail(outcome.error or "the submission failed", reason="submit_failed")
+            return
+        self._watch_submitted([(outcome.jobid, job)])
+
+    def _submit_array(self, scheme: Scheme, jobs: Sequence[_Collected], throttle: int) -> None:
+        """Submit `jobs` as one array, task i running ``jobs[i - 1]``; register every task."""
+        first = jobs[0]
+        stem = os.path.splitext(os.path.basename(first.wrapper))[0]
+        tag = None if first.tag is None else new_tag(stem)
+        folder = os.path.join(os.path.dirname(first.workdir), ARRAYS_FOLDER, new_tag(stem))
+        try:
+            files = write_array_files(
+                folder,
+                f"{stem}.array",
+                index=index_expression(scheme.array_index),
+                tasks=[(job.wrapper, job.out, job.err) for job in jobs],
+                directives=first.group[1],
+                output_index=scheme.array_output_index,
+            )
+            tag_args = [] if tag is None else flag_args("tag", tag, {"tag": scheme.tag_flag or ""})
+            argv = build_submit_argv(
+                scheme.raw,
+                files.script,
+                files.folder,
+                files.out,
+                files.err,
+                runflags=first.runflags,
+                tag_args=tag_args,
+            )
+            extra = scheme.commands["array"](len(jobs), throttle)
+            argv[-1:-1] = split_command(extra, "commands.array")
+        except Exception as exc:  # OSError, a bad scheme, a user's commands.array raising
+            message = f"could not prepare the array of {len(jobs)} jobs in {folder!r}: {exc}"
+            for job in jobs:
+                job.completion.fail(message, reason="submit_failed")
+            return
+        command = format_command(argv)
+        logger.info("submitting an array of %d jobs: %s", len(jobs), command)
+        outcome = submit_job(scheme, argv, os.environ, tag, self._stop.wait)
+        if outcome.jobid is None:
+            for job in jobs:
+                job.completion.fail(
+                    outcome.error or "the submission failed", reason="submit_failed"
+                )
+            return
+        logger.info("submitted array %s (%d tasks): %s", outcome.jobid, len(jobs), command)
+        task_id = scheme.commands["task_id"]
+        self._watch_submitted(
+            [(str(task_id(outcome.jobid, i)), job) for i, job in enumerate(jobs, 1)]
+        )
+
+    def _watch_submitted(self, submitted: Sequence[tuple[str, _Collected]]) -> None:
+        """Record the ids of submitted batch jobs and hand them to the poller."""
+        cancel = []
+        for jobid, job in submitted:
+            job.completion.report_jobid(jobid)
+        with self._grid_lock:
+            for jobid, job in submitted:
+                results = job.completion.results
+                self._queued[jobid] = results
+                if self._cancelling or results.cancel_requested:
+                    cancel.append(jobid)
+        if cancel:
+            self._cancel_ids(cancel)
+        for jobid, job in submitted:
+            self._poller.watch(jobid, self._finish_later(jobid, job.exit_file, job.completion))
+
+    def _finish_later(
+        self, jobid: str, exit_file: str, completion: Completion
+    ) -> Callable[[], None]:
+        """What the poller calls when the job left the queue: the finisher ends it."""
+        return lambda: self._finisher.put(lambda: self._complete(jobid, exit_file, completion))
+
+    def _max_array_size(self, scheme: Scheme) -> int:
+        """The most tasks of one array: the scheme's, the scheduler's (asked once), or 1,000."""
+        if scheme.array_max_size:
+            return scheme.array_max_size
+        cached = self._array_limits.get(scheme.name)
+        if cached:
+            return cached
+        limit: Optional[int] = None
+        query, parse = scheme.get("array_limit"), scheme.get("parse_array_limit")
+        if query is not None and parse is not None:
+            for argv in query():
+                try:
+                    proc = run_query(
+                        split_command(argv, "commands.array_limit"),
+                        query_env(scheme),
+                        scheme.check_timeout,
+                    )
+                except CheckFailed as exc:
+                    logger.info("could not ask for the largest job array: %s", exc)
+                    continue
+                if proc.returncode == 0:
+                    found = parse(proc.stdout)
+                    if isinstance(found, int) and not isinstance(found, bool) and found >= 1:
+                        limit = found
+                        break
+        if limit is None:
+            limit = DEFAULT_MAX_ARRAY_SIZE
+            logger.info("the largest job array is not known; arrays hold at most %d jobs", limit)
+        self._array_limits[scheme.name] = limit
+        return limit
 
     # --- cancelling ----------------------------------------------------------------------
 

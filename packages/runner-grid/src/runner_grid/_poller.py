@@ -8,7 +8,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from runner_grid._commands import CheckFailed, format_command, run_query, split_command
-from runner_grid._ids import base_id
+from runner_grid._ids import base_id, task_key
 from runner_grid._scheme import Scheme
 
 if TYPE_CHECKING:
@@ -116,6 +116,20 @@ class SchemeCheck:
         return queued
 
 
+class _Listed:
+    """The ids a check listed, to ask whether a job or an array task is among them."""
+
+    __slots__ = ("_jobs", "_tasks")
+
+    def __init__(self, listed: Collection[str]) -> None:
+        self._jobs = {base_id(str(q)) for q in listed}
+        self._tasks = {key for key in map(task_key, map(str, listed)) if key is not None}
+
+    def __contains__(self, jobid: object) -> bool:
+        key = task_key(str(jobid))
+        return key in self._tasks if key is not None else base_id(str(jobid)) in self._jobs
+
+
 class QueuePoller:
     """One thread that checks the queue every ``sleepstep`` seconds for all registered jobs.
 
@@ -127,7 +141,9 @@ class QueuePoller:
 
     Args:
         check: callable given the registered ids, returning the ids still queued, raising
-            `CheckFailed` when it cannot tell. Ids are compared by `base_id`.
+            `CheckFailed` when it cannot tell. A job's id is queued while a listed id has
+            the same `base_id` (its array tasks count for it); an array task's id (`task_key`)
+            only while that task itself is listed.
         sleepstep: seconds between two checks.
         backoff_max: longest wait after failed checks (never below ``sleepstep``).
         name: name of the thread, for debugging.
@@ -228,11 +244,11 @@ class QueuePoller:
                 continue
             self.failures = 0
             delay = self.sleepstep
-            keys = {base_id(str(q)) for q in queued}
+            still = _Listed(queued)
             left: list[Callable[[], object]] = []
             with self._lock:
                 for jobid in ids:
-                    if base_id(jobid) not in keys:
+                    if jobid not in still:
                         logger.debug("job %s has left the queue", jobid)
                         left.extend(self._jobs.pop(jobid))
                         self._events.pop(jobid, None)

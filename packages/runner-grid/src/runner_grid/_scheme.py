@@ -90,6 +90,24 @@ def _is_count(value: Any) -> bool:
     return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
 
 
+_ARRAY: dict[str, _Check] = {
+    "index": ("a list of environment variable names (the task's index)", _is_strings),
+    "output_index": (
+        "what stands for the task's index in an output path ('%a', '$TASK_ID'), or None",
+        _is_flag,
+    ),
+    "throttle": ("True or False", lambda v: v is None or isinstance(v, bool)),
+    "max_size": (
+        "a whole number >= 1, or None (ask the scheduler)",
+        lambda v: v is None or (_is_count(v) and v >= 1),
+    ),
+}
+
+
+def _is_array(value: Any) -> bool:
+    return value is None or isinstance(value, Mapping)
+
+
 _TOP: dict[str, _Check] = {
     "workdir": _FLAG,
     "output": _FLAG,
@@ -108,6 +126,7 @@ _TOP: dict[str, _Check] = {
         "a mapping with 'retry' and/or 'uncertain', each a list of regular expressions",
         _is_faults,
     ),
+    "array": ("a mapping: index, output_index, throttle, max_size", _is_array),
 }
 _COMMANDS: dict[str, _Check] = {
     "submit": _COMMAND,
@@ -123,6 +142,10 @@ _COMMANDS: dict[str, _Check] = {
     "detect": _CALLABLE,
     "find_tag": _CALLABLE,
     "parse_tag": _CALLABLE,
+    "array": _CALLABLE,
+    "task_id": _CALLABLE,
+    "array_limit": _CALLABLE,
+    "parse_array_limit": _CALLABLE,
     "special": _SPECIAL,  # the seed's prose spelling of the top-level special
 }
 
@@ -186,9 +209,21 @@ class Scheme:
             fault, and the first wait between two (doubled each time, at most 60 s).
         submit_faults: ``{"retry": [...], "uncertain": [...]}`` regular expressions
             telling a failed submission's output apart (see `runner_grid._submitter`).
+        array_index: the variables a task of a job array finds its index in (the first one
+            set wins), or () when the scheme has no job arrays.
+        array_output_index: what the scheduler replaces with a task's index in its output
+            paths, or None (each task then redirects its own output).
+        array_throttle: whether the scheme's ``commands.array`` can cap the tasks running at
+            once (``maxjobs``).
+        array_max_size: the most tasks of one array the scheme says, or None (ask the
+            scheduler with ``commands.array_limit``, else 1,000).
     """
 
     __slots__ = (
+        "array_index",
+        "array_max_size",
+        "array_output_index",
+        "array_throttle",
         "check_timeout",
         "commands",
         "directives",
@@ -222,6 +257,17 @@ class Scheme:
         self.submit_faults: dict[str, tuple[str, ...]] = {
             kind: tuple(str(p) for p in patterns or ()) for kind, patterns in faults.items()
         }
+        array = raw.get("array") or {}
+        self.array_index = tuple(str(v) for v in array.get("index") or ())
+        self.array_output_index: Optional[str] = array.get("output_index") or None
+        self.array_throttle = bool(array.get("throttle"))
+        size = array.get("max_size")
+        self.array_max_size: Optional[int] = int(size) if size else None
+
+    @property
+    def has_arrays(self) -> bool:
+        """Whether the scheme has job arrays: ``commands.array``, ``task_id``, ``array.index``."""
+        return bool(self.array_index) and bool(self.get("array")) and bool(self.get("task_id"))
 
     @classmethod
     def of(cls, raw: Mapping[str, Any], name: str = "custom") -> Scheme:
@@ -252,6 +298,10 @@ class Scheme:
             if key not in _COMMANDS:
                 raise _unknown(name, f"commands.{key}", {f"commands.{k}": 1 for k in _COMMANDS})
             _check(name, f"commands.{key}", value, _COMMANDS[key])
+        for key, value in (raw.get("array") or {}).items():
+            if key not in _ARRAY:
+                raise _unknown(name, f"array.{key}", {f"array.{k}": 1 for k in _ARRAY})
+            _check(name, f"array.{key}", value, _ARRAY[key])
         return cls(raw, name)
 
     def get(self, key: str) -> Optional[Any]:

@@ -6,13 +6,14 @@ import re
 from typing import TYPE_CHECKING, Any, Optional
 
 from runner_grid._commands import batch_commands
-from runner_grid._ids import base_id, last_id
+from runner_grid._ids import base_id, last_id, task_key
 from runner_grid.schemes._common import End, combine_ends, current_user
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = [
+    "ARRAY_INDEX_VARS",
     "FINISHED_STATES",
     "PBSPRO_REASONS",
     "QSTAT_FINISHED",
@@ -22,6 +23,8 @@ __all__ = [
     "SUBSTATE_FINISHED",
     "SUBSTATE_TERMINATED",
     "TORQUE_REASONS",
+    "array_args",
+    "array_limit_commands",
     "cancel_commands",
     "check_commands",
     "check_error",
@@ -29,11 +32,14 @@ __all__ = [
     "exitcode_commands",
     "find_tag_commands",
     "getid",
+    "parse_array_limit",
     "parse_end",
     "parse_exitcode",
     "parse_tag",
     "running",
     "scheme",
+    "task_id",
+    "torque_array_args",
 ]
 
 #: qstat state letters of jobs that have left the queue: C (Torque keeps completed jobs for
@@ -63,11 +69,12 @@ def getid(output: str) -> Optional[str]:
 
 
 def check_commands(ids: Sequence[str]) -> list[list[str]]:
-    """Return the qstat command: the whole queue in qstat's default format.
+    """Return the qstat command: the whole queue in qstat's default format, array subjobs too.
 
     qstat's plain listing has no way to ask for several ids at once without failing on the ones
     that have finished ("Unknown Job Id"), so the whole queue is listed and the poller picks its
-    own jobs out of it.
+    own jobs out of it. ``-t`` lists each subjob of an array (``9[4].server``) besides the array
+    itself (``9[].server``), so each task is released when it ends.
 
     Args:
         ids: the runner's jobs still believed to be queued (unused).
@@ -76,7 +83,7 @@ def check_commands(ids: Sequence[str]) -> list[list[str]]:
         A list with one argv.
     """
     del ids
-    return [["qstat"]]
+    return [["qstat", "-t"]]
 
 
 def running(output: str) -> list[str]:
@@ -84,8 +91,9 @@ def running(output: str) -> list[str]:
 
     Reads the default format (``Job ID  Name  User  Time Use S Queue``) and the alternative one
     of ``-a``/``-u`` (the state is the next-to-last column in both); header, separator, server
-    and blank lines are skipped; ids lose their array brackets and server suffix
-    (``123[].server`` -> ``123``).
+    and blank lines are skipped; ids lose their server suffix, and an array's own line its
+    brackets (``123[].server`` -> ``123``), while a subjob keeps its index (``123[4].server`` ->
+    ``123[4]``).
 
     Args:
         output: standard output of qstat.
@@ -106,7 +114,8 @@ def running(output: str) -> list[str]:
             raise ValueError(f"qstat line {line!r} is neither a header nor a job line")
         state = fields[-2]
         if state not in FINISHED_STATES:
-            ids[base_id(match.group(1))] = None
+            listed = match.group(1)
+            ids[task_key(listed) or base_id(listed)] = None
     return list(ids)
 
 
@@ -329,6 +338,52 @@ def parse_tag(tag: str, returncode: int, stdout: str, stderr: str) -> Optional[s
     return None
 
 
+# --- job arrays ---------------------------------------------------------------------------
+
+#: The variables that hold a subjob's index: PBS Pro / OpenPBS's, then Torque's.
+ARRAY_INDEX_VARS = ("PBS_ARRAY_INDEX", "PBS_ARRAYID")
+_MAX_ARRAY_SIZE = re.compile(r"^\s*max_array_size = (\d+)\s*$", re.MULTILINE)
+
+
+def array_args(size: int, throttle: int) -> list[str]:
+    """Return the qsub flag of an array of subjobs 1 to `size` (PBS Pro's ``-J 1-N``).
+
+    PBS Pro has no throttle (``throttle`` is ignored: the runner holds jobs back instead);
+    Torque spells arrays ``-t 1-N`` (with a throttle ``%T``): set ``commands.array`` to
+    `torque_array_args` there.
+    """
+    del throttle
+    return ["-J", f"1-{size}"]
+
+
+def torque_array_args(size: int, throttle: int) -> list[str]:
+    """Return Torque's qsub flag of an array of tasks 1 to `size`: ``-t 1-N`` or ``-t 1-N%T``."""
+    return ["-t", f"1-{size}" + (f"%{throttle}" if throttle else "")]
+
+
+def task_id(array_id: str, index: int) -> str:
+    """Return the id of subjob `index` of the array qsub printed as `array_id`.
+
+    ``9[].server`` gives ``9[4].server`` (the form qstat, qdel and ``qstat -x -f`` take).
+    """
+    head, bracket, rest = array_id.partition("[]")
+    if not bracket:
+        head, dot, rest = array_id.partition(".")
+        rest = dot + rest
+    return f"{head}[{index}]{rest}"
+
+
+def array_limit_commands() -> list[list[str]]:
+    """Return the query for the largest array the server takes: ``qstat -B -f``."""
+    return [["qstat", "-B", "-f"]]
+
+
+def parse_array_limit(output: str) -> Optional[int]:
+    """Return the server's ``max_array_size`` from ``qstat -B -f``, or None when it shows none."""
+    match = _MAX_ARRAY_SIZE.search(output)
+    return int(match.group(1)) if match else None
+
+
 def scheme() -> dict[str, Any]:
     """Return a fresh copy of the PBS scheme (what ``GridRunner.config.pbs`` holds).
 
@@ -362,6 +417,15 @@ def scheme() -> dict[str, Any]:
             "detect": detect,
             "find_tag": find_tag_commands,
             "parse_tag": parse_tag,
+            "array": array_args,
+            "task_id": task_id,
+            "array_limit": array_limit_commands,
+            "parse_array_limit": parse_array_limit,
+        },
+        "array": {
+            "index": list(ARRAY_INDEX_VARS),
+            "output_index": "^array_index^",
+            "throttle": False,
         },
         "tag_flag": "-N ",
         "submit_faults": SUBMIT_FAULTS,

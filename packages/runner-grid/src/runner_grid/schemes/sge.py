@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any, Optional
 
 from runner_grid._commands import batch_commands
-from runner_grid._ids import last_id
+from runner_grid._ids import expand_indices, last_id
 from runner_grid.schemes._common import End, combine_ends, current_user
 
 if TYPE_CHECKING:
@@ -14,20 +14,25 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AFTER_JOB_FAILED",
+    "ARRAY_INDEX_VAR",
     "LIMIT_FAILED",
     "REQUEUED_FAILED",
     "SUBMIT_FAULTS",
+    "array_args",
+    "array_limit_commands",
     "cancel_commands",
     "check_commands",
     "detect",
     "exitcode_commands",
     "find_tag_commands",
     "getid",
+    "parse_array_limit",
     "parse_end",
     "parse_exitcode",
     "parse_tag",
     "running",
     "scheme",
+    "task_id",
 ]
 
 _SUBMITTED = re.compile(
@@ -36,7 +41,10 @@ _SUBMITTED = re.compile(
 _TERSE = re.compile(r"^\s*(\d+)(?:\.\d+-\d+:\d+)?\s*$")
 _JOB_LINE = re.compile(r"^\s*(\d+)\s+\d*\.?\d+\s")
 _HEADER = re.compile(r"^\s*(job-ID\s|-{3,}\s*$)")
+_XML_JOB = re.compile(r"<job_list\b(.*?)</job_list>", re.DOTALL)
 _XML_ID = re.compile(r"<JB_job_number>\s*(\d+)\s*</JB_job_number>")
+_XML_TASKS = re.compile(r"<tasks>\s*([^<]+?)\s*</tasks>")
+_DATE, _TIME = re.compile(r"^\d+/\d+/\d+$"), re.compile(r"^\d+:\d+:\d+$")
 
 
 def getid(output: str) -> Optional[str]:
@@ -72,36 +80,71 @@ def check_commands(ids: Sequence[str]) -> list[list[str]]:
 
 
 def running(output: str) -> list[str]:
-    """Return the ids of the jobs in a qstat listing.
+    """Return the ids of the jobs and array tasks in a qstat listing.
 
     Every job qstat lists is still in the queue, whatever its state (``qw``, ``hqw``, ``r``,
     ``t``, ``s``, ``Rr``, ``dr``, ``Eqw``...): finished jobs are not listed. The header
     (``job-ID prior name ...``), the dashes, blank lines and indented lines that do not start
-    with a job number and priority (the details ``-r`` adds) are skipped; an array job's task
-    lines give its number once. The ``-xml`` form (should a site's ``sge_qstat`` file ask for
-    it) is read too.
+    with a job number and priority (the details ``-r`` adds) are skipped. A line with a
+    ``ja-task-ID`` is an array's task (``56 ... 1 3``: ``56.3``) or its pending tasks
+    (``58 ... 1 1-5:1``: ``58.1`` to ``58.5``). The ``-xml`` form (should a site's
+    ``sge_qstat`` file ask for it) is read too.
 
     Args:
         output: standard output of qstat.
 
     Returns:
-        Job numbers, in order, without repeats.
+        Job numbers (``N``) and task ids (``N.T``), in order, without repeats (the poller
+        counts a task for its array's job too).
 
     Raises:
         ValueError: a line is neither a header nor a job line (the check then counts as failed).
     """
-    if output.lstrip().startswith("<?xml"):
-        return list(dict.fromkeys(_XML_ID.findall(output)))
     ids: dict[str, None] = {}
+    if output.lstrip().startswith("<?xml"):
+        for chunk in _XML_JOB.findall(output):
+            number = _XML_ID.search(chunk)
+            if number is not None:
+                tasks = _XML_TASKS.search(chunk)
+                for jobid in _listed(number.group(1), tasks.group(1) if tasks else None):
+                    ids[jobid] = None
+        return list(ids)
     for line in output.splitlines():
         if not line.strip() or _HEADER.match(line):
             continue
         match = _JOB_LINE.match(line)
         if match:
-            ids[match.group(1)] = None
+            for jobid in _listed(match.group(1), _task_column(line)):
+                ids[jobid] = None
         elif not line[:1].isspace():
             raise ValueError(f"qstat line {line!r} is neither a header nor a job line")
     return list(ids)
+
+
+def _task_column(line: str) -> Optional[str]:
+    """The ``ja-task-ID`` of a plain qstat job line, or None for a job that is no array.
+
+    After the submit or start date and time come the queue (only once the job is
+    scheduled), the slots, and the task id or range of an array job.
+    """
+    fields = line.split()
+    for i in range(len(fields) - 1):
+        if _DATE.match(fields[i]) and _TIME.match(fields[i + 1]):
+            rest = fields[i + 2 :]
+            if rest and not rest[0].isdigit():
+                rest = rest[1:]  # the queue: all.q@host
+            return rest[1] if len(rest) >= 2 else None
+    return None
+
+
+def _listed(number: str, tasks: Optional[str]) -> list[str]:
+    """The ids one qstat entry stands for: the job, or each task of its ja-task-ID."""
+    if tasks is None:
+        return [number]
+    try:
+        return [f"{number}.{index}" for index in expand_indices(tasks)]
+    except ValueError:
+        return [number]  # a task column of an unknown form: the job counts as a whole
 
 
 def cancel_commands(ids: Sequence[str]) -> list[list[str]]:
@@ -336,6 +379,41 @@ def parse_tag(tag: str, returncode: int, stdout: str, stderr: str) -> Optional[s
     raise ValueError(stderr.strip() or f"exited {returncode}")
 
 
+# --- job arrays ---------------------------------------------------------------------------
+
+#: The variable that holds a task's index inside an array job.
+ARRAY_INDEX_VAR = "SGE_TASK_ID"
+_MAX_AJ_TASKS = re.compile(r"^max_aj_tasks\s+(\d+)\s*$", re.MULTILINE)
+
+
+def array_args(size: int, throttle: int) -> list[str]:
+    """Return the qsub flags of an array of tasks 1 to `size`, at most `throttle` at once.
+
+    Args:
+        size: the number of tasks (``-t 1-N``).
+        throttle: the most tasks running at once (``-tc T``), 0 for no limit.
+    """
+    return ["-t", f"1-{size}", *(["-tc", str(throttle)] if throttle else [])]
+
+
+def task_id(array_id: str, index: int) -> str:
+    """Return the id of task `index` of the array qsub printed as `array_id`: ``123.4``."""
+    return f"{array_id.partition('.')[0]}.{index}"
+
+
+def array_limit_commands() -> list[list[str]]:
+    """Return the query for the largest array Grid Engine takes: the global ``qconf -sconf``."""
+    return [["qconf", "-sconf"]]
+
+
+def parse_array_limit(output: str) -> Optional[int]:
+    """Return ``max_aj_tasks`` from ``qconf -sconf``, or None (0 means no limit: None too)."""
+    match = _MAX_AJ_TASKS.search(output)
+    if match is None or int(match.group(1)) == 0:
+        return None
+    return int(match.group(1))
+
+
 def scheme() -> dict[str, Any]:
     """Return a fresh copy of the Grid Engine scheme (what ``GridRunner.config.sge`` holds).
 
@@ -368,7 +446,12 @@ def scheme() -> dict[str, Any]:
             "detect": detect,
             "find_tag": find_tag_commands,
             "parse_tag": parse_tag,
+            "array": array_args,
+            "task_id": task_id,
+            "array_limit": array_limit_commands,
+            "parse_array_limit": parse_array_limit,
         },
+        "array": {"index": [ARRAY_INDEX_VAR], "output_index": "$TASK_ID", "throttle": True},
         "tag_flag": "-N ",
         "submit_faults": SUBMIT_FAULTS,
         "check_timeout": 60,

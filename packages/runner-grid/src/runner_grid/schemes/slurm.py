@@ -6,16 +6,19 @@ import re
 from typing import TYPE_CHECKING, Any, Optional
 
 from runner_grid._commands import MAX_COMMAND_CHARS, batch_commands
-from runner_grid._ids import base_id, last_id
+from runner_grid._ids import base_id, expand_indices, last_id, task_key
 from runner_grid.schemes._common import End, combine_ends, current_user
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = [
+    "ARRAY_INDEX_VAR",
     "END_REASONS",
     "FINISHED_STATES",
     "SUBMIT_FAULTS",
+    "array_args",
+    "array_limit_commands",
     "cancel_commands",
     "check_commands",
     "check_error",
@@ -23,11 +26,13 @@ __all__ = [
     "exitcode_commands",
     "find_tag_commands",
     "getid",
+    "parse_array_limit",
     "parse_end",
     "parse_exitcode",
     "parse_tag",
     "running",
     "scheme",
+    "task_id",
 ]
 
 #: The job states a job ends in, each with the end reason it gives (None: the job ended by itself,
@@ -92,9 +97,11 @@ def getid(output: str) -> Optional[str]:
 def check_commands(ids: Sequence[str]) -> list[list[str]]:
     """Return the squeue command that lists the given jobs in the pinned format.
 
-    The runner's own ids are asked for with ``--jobs``; when they would make the command line
-    longer than `MAX_COMMAND_CHARS`, the current user's jobs are listed instead (still one
-    command), and the poller picks its own out of them.
+    The runner's own jobs are asked for with ``--jobs`` (an array task by its array's id, once
+    for all its tasks); when they would make the command line longer than
+    `MAX_COMMAND_CHARS`, the current user's jobs are listed instead (still one command), and
+    the poller picks its own out of them. ``--array`` puts every task of an array on a line of
+    its own, pending ones too, so each task is released when it ends.
 
     Args:
         ids: the runner's jobs still believed to be queued.
@@ -102,8 +109,8 @@ def check_commands(ids: Sequence[str]) -> list[list[str]]:
     Returns:
         A list with one argv.
     """
-    argv = ["squeue", "--noheader", f"--format={SQUEUE_FORMAT}", "--states=all"]
-    joined = ",".join(ids)
+    argv = ["squeue", "--noheader", "--array", f"--format={SQUEUE_FORMAT}", "--states=all"]
+    joined = ",".join(dict.fromkeys(base_id(jobid) for jobid in ids))
     if ids and len(joined) + sum(len(a) + 1 for a in argv) + 8 <= MAX_COMMAND_CHARS:
         return [[*argv, f"--jobs={joined}"]]
     return [[*argv, f"--user={current_user()}"]]
@@ -115,12 +122,13 @@ def running(output: str) -> list[str]:
     Lines in the ``%i %T`` form (long state names) are read too.
 
     Args:
-        output: standard output of the command from `check_commands` (``%i %t`` lines; array
-            tasks such as ``123_[1-5]`` or ``123_4`` count for job ``123``; ``CLUSTER:`` lines of
-            multi-cluster listings are skipped).
+        output: standard output of the command from `check_commands` (``%i %t`` lines; an
+            array task ``123_4`` is listed as it is, a pending range ``123_[1-5%2]`` as
+            ``123_1`` ... ``123_5``; ``CLUSTER:`` lines of multi-cluster listings are skipped).
 
     Returns:
-        The ids of jobs whose state is not one of `FINISHED_STATES`, in order, without repeats.
+        The ids of jobs and array tasks whose state is not one of `FINISHED_STATES`, in order,
+        without repeats (the poller counts a task for its array's job too).
 
     Raises:
         ValueError: a line is not in the pinned format (the check then counts as failed).
@@ -133,8 +141,20 @@ def running(output: str) -> list[str]:
         if not match:
             raise ValueError(f"squeue line {line!r} is not in the pinned format {SQUEUE_FORMAT!r}")
         if match.group(2) not in FINISHED_STATES:
-            ids[base_id(match.group(1))] = None
+            for jobid in _task_ids(match.group(1)):
+                ids[jobid] = None
     return list(ids)
+
+
+_PENDING_TASKS = re.compile(r"^(\d+)_\[([^\]]+)\]$")
+
+
+def _task_ids(listed: str) -> list[str]:
+    """The ids one squeue ``%i`` stands for: a job, a task, or the tasks of a pending range."""
+    match = _PENDING_TASKS.match(listed)
+    if match is None:
+        return [listed if task_key(listed) is not None else base_id(listed)]
+    return [f"{match.group(1)}_{index}" for index in expand_indices(match.group(2))]
 
 
 def check_error(
@@ -145,7 +165,8 @@ def check_error(
     squeue asked about a single job that SLURM has already purged exits non-zero with that
     message: it is an answer (the job has left the queue), not a failed check. Asked about
     several jobs, squeue leaves the unknown ones out and exits 0, so the message is only taken as
-    an answer for a single id, with nothing on standard output and nothing else on standard error.
+    an answer for a single job (the tasks of one array count as one: squeue is asked for the
+    array), with nothing on standard output and nothing else on standard error.
 
     Args:
         ids: the ids the failed command asked about.
@@ -157,7 +178,7 @@ def check_error(
         An empty list (none of ``ids`` is queued) when the failure is exactly that answer, else
         None (the check failed).
     """
-    if returncode == 0 or stdout.strip() or len(ids) != 1:
+    if returncode == 0 or stdout.strip() or len({base_id(jobid) for jobid in ids}) != 1:
         return None
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     if lines and all(line.endswith(_INVALID_ID) for line in lines):
@@ -319,6 +340,45 @@ def parse_tag(tag: str, returncode: int, stdout: str, stderr: str) -> Optional[s
     return None
 
 
+# --- job arrays ---------------------------------------------------------------------------
+
+#: The variable that holds a task's index inside an array job.
+ARRAY_INDEX_VAR = "SLURM_ARRAY_TASK_ID"
+_MAX_ARRAY_SIZE = re.compile(r"^\s*MaxArraySize\s*=\s*(\d+)\s*$", re.MULTILINE)
+
+
+def array_args(size: int, throttle: int) -> list[str]:
+    """Return the sbatch flag that makes an array of tasks 1 to `size`, `throttle` at once.
+
+    Args:
+        size: the number of tasks.
+        throttle: the most tasks running at once, 0 for no limit (``--array=1-N%T``).
+    """
+    return [f"--array=1-{size}" + (f"%{throttle}" if throttle else "")]
+
+
+def task_id(array_id: str, index: int) -> str:
+    """Return the id of task `index` of the array sbatch printed as `array_id`: ``123_4``."""
+    return f"{base_id(array_id)}_{index}"
+
+
+def array_limit_commands() -> list[list[str]]:
+    """Return the query for the largest array SLURM takes: ``scontrol show config``."""
+    return [["scontrol", "show", "config"]]
+
+
+def parse_array_limit(output: str) -> Optional[int]:
+    """Return the most tasks one array may have, from ``scontrol show config``, or None.
+
+    ``MaxArraySize = N`` allows task indices 0 to N - 1; the runner numbers tasks from 1, so an
+    array holds at most N - 1 tasks.
+    """
+    match = _MAX_ARRAY_SIZE.search(output)
+    if match is None:
+        return None
+    return max(int(match.group(1)) - 1, 1)
+
+
 def scheme() -> dict[str, Any]:
     """Return a fresh copy of the SLURM scheme (what ``GridRunner.config.slurm`` holds)."""
     return {
@@ -355,7 +415,12 @@ def scheme() -> dict[str, Any]:
             "detect": detect,
             "find_tag": find_tag_commands,
             "parse_tag": parse_tag,
+            "array": array_args,
+            "task_id": task_id,
+            "array_limit": array_limit_commands,
+            "parse_array_limit": parse_array_limit,
         },
+        "array": {"index": [ARRAY_INDEX_VAR], "output_index": "%a", "throttle": True},
         "tag_flag": "--comment=",
         "submit_faults": SUBMIT_FAULTS,
         "check_timeout": 60,
