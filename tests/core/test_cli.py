@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.metadata
 import io
 import json
@@ -15,7 +16,7 @@ import sys
 import threading
 import types
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import pytest
 
@@ -187,8 +188,10 @@ def test_json_document_shape_and_values(scripts: Path, capsys: pytest.CaptureFix
             "path",
             "err_path",
             "error",
+            "restored",
         }
         assert job["jobid"] is None  # a local job has no scheduler id
+        assert job["restored"] is False
         assert job["err_path"] == str(Path(job["path"], job["name"] + ".err"))
         assert isinstance(job["seconds"], float)
         assert job["seconds"] >= 0
@@ -478,6 +481,56 @@ def test_grid_runner_refusal_is_a_usage_error(
 
     assert main(["run", "--grid", "slrum", job]) == 2
     assert "'slrum' is not a known scheme" in capsys.readouterr().err
+
+
+class _BatchingRunner(JobRunner):
+    """A grid runner whose `batch()` records which jobs reach `call` while a batch is open."""
+
+    seen: ClassVar[list[tuple[str, bool]]] = []
+
+    def __init__(self, grid: str = "auto", maxjobs: int = 0) -> None:
+        super().__init__(parallel=True, maxjobs=maxjobs)
+        self.open = False
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        self.open = True
+        try:
+            yield
+            self.wait()  # as GridRunner's: every job has reached call() when the block ends
+        finally:
+            self.open = False
+
+    def call(self, runscript: str, workdir: str, out: str | None, err: str, runflags: Any) -> int:
+        self.seen.append((runscript, self.open))
+        return super().call(runscript, workdir, out, err, runflags)
+
+
+@pytest.mark.parametrize(("option", "inside"), [([], True), (["--no-array"], False)])
+def test_grid_jobs_are_handed_over_inside_batch_unless_no_array(
+    scripts: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    grid_entry_point: None,
+    option: list[str],
+    inside: bool,
+) -> None:
+    module = types.ModuleType("runner_grid")
+    module.GridRunner = _BatchingRunner  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "runner_grid", module)
+    monkeypatch.setattr(_BatchingRunner, "seen", [])
+    jobs = [_script(scripts, f"j{i}.sh", "exit 0\n") for i in range(3)]
+
+    assert main(["run", "--grid", "slurm", *option, "--workdir", "work", *jobs]) == 0
+
+    assert sorted(_BatchingRunner.seen) == [(f"j{i}.run", inside) for i in range(3)]
+
+
+def test_local_runs_never_use_batch(scripts: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    jobs = [_script(scripts, f"j{i}.sh", "exit 0\n") for i in range(2)]
+    entered = []
+    monkeypatch.setattr(JobRunner, "batch", entered.append, raising=False)
+    assert main(["run", "--parallel", "--workdir", "work", *jobs]) == 0
+    assert entered == []
 
 
 # --- scheduler job ids -------------------------------------------------------------

@@ -49,18 +49,24 @@ def test_default_runner_and_manager_are_made_once(
 
 def test_public_names() -> None:
     assert sorted(runner_core.__all__) == [
+        "CancelOutcome",
         "JobError",
         "JobManager",
+        "JobRecord",
         "JobRunner",
         "JobStateError",
         "JobStatus",
+        "JournalLocked",
+        "JournalState",
         "REASONS",
         "Results",
         "SingleJob",
         "Terminated",
         "__version__",
         "as_completed",
+        "cancel_run",
         "config",
+        "read_journal",
         "report_failure",
     ]
     for name in runner_core.__all__:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pathlib
 import stat
 import threading
 from typing import TYPE_CHECKING
@@ -123,6 +124,68 @@ def test_bad_names_are_refused(name: str) -> None:
 def test_non_string_name_is_refused() -> None:
     with pytest.raises(TypeError, match="must be a str"):
         SingleJob(3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("runscript", "type_name", "fix"),
+    [
+        (b"echo hi\n", "bytes", r"runscript=data\.decode\(\)"),
+        (bytearray(b"echo hi"), "bytearray", r"runscript=data\.decode\(\)"),
+        (pathlib.Path("run.sh"), "PosixPath", r"runscript=Path\(\.\.\.\)\.read_text\(\)"),
+        (["echo", "hi"], "list", r"e\.g\. runscript='\./simulate input\.dat\\n'"),
+        (0, "int", r"pass the script's text"),
+    ],
+)
+def test_a_runscript_that_is_not_text_is_refused_at_creation(
+    runscript: object, type_name: str, fix: str
+) -> None:
+    with pytest.raises(
+        TypeError, match=rf"job 'x': runscript must be a str .*not {type_name} .*{fix}"
+    ):
+        SingleJob(name="x", runscript=runscript)  # type: ignore[arg-type]
+
+
+def test_a_long_runscript_value_is_shortened_in_the_error() -> None:
+    with pytest.raises(TypeError, match=r"\(b'xxxx+\.\.\.\)") as raised:
+        SingleJob("x", b"x" * 500)  # type: ignore[arg-type]
+    assert len(str(raised.value)) < 200
+
+
+def test_a_plain_job_without_a_runscript_is_refused_at_creation() -> None:
+    with pytest.raises(
+        TypeError,
+        match=r"job 'opt': runscript is None, so SingleJob has nothing to run; pass the "
+        r"script's text, e\.g\. SingleJob\('opt', runscript=.*override get_runscript\(\)",
+    ):
+        SingleJob(name="opt", runscript=None)
+
+    class Renamed(SingleJob):  # a subclass that still builds nothing itself
+        pass
+
+    with pytest.raises(TypeError, match=r"so Renamed has nothing to run"):
+        Renamed("opt", None)
+
+
+def test_a_subclass_that_builds_its_runscript_needs_no_runscript(manager: JobManager) -> None:
+    class Builds(SingleJob):
+        def get_runscript(self) -> str:
+            return "echo built > marker"
+
+    class BuildsAll(SingleJob):
+        def full_runscript(self) -> str:
+            return "#!/bin/sh\nexit 4\n"
+
+    for job in (Builds("b"), Builds("b", None), Builds(name="b", runscript=None)):
+        assert job.runscript == ""
+        assert job.full_runscript() == "#!/bin/sh\necho built > marker\n"
+    assert BuildsAll("all", None).runscript == ""
+    results = Builds("b", None).run(JobRunner(), manager)
+    assert results.ok
+    assert results.job.path is not None
+    assert (results.job.path / "marker").read_text() == "built\n"
+    assert BuildsAll("all", None).run(JobRunner(), manager).exit_code == 4
+    with pytest.raises(TypeError, match="not bytes"):
+        Builds("b", b"echo")  # type: ignore[arg-type]
 
 
 def test_files_are_written_executable_beside_out_and_err(manager: JobManager) -> None:

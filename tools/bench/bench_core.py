@@ -22,7 +22,9 @@ N_JOBS = 2000
 N_SCALE = 10_000
 ROUNDS = 4
 WARMUP = 1
-TARGET_RATIO = 1.1  # issue 7: local overhead within 1.1x of the plain pool
+# issue 7 asked 1.1x without a journal; issue 9: within 1.15x with the run journal on,
+# which every JobManager now keeps by default (bench_journal.py measures it on vs off).
+TARGET_RATIO = 1.15
 TARGET_IMPORT_MS = 30.0
 SCRIPT = "#!/bin/sh\nexit 0\n"
 

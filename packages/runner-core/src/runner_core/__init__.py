@@ -6,23 +6,30 @@ from runner_core._context import report_failure
 from runner_core._errors import JobError, JobStateError
 from runner_core._interrupts import Terminated
 from runner_core._jobs import SingleJob
-from runner_core._manager import JobManager
+from runner_core._journal import JobRecord, JournalLocked, JournalState, read_journal
+from runner_core._manager import CancelOutcome, JobManager, cancel_run
 from runner_core._results import Results, as_completed
 from runner_core._runner import JobRunner
 from runner_core._status import REASONS, JobStatus
 
 __all__ = [
     "REASONS",
+    "CancelOutcome",
     "JobError",
     "JobManager",
+    "JobRecord",
     "JobRunner",
     "JobStateError",
     "JobStatus",
+    "JournalLocked",
+    "JournalState",
     "Results",
     "SingleJob",
     "Terminated",
     "__version__",
     "as_completed",
+    "cancel_run",
     "config",
+    "read_journal",
     "report_failure",
 ]

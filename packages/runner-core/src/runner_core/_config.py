@@ -13,6 +13,7 @@ config = Settings(
         "default_jobrunner": None,
         "default_jobmanager": None,
         "kill_grace": 2.0,
+        "grid_jobs_on_exit": "cancel",
     }
 )
 """Global defaults of runner_core.
@@ -29,4 +30,9 @@ Keys:
         created on first use).
     kill_grace: seconds between SIGTERM and SIGKILL when a job's process group is
         killed (default 2.0).
+    grid_jobs_on_exit: what Ctrl-C, SIGTERM or SIGHUP does to grid jobs in the
+        scheduler's queue: "cancel" (default) cancels them; "keep" leaves the ones a
+        run journal records in the queue, for `runner resume DIR` (or the script run
+        again with `JobManager(..., resume=True)`) to pick up. Local jobs are always
+        stopped: they cannot outlive the script.
 """

@@ -19,9 +19,11 @@ __all__ = [
     "current_results",
     "detach_job",
     "job_context",
+    "journaled",
     "report_failure",
     "report_jobid",
     "report_reason",
+    "report_tag",
 ]
 
 # The job whose `call` runs in this thread; report_failure and runners' own `call`s
@@ -131,6 +133,25 @@ def report_reason(reason: str) -> None:
         logger().warning("report_reason() outside a job's call: %s", reason)
         return
     results._note(reason=reason)
+
+
+def report_tag(tag: str) -> None:
+    """Record the tag of the job running in this thread, before submitting it.
+
+    A grid runner gives each job a tag the scheduler keeps (a job name or comment,
+    unique to the job) and reports it here before the submit command runs: if the
+    driver dies before the job's id is on record, a resume still finds the job in
+    the queue by its tag (`JobRecord.tag`) instead of submitting it again. Outside a
+    job's `call`, or for a job without a journal, it does nothing.
+    """
+    results = current_results()
+    if results is not None and results._journal is not None:
+        results._journal.tag(str(tag))
+
+
+def journaled(results: Results) -> bool:
+    """True when `results`' job is recorded in a run journal (so a resume can find it)."""
+    return results._journal is not None
 
 
 def report_jobid(jobid: str) -> None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
+    from runner_core._journal import JobRecord
     from runner_core._manager import JobManager
     from runner_core._runner import JobRunner
 
@@ -39,6 +40,41 @@ def _check_name(name: object) -> str:
     return name
 
 
+def _check_runscript(cls: type[SingleJob], name: str, runscript: object) -> str:
+    """Return the runscript text to keep, refusing what cannot become a runscript.
+
+    None is the "no text" of a subclass that builds its runscript itself (it overrides
+    `get_runscript()` or `full_runscript()`); a plain SingleJob would run an empty script.
+    """
+    if isinstance(runscript, str):
+        return runscript
+    if runscript is None:
+        if (
+            cls.get_runscript is SingleJob.get_runscript
+            and cls.full_runscript is SingleJob.full_runscript
+        ):
+            raise TypeError(
+                f"job {name!r}: runscript is None, so {cls.__name__} has nothing to run; "
+                f"pass the script's text, e.g. {cls.__name__}({name!r}, runscript='./simulate "
+                "input.dat\\n'), or subclass SingleJob and override get_runscript()"
+            )
+        return ""
+    if isinstance(runscript, (bytes, bytearray)):
+        fix = "decode it first: runscript=data.decode()"
+    elif isinstance(runscript, os.PathLike):
+        fix = "to run the script in a file, pass its text: runscript=Path(...).read_text()"
+    else:
+        fix = "pass the script's text, e.g. runscript='./simulate input.dat\\n'"
+    raise TypeError(
+        f"job {name!r}: runscript must be a str (the text of the script), not "
+        f"{type(runscript).__name__} ({_shorten(repr(runscript))}); {fix}"
+    )
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _shell_quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
@@ -53,25 +89,27 @@ class SingleJob:
 
     Args:
         name: the job's name; also the base of its folder and file names.
-        runscript: the body of the runscript (shell commands by default).
+        runscript: the body of the runscript (shell commands by default), a str. A
+            subclass that overrides `get_runscript()` needs none (None is accepted).
         settings: settings merged over the defaults (`runscript.shebang` "#!/bin/sh",
             `runscript.pre` "", `runscript.post` "", `runscript.stdout_redirect`
             False, `run` {}).
 
     Raises:
-        TypeError: name is not a str.
+        TypeError: name is not a str; runscript is neither a str nor None (bytes:
+            decode them), or is None on a job class that does not build its own.
         ValueError: name cannot be a file name (empty, '.', '..', holds '/' or NUL).
     """
 
     def __init__(
         self,
         name: str,
-        runscript: str = "",
+        runscript: Optional[str] = "",
         settings: Settings | Mapping[str, Any] | None = None,
     ) -> None:
         """Create a job; see the class docstring."""
         self.name = _check_name(name)
-        self.runscript = runscript
+        self.runscript = _check_runscript(type(self), name, runscript)
         self.settings = Settings(
             {
                 "runscript": {
@@ -89,8 +127,38 @@ class SingleJob:
         self.results = Results(self)
         self._started = False
 
+    # Set by the JobManager when the job is run (see JobManager._claim): the hash of its
+    # input, its runner's number in the journal, and its earlier try on a resume.
+    _input_hash: Optional[str] = None
+    _journal_runner: Optional[int] = None
+    _previous: Optional[JobRecord] = None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.results.status.name}>"
+
+    def input_hash(self) -> str:
+        """Return a hash of what the job runs: its whole runscript and its runflags.
+
+        The runscript is hashed whole, as written to `<name>.run` (so `stdout_redirect`,
+        `pre` and `post` count through the lines they add), which lets `runner resume`
+        rebuild the same hash from the file alone.
+
+        A resumed JobManager does not run again a job whose name and hash match a job
+        that ended SUCCESSFUL. Override it (mixing in `super().input_hash()`) when the
+        job reads input that the runscript does not hold, such as files it copies in.
+
+        Returns:
+            32 hexadecimal digits (128 bits of SHA-256).
+        """
+        import hashlib  # noqa: PLC0415 - lazy stdlib import keeps `import runner_core` fast
+        import json  # noqa: PLC0415 - lazy stdlib import keeps `import runner_core` fast
+
+        digest = hashlib.sha256(self.full_runscript().encode())
+        digest.update(b"\0")
+        digest.update(
+            json.dumps(self.settings["run"], sort_keys=True, default=repr).encode(errors="replace")
+        )
+        return digest.hexdigest()[:32]
 
     @property
     def runscript_name(self) -> str:
@@ -143,7 +211,9 @@ class SingleJob:
     ) -> Results:
         """Run the job through `jobrunner` in a folder given by `jobmanager`.
 
-        Returns at once when the runner is parallel; wait on the results.
+        Returns at once when the runner is parallel; wait on the results. With a
+        resumed JobManager a job that succeeded in the earlier run is not run: its
+        results come back final at once (`results.restored`).
 
         Args:
             jobrunner: the runner; None uses `config.default_jobrunner`.
@@ -156,6 +226,8 @@ class SingleJob:
         Raises:
             JobError: the job was run before, or the runner is shut down (the job then
                 ends CANCELLED).
+            JournalLocked: another live driver writes the journal of `jobmanager`'s
+                folder (a JobError: the job ends CANCELLED, not run).
         """
         with _run_lock:
             if self._started:
@@ -170,6 +242,8 @@ class SingleJob:
         if jobmanager is None:
             jobmanager = default_jobmanager()
         try:
+            if jobmanager._claim(self, jobrunner):
+                return self.results  # restored from an earlier run: nothing to run
             jobrunner._run_job(self, jobmanager)
         except BaseException as exc:
             if isinstance(exc, Exception) and not isinstance(exc, JobError):

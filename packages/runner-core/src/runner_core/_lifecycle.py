@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from runner_core._config import config
 from runner_core._interrupts import end_by_signal, in_main_thread, install_handlers, state
+from runner_core._journal import close_all, left_folders
 from runner_core._log import logger
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     class _Runner(Protocol):
         def shutdown(self, cancel: bool = ..., timeout: Optional[float] = ...) -> None: ...
         def wait(self, timeout: Optional[float] = ...) -> None: ...
+        def _leave_jobs_queued(self) -> int: ...
 
 
 __all__ = ["cancel_all_runners", "live_runners", "register"]
@@ -33,6 +35,7 @@ _lock = threading.Lock()
 _hooks_installed = False
 _interrupted = False
 _previous_excepthook: Optional[Callable[..., Any]] = None
+_left_done = False
 
 
 def live_runners() -> list[_Runner]:
@@ -41,12 +44,59 @@ def live_runners() -> list[_Runner]:
         return list(_live)
 
 
+ON_EXIT = ("cancel", "keep")
+
+
+def _keep_grid_jobs() -> bool:
+    value = config.get("grid_jobs_on_exit", "cancel")
+    if value not in ON_EXIT:
+        logger().error(
+            "config.grid_jobs_on_exit is %r, not one of %s; cancelling the grid jobs. "
+            'Set it to "keep" to leave them queued for a resume',
+            value,
+            ", ".join(map(repr, ON_EXIT)),
+        )
+        return False
+    return bool(value == "keep")
+
+
+def leave_grid_jobs() -> int:
+    """With `config.grid_jobs_on_exit = "keep"`: let every live runner leave its journaled jobs.
+
+    Prints one line with the command that resumes the run when any job was left.
+
+    Returns:
+        How many jobs were left in the scheduler's queue.
+    """
+    global _left_done
+    with _lock:
+        done, _left_done = _left_done, True
+    if done or not _keep_grid_jobs():
+        return 0
+    left = 0
+    for runner in live_runners():
+        try:
+            left += runner._leave_jobs_queued()
+        except Exception:
+            logger().exception("%r could not leave its jobs queued; they are cancelled", runner)
+    if left:
+        folders = left_folders()
+        command = "; ".join(f"runner resume {f}" for f in folders) or "runner resume DIR"
+        plural = "" if left == 1 else "s"
+        sys.stderr.write(
+            f"runner_core: {left} grid job{plural} left in the scheduler's queue "
+            f"(config.grid_jobs_on_exit = 'keep'); resume with: {command}\n"
+        )
+    return left
+
+
 def cancel_all_runners() -> None:
-    """Call `shutdown(cancel=True)` on every live runner.
+    """Call `shutdown(cancel=True)` on every live runner (leaving grid jobs queued if so set).
 
     A Ctrl-C or a SystemExit that lands meanwhile does not cut the clean-up short: the
     runner it landed in is shut down again (which waits for what is left).
     """
+    leave_grid_jobs()
     for runner in live_runners():
         for _attempt in range(3):
             try:
@@ -95,4 +145,5 @@ def _at_exit() -> None:
     except (KeyboardInterrupt, SystemExit):
         cancel_all_runners()
     finally:
+        close_all()  # the journals: every job's end is on record by now
         end_by_signal()

@@ -1,54 +1,151 @@
-"""JobManager: gives every job its own, uniquely named folder under one root folder."""
+"""JobManager: every job's own folder under one root folder, the run's journal, resume decisions."""
 
 from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Union
+import weakref
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from runner_core._errors import JobError
+from runner_core._journal import (
+    JobRecord,
+    Journal,
+    JournalLocked,
+    open_journal,
+    read_journal,
+    record_outside_ends,
+    write_request,
+)
+from runner_core._log import logger
+from runner_core._process import boot_id, find_session_leaders, kill_recorded_groups
+from runner_core._status import JobStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
     from runner_core._jobs import SingleJob
 
 
+def _check_flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, not {type(value).__name__} {value!r}")
+    return value
+
+
 class JobManager:
-    """Hands out job folders: `name`, `name.002`, `name.003`, ... under `folder`.
+    """Hands out job folders (`name`, `name.002`, ...) under `folder` and keeps the run's journal.
 
     Registration is thread-safe and the names are unique also against folders that
     are already on disk (left over from an earlier run, or made by someone else).
 
+    Every job's life is recorded in the journal `folder/.runner/journal.jsonl`
+    (name, folder, a hash of what it runs, state changes, scheduler id, exit code,
+    reason, times), which `runner status`, `runner cancel` and a resume read. One
+    process at a time writes a folder's journal: another live driver on the same
+    folder is refused with `JournalLocked`, naming its host and pid.
+
+    With `resume=True` the manager picks up a run of this folder that ended or was
+    killed: a job whose name and hash match a job that ended SUCCESSFUL is not run
+    again (its Results come back final at once, `results.restored` True, `job.path`
+    its old folder); a grid job still in the scheduler's queue is re-attached by its
+    runner (`JobRunner.reattach`), not submitted again; a job that failed, was
+    cancelled or never ended runs again in its old folder (a local job a killed
+    driver left running is stopped first). A job whose input changed is a new job
+    with a folder of its own. Without a journal to resume from it is a plain run.
+
     Args:
-        folder: the root folder; made absolute at once, created on first use.
+        folder: the root folder; made absolute at once, created on first use (at once
+            with `resume=True`).
+        resume: resume the run recorded in `folder` (see above).
+        journal: keep the journal (default True); False records nothing, and makes
+            `resume`, `runner status` and `runner cancel` unavailable for this run.
 
     Attributes:
-        jobs: the registered jobs, in registration order.
+        jobs: the jobs given a folder (or restored), in registration order.
+
+    Raises:
+        TypeError: resume or journal is not a bool.
+        ValueError: resume=True with journal=False.
+        JournalLocked: (with resume=True) another live driver writes this folder's journal.
     """
 
-    def __init__(self, folder: Union[str, os.PathLike[str]] = "runner_workdir") -> None:
-        """Create a manager for `folder` (nothing is created on disk yet)."""
+    def __init__(
+        self,
+        folder: Union[str, os.PathLike[str]] = "runner_workdir",
+        *,
+        resume: bool = False,
+        journal: bool = True,
+    ) -> None:
+        """Create a manager for `folder` (nothing is created on disk yet unless resuming)."""
         from pathlib import Path  # noqa: PLC0415 - pathlib costs ~10 ms; keep `import runner_core` light
 
         self._path = Path(os.path.abspath(os.fspath(folder)))
+        self._resume = _check_flag("resume", resume)
+        self._use_journal = _check_flag("journal", journal)
+        if resume and not journal:
+            raise ValueError(
+                "JobManager(resume=True) resumes from the journal, but journal=False; "
+                "drop journal=False"
+            )
         self.jobs: list[SingleJob] = []
         self._lock = threading.Lock()
         self._next: dict[str, int] = {}
         self._created = False
+        self._journal: Optional[Journal] = None
+        self._runners: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self._adopted: set[int] = set()
+        self._claimed: list[SingleJob] = []
+        self._cancelled = False
+        if resume:
+            with self._lock:
+                self._open_journal()
 
     def __repr__(self) -> str:
         return f"JobManager({str(self._path)!r})"
+
+    def __enter__(self) -> JobManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def path(self) -> Path:
         """The absolute root folder (created on first use)."""
         return self._path
 
-    def register(self, job: SingleJob) -> Path:
-        """Give `job` its own new folder and record the job.
+    @property
+    def resume(self) -> bool:
+        """True when this manager resumes the run recorded in its folder."""
+        return self._resume
 
-        Sets `job.path` and appends the job to `jobs`.
+    @property
+    def journal_path(self) -> Optional[Path]:
+        """The journal file, `folder/.runner/journal.jsonl`; None when journal=False."""
+        if not self._use_journal:
+            return None
+        return self._path / ".runner" / "journal.jsonl"
+
+    def close(self) -> None:
+        """Stop writing the journal (release the folder for another driver) once no job runs.
+
+        Called by `with JobManager(...)` at the end of the block and, for every manager,
+        at the interpreter's exit. Jobs that change state afterwards are not recorded.
+        """
+        with self._lock:
+            journal, self._journal = self._journal, None
+        if journal is not None:
+            journal.users -= 1
+            if journal.users <= 0:
+                journal.close()
+
+    def register(self, job: SingleJob) -> Path:
+        """Give `job` its own new folder, record the job (and in the journal).
+
+        Sets `job.path` and appends the job to `jobs`. A job a resume runs again gets
+        its old folder back.
 
         Args:
             job: a job that has no folder yet.
@@ -58,30 +155,311 @@ class JobManager:
 
         Raises:
             JobError: the job already has a folder.
+            JournalLocked: another live driver writes this folder's journal.
             OSError: the folder cannot be created (permissions, full disk...).
         """
+        from pathlib import Path  # noqa: PLC0415 - loaded by __init__ already; no module import
+
         name = job.name
         root = self._path
         with self._lock:
             if job.path is not None:
+                if id(job) in self._adopted:  # a re-attach that failed: it runs again here
+                    self._adopted.discard(id(job))
+                    return job.path
                 raise JobError(
                     f"job {name!r} already has the folder {str(job.path)!r}; "
                     "a job is registered once"
                 )
+            journal = self._open_journal() if self._use_journal else None
             if not self._created:
                 os.makedirs(root, exist_ok=True)
                 self._created = True
-            number = self._next.get(name, 1)
-            while True:
-                folder = name if number == 1 else f"{name}.{number:03d}"
-                path = root / folder
-                try:
-                    os.mkdir(path)
-                except FileExistsError:
-                    number += 1
-                    continue
-                break
-            self._next[name] = number + 1
+            previous: Optional[JobRecord] = job._previous
+            if previous is not None:
+                folder = previous.folder
+                path = Path(previous.path)
+                os.makedirs(path, exist_ok=True)
+            else:
+                number = self._next.get(name, 1)
+                while True:
+                    folder = name if number == 1 else f"{name}.{number:03d}"
+                    path = root / folder
+                    try:
+                        os.mkdir(path)
+                    except FileExistsError:
+                        number += 1
+                        continue
+                    break
+                self._next[name] = number + 1
             job.path = path
             self.jobs.append(job)
+            if journal is not None:
+                job.results._journal = journal.new_job(
+                    name, folder, job._input_hash, job._journal_runner, job.settings.get("run")
+                )
         return path
+
+    # --- what SingleJob.run and JobRunner ask (not for scripts) ------------------------
+
+    def _claim(self, job: SingleJob, runner: object) -> bool:
+        """Take `job` into the run before its runner does; True when it was restored.
+
+        Records the job's input hash and runner; on resume, finds the job's earlier
+        try (`job._previous`) or restores it when that ended SUCCESSFUL.
+
+        Raises:
+            JobError: `runner cancel` cancelled this run (the job does not run).
+            JournalLocked: another live driver writes this folder's journal.
+        """
+        if not self._use_journal:
+            return False
+        with self._lock:
+            try:
+                journal = self._open_journal()
+            except OSError:
+                return False  # the folder cannot be made: the job fails in register, as before
+            if self._cancelled:
+                raise JobError(
+                    f"job {job.name!r} not run: the run in {str(self._path)!r} was cancelled "
+                    "(`runner cancel`)"
+                )
+            number = self._runners.get(runner)
+            if number is None:
+                info = getattr(runner, "journal_info", None)
+                number = journal.add_runner(info() if callable(info) else {"kind": "local"})
+                self._runners[runner] = number
+            self._claimed.append(job)
+        job._journal_runner = number
+        job._input_hash = digest = job.input_hash()
+        if not self._resume:
+            return False
+        record = journal.take_previous(job.name, digest)
+        if record is None:
+            return False
+        if record.status is JobStatus.SUCCESSFUL:
+            if not os.path.isdir(record.path):
+                logger().info("job %r: its earlier folder is gone; it runs again", job.name)
+                return False
+            from pathlib import Path  # noqa: PLC0415 - loaded by __init__ already
+
+            with self._lock:
+                job.path = Path(record.path)
+                self.jobs.append(job)
+            job.results._restore(
+                record.exit_code, record.started_at, record.finished_at, record.jobid
+            )
+            return True
+        job._previous = record
+        return False
+
+    def _adopt(self, job: SingleJob) -> JobRecord:
+        """Give a job that may be re-attached its old folder and journal record back."""
+        from pathlib import Path  # noqa: PLC0415 - loaded by __init__ already
+
+        record = job._previous
+        if record is None:
+            raise JobError(f"job {job.name!r} has no earlier try to re-attach to")
+        with self._lock:
+            journal = self._open_journal()
+            job.path = Path(record.path)
+            self.jobs.append(job)
+            self._adopted.add(id(job))
+            job.results.jobid = record.jobid
+            job.results._journal = journal.adopt(record.number)
+        return record
+
+    def _open_journal(self) -> Journal:
+        """This manager's journal, opened on first use (lock held by the caller)."""
+        journal = self._journal
+        if journal is not None and not journal.closed:
+            return journal
+        journal = open_journal(str(self._path))
+        self._created = True
+        journal.users += 1
+        self._journal = journal
+        journal.on_cancel(self._cancel_all)
+        if self._resume and not journal.leftovers_stopped:
+            journal.leftovers_stopped = True
+            _stop_leftovers(journal)
+        return journal
+
+    def _cancel_all(self) -> None:
+        """`runner cancel` asked: cancel every job of the run, and run no new one."""
+        with self._lock:
+            self._cancelled = True
+            jobs = list(self._claimed)
+        for job in jobs:
+            job.cancel()
+
+
+def _stop_leftovers(journal: Journal) -> None:
+    """Stop the local jobs a dead driver of this folder left running; record them CANCELLED."""
+    leftovers = [r for r in journal.previous.jobs if not r.done and r.kind == "local"]
+    if not leftovers:
+        return
+    stop_local_jobs(leftovers)
+    record_outside_ends(
+        journal, leftovers, "stopped by a resume: its driver had died", JobStatus.CANCELLED
+    )
+    for record in leftovers:
+        record.status = JobStatus.CANCELLED
+        record.reason = "cancelled"
+
+
+def stop_local_jobs(records: Sequence[JobRecord]) -> list[JobRecord]:
+    """Stop the local process groups of jobs whose driver may be gone; return those now stopped.
+
+    A group is identified by the leader's recorded pid and start time and the boot id
+    (see `kill_recorded_groups`); a job killed before its pid was on record is found
+    by its runscript's path among the session leaders. A job recorded on another host
+    cannot be stopped from here: it is left out of the returned list, with a warning.
+    """
+    here_host = os.uname().nodename
+    here_boot = boot_id()
+    stopped: list[JobRecord] = []
+    groups: list[tuple[int, int, Optional[str]]] = []
+    known: list[JobRecord] = []
+    unknown: list[JobRecord] = []
+    for record in records:
+        if record.pid is not None and record.pstart is not None:
+            if record.host not in (None, here_host):
+                logger().warning(
+                    "job %s may still run on host %s (pid %s): it cannot be stopped from here",
+                    record.folder,
+                    record.host,
+                    record.pid,
+                )
+                continue
+            groups.append((record.pid, record.pstart, record.boot))
+            known.append(record)
+        elif record.status is JobStatus.RUNNING:
+            unknown.append(record)
+        stopped.append(record)
+    if unknown:  # started, but killed before its pid was on record: find it by its runscript
+        by_path = {os.path.join(r.path, r.name + ".run"): r for r in unknown}
+        for path, found in find_session_leaders(set(by_path)).items():
+            for pid, start in found:
+                groups.append((pid, start, here_boot))
+                known.append(by_path[path])
+    if groups:
+        outcomes = kill_recorded_groups(groups)
+        for record, outcome in zip(known, outcomes):
+            if outcome == "killed":
+                logger().warning(
+                    "stopped job %s, left running by a driver that is gone", record.folder
+                )
+    return stopped
+
+
+class CancelOutcome:
+    """What `cancel_run` did.
+
+    Attributes:
+        folder: the run's folder.
+        driver_alive: True when a live driver was asked to cancel (and did, within the
+            time-out, for the jobs not in `not_stopped`).
+        cancelled: the records of the jobs now ended CANCELLED.
+        not_stopped: records of jobs that could not be stopped from here (run on
+            another host, no runner installed for their kind, or still ending), with why.
+    """
+
+    def __init__(self, folder: str, driver_alive: bool) -> None:
+        """An outcome with nothing done yet."""
+        self.folder = folder
+        self.driver_alive = driver_alive
+        self.cancelled: list[JobRecord] = []
+        self.not_stopped: list[tuple[JobRecord, str]] = []
+
+
+def cancel_run(
+    folder: Union[str, os.PathLike[str]],
+    runners: Mapping[str, Any],
+    timeout: float = 30.0,
+) -> CancelOutcome:
+    """Cancel the queued and running jobs of the run recorded in `folder`, live driver or not.
+
+    With a live driver: writes the cancel request its journal thread watches (it
+    cancels every job of the run within about a second: they end CANCELLED) and
+    waits up to `timeout` s for them to end; a local job still running then (a hung
+    driver) has its process group killed from here. With no live driver: takes the
+    journal over, cancels each job through `runners[record.kind].cancel_recorded()`
+    (local process groups killed, grid jobs cancelled in the scheduler's queue) and
+    records them CANCELLED.
+
+    Args:
+        folder: the JobManager folder.
+        runners: the runner class for each kind of record, e.g. {"local": JobRunner,
+            "grid": GridRunner}; each has the classmethod `cancel_recorded(records)`.
+        timeout: seconds to wait for a live driver to end the jobs.
+
+    Returns:
+        What was done.
+
+    Raises:
+        JobError: `folder` has no run journal.
+        JournalLocked: a driver started on the folder while this ran.
+    """
+    import time  # noqa: PLC0415 - lazy stdlib import keeps `import runner_core` fast
+
+    root = os.path.abspath(os.fspath(folder))
+    state = read_journal(root)
+    if not state.exists:
+        raise JobError(
+            f"{root!r} has no run journal (.runner/journal.jsonl): it is not the folder of a "
+            "JobManager (the --workdir of `runner run`), or its run had journal=False"
+        )
+    driver = state.driver
+    live = driver is not None and driver.live
+    outcome = CancelOutcome(root, live)
+    pending = {r.number: r for r in state.jobs if not r.done}
+    if live:
+        write_request(root)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = read_journal(root)
+            for record in now.jobs:
+                if record.number in pending and record.done:
+                    del pending[record.number]
+                    if record.status is JobStatus.CANCELLED:
+                        outcome.cancelled.append(record)
+            if now.driver is None or not now.driver.live:
+                break
+        local = [r for r in pending.values() if r.kind == "local"]
+        for record in stop_local_jobs(local):
+            pending.pop(record.number, None)
+            outcome.cancelled.append(record)
+        for record in pending.values():
+            outcome.not_stopped.append((record, "its driver has not ended it yet"))
+        return outcome
+    journal = open_journal(root)
+    try:
+        by_kind: dict[str, list[JobRecord]] = {}
+        for record in pending.values():
+            by_kind.setdefault(record.kind, []).append(record)
+        for kind, records in by_kind.items():
+            cls = runners.get(kind)
+            if cls is None:
+                outcome.not_stopped.extend(
+                    (r, f"no runner for {kind!r} jobs here") for r in records
+                )
+                continue
+            stopped = list(cls.cancel_recorded(records))
+            record_outside_ends(
+                journal,
+                stopped,
+                "cancelled by `runner cancel` (its driver was gone)",
+                JobStatus.CANCELLED,
+            )
+            done = {r.number for r in stopped}
+            outcome.cancelled.extend(stopped)
+            outcome.not_stopped.extend(
+                (r, "could not be stopped from this host") for r in records if r.number not in done
+            )
+    finally:
+        journal.close()
+    return outcome
+
+
+__all__ = ["CancelOutcome", "JobManager", "JournalLocked", "cancel_run", "stop_local_jobs"]

@@ -1,4 +1,8 @@
-"""Local process groups: start a runscript in its own, wait for it, kill groups; no runner here."""
+"""Local process groups: start a runscript in its own, wait for it, kill groups; no runner here.
+
+Also the groups of a driver that is gone (a killed script whose jobs run on): a group
+is named by its leader's pid, start time and the boot id, never by a pid alone.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,19 @@ from runner_core._config import config
 from runner_core._interrupts import deferred_interrupts, wait_process
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
     from subprocess import Popen
 
-__all__ = ["SpawnError", "kill_groups", "kill_in_background", "run_process"]
+__all__ = [
+    "SpawnError",
+    "boot_id",
+    "find_session_leaders",
+    "kill_groups",
+    "kill_in_background",
+    "kill_recorded_groups",
+    "process_start",
+    "run_process",
+]
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 _ETXTBSY_RETRIES = 40
@@ -193,3 +206,162 @@ def kill_in_background(procs: Iterable[Popen[Any]]) -> None:
     threading.Thread(
         target=kill_groups, args=(list(procs),), name="runner:kill", daemon=True
     ).start()
+
+
+# --- processes of a driver that is gone: identified by pid, start time and boot -------
+
+
+def boot_id() -> Optional[str]:
+    """This boot of this machine (Linux's random boot id), or None where it cannot be read.
+
+    A pid names one process only within one boot: with the boot id and the process's
+    start time (`process_start`) it names one process for good.
+    """
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def _stat_fields(pid: int) -> Optional[list[str]]:
+    """Fields 3 on of /proc/<pid>/stat (state, ppid, pgrp, session, ...), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    # the command name (field 2) is in parentheses and may hold spaces and parentheses
+    return text.rsplit(")", 1)[-1].split()
+
+
+def process_start(pid: int, zombies: bool = True) -> Optional[int]:
+    """The start time of process `pid` (clock ticks since boot), or None if it is gone or unknown.
+
+    A zombie (ended, not yet waited for) still has its start time, as its pid is not
+    free yet; with `zombies=False` it counts as gone.
+    """
+    fields = _stat_fields(pid)
+    if fields is None or len(fields) < 20 or fields[0] == "X" or (not zombies and fields[0] == "Z"):
+        return None
+    return int(fields[19])
+
+
+def _members(groups: set[int]) -> dict[int, list[tuple[int, int]]]:
+    """For each process group of `groups`: its live (pid, start time) with session == group."""
+    found: dict[int, list[tuple[int, int]]] = {}
+    for pid, fields in _live_processes():
+        pgrp, session = int(fields[2]), int(fields[3])
+        if pgrp in groups and session == pgrp:
+            found.setdefault(pgrp, []).append((pid, int(fields[19])))
+    return found
+
+
+def _live_processes() -> Iterator[tuple[int, list[str]]]:
+    """Every live process (zombies left out): its pid and its /proc stat fields."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return
+    for name in names:
+        if name.isdigit():
+            fields = _stat_fields(int(name))
+            if fields is not None and len(fields) >= 20 and fields[0] not in ("Z", "X"):
+                yield int(name), fields
+
+
+def kill_recorded_groups(
+    groups: Iterable[tuple[int, int, Optional[str]]], grace: Optional[float] = None
+) -> list[str]:
+    """Kill the process groups a driver that is gone started; say what became of each.
+
+    Each group is given as (pid of its leader, the leader's start time, boot id), as
+    recorded when the leader was started in its own session. A group is killed only
+    when it is provably that one: the same boot, and either its leader alive with the
+    recorded start time, or (the leader gone) members of its session started no
+    earlier. Linux does not hand out a pid while it is still some process's group or
+    session id, so a live member keeps the number from being reused. A pid now used
+    by another process is never signalled.
+
+    Args:
+        groups: (pid, start time, boot id) of each group.
+        grace: seconds between SIGTERM and SIGKILL (default `config.kill_grace`).
+
+    Returns:
+        For each group, in order: "killed", "gone" (nothing of it runs any more) or
+        "unknown" (no /proc or no boot id here: it could not be identified, so it was
+        left alone).
+    """
+    import signal  # noqa: PLC0415 - lazy stdlib import keeps `import runner_core` fast
+
+    if grace is None:
+        grace = float(config.get("kill_grace", 2.0))
+    wanted = list(groups)
+    here = boot_id()
+    outcome: list[str] = []
+    targets: dict[int, list[int]] = {}  # index -> pids to signal (leader or members)
+    orphans: dict[int, int] = {}  # group whose leader is gone -> index
+    for index, (pid, start, boot) in enumerate(wanted):
+        if here is None or boot is None:
+            outcome.append("unknown")
+            continue
+        if boot != here:
+            outcome.append("gone")  # the machine was rebooted since: none of it runs
+            continue
+        now = process_start(pid)
+        if now == start:
+            targets[index] = [-pid]  # the leader is alive: signal the whole group
+            outcome.append("killed")
+        elif now is not None:
+            outcome.append("gone")  # the pid names another process now: ours is long gone
+        else:
+            orphans[pid] = index
+            outcome.append("gone")
+    if orphans:
+        for group, members in _members(set(orphans)).items():
+            index = orphans[group]
+            start = wanted[index][1]
+            pids = [pid for pid, began in members if began >= start]
+            if pids:
+                targets[index] = pids
+                outcome[index] = "killed"
+
+    def send(sig: int, pids: Iterable[int]) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if pid < 0:
+                    os.killpg(-pid, sig)
+                else:
+                    os.kill(pid, sig)
+
+    every = [pid for pids in targets.values() for pid in pids]
+    send(signal.SIGTERM, every)
+    deadline = time.monotonic() + grace
+    while every and time.monotonic() < deadline:
+        every = [p for p in every if (_group_alive(-p) if p < 0 else process_start(p) is not None)]
+        if every:
+            time.sleep(0.02)
+    send(signal.SIGKILL, every)
+    return outcome
+
+
+def find_session_leaders(argv0: set[str]) -> dict[str, list[tuple[int, int]]]:
+    """Session leaders of this user whose argv[0] is one of `argv0`: {argv0: [(pid, start)]}.
+
+    For a job whose driver died after starting its process but before it recorded the
+    pid: the runscript was started by its full path, in a session of its own.
+    """
+    found: dict[str, list[tuple[int, int]]] = {}
+    if not argv0:
+        return found
+    for pid, fields in _live_processes():
+        if int(fields[3]) != pid:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                first = f.read().split(b"\0", 1)[0].decode(errors="replace")
+        except OSError:
+            continue
+        if first in argv0:
+            found.setdefault(first, []).append((pid, int(fields[19])))
+    return found

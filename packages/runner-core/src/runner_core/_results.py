@@ -15,12 +15,16 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from runner_core._jobs import SingleJob
+    from runner_core._journal import _Entry
 
 __all__ = ["Results", "as_completed"]
 
 # One lock for every job's state: a move is a few assignments long, so sharing it costs
 # nothing measurable and saves a lock per job (10,000 jobs in flight is the target).
-# Nothing is called while it is held: no callback, no hook, no other lock.
+# Nothing is called while it is held (no callback, no hook, no other lock) but one: a
+# job's journal entry records the move, an `os.write` under the journal's own lock,
+# which is innermost and calls nothing. So the journal has the moves in the order they
+# happened, and a step is on record before any waiter or callback learns of it.
 _lock = threading.Lock()
 
 
@@ -50,6 +54,9 @@ class Results:
         started_at: `time.time()` when `call` started, or None.
         finished_at: `time.time()` when the job ended, or None.
         jobid: the scheduler's id of a grid job once submitted, else None.
+        restored: True when a resumed JobManager found the job ended SUCCESSFUL in an
+            earlier run with the same input, and gave back its results without
+            running it again.
     """
 
     __slots__ = (
@@ -58,6 +65,7 @@ class Results:
         "_end_reason",
         "_event",
         "_failure",
+        "_journal",
         "_on_cancel",
         "error",
         "exit_code",
@@ -65,6 +73,7 @@ class Results:
         "job",
         "jobid",
         "reason",
+        "restored",
         "started_at",
         "status",
     )
@@ -85,6 +94,8 @@ class Results:
         self._end_reason: Optional[str] = None
         self._cancel_requested = False
         self._on_cancel: Optional[Callable[[Results], None]] = None
+        self._journal: Optional[_Entry] = None
+        self.restored = False
 
     def __repr__(self) -> str:
         reason = f" ({self.reason})" if self.reason else ""
@@ -193,17 +204,22 @@ class Results:
                 )
             if to is JobStatus.RUNNING:
                 self.started_at = time.time()
+            entry = self._journal
             if not to.done:
                 self.status = to
-                return True
-            if exit_code is not None:
-                self.exit_code = exit_code
-            self.error = error
-            self.reason = reason
-            self.finished_at = time.time()
-            self._on_cancel = None
-            callbacks, self._callbacks = self._callbacks, None
-            self.status = to  # last: a reader that sees a final state sees its fields
+            else:
+                if exit_code is not None:
+                    self.exit_code = exit_code
+                self.error = error
+                self.reason = reason
+                self.finished_at = time.time()
+                self._on_cancel = None
+                callbacks, self._callbacks = self._callbacks, None
+                self.status = to  # last: a reader that sees a final state sees its fields
+            if entry is not None:
+                entry.moved(self, to)
+        if not to.done:
+            return True
         self._event.set()
         for fn in callbacks or ():
             self._run_callback(fn)
@@ -247,6 +263,29 @@ class Results:
             self._end_reason = reason
         if jobid is not None:
             self.jobid = jobid
+            entry = self._journal
+            if entry is not None:
+                entry.jobid(jobid)
+
+    def _restore(
+        self,
+        exit_code: Optional[int],
+        started_at: Optional[float],
+        finished_at: Optional[float],
+        jobid: Optional[str],
+    ) -> None:
+        """End a job that has not started SUCCESSFUL with an earlier run's outcome (resume)."""
+        with _lock:
+            if self.status is not JobStatus.CREATED:
+                raise JobStateError(
+                    f"job {self.job.name!r} cannot be restored from {self.status.name}"
+                )
+            self.exit_code = exit_code
+            self.started_at = started_at
+            self.jobid = jobid
+            self.restored = True
+        self._move(JobStatus.SUCCESSFUL, exit_code=exit_code)
+        self.finished_at = finished_at
 
     def _run_callback(self, fn: Callable[[Results], object]) -> None:
         try:

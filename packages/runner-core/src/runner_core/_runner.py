@@ -22,16 +22,19 @@ from runner_core._context import current_results, job_context, report_failure
 from runner_core._errors import JobError
 from runner_core._lifecycle import register
 from runner_core._log import logger
+from runner_core._manager import stop_local_jobs
 from runner_core._pool import Pool, PoolClosed, _check_count
 from runner_core._process import SpawnError, kill_groups, kill_in_background, run_process
 from runner_core._status import JobStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from subprocess import Popen
 
     from typing_extensions import Concatenate, ParamSpec
 
     from runner_core._jobs import SingleJob
+    from runner_core._journal import JobRecord
     from runner_core._manager import JobManager
     from runner_core._pool import Lease, PoolSnapshot, Task
     from runner_core._results import Results
@@ -215,6 +218,19 @@ class Completion:
                 self._job, self._lease, exit_code, failure=message, reason=reason
             )
 
+    def leave(self) -> None:
+        """Leave the job where it is (in the scheduler's queue) as the driver exits; once.
+
+        Frees its slot without ending it: the job stays RUNNING, and the journal
+        records it as left, so a resume re-attaches it (`JobRunner.reattach`). For a
+        runner's `_leave_jobs_queued()`, with `config.grid_jobs_on_exit = "keep"`.
+        """
+        if self._claim():
+            entry = self._job.results._journal
+            if entry is not None:
+                entry.left()
+            self._lease.release()
+
     def _claim(self) -> bool:
         with self._lock:
             done, self._done = self._done, True
@@ -359,6 +375,90 @@ class JobRunner(metaclass=_MetaRunner):
             report_failure(str(exc))
             return exc.exit_code
 
+    # --- the journal and resume: hooks for runner authors ---------------------------------
+
+    def journal_info(self) -> dict[str, Any]:
+        """Hook: describe this runner for the run journal (JSON-ready; small: kept per run).
+
+        The journal keeps it with every job this runner runs; `runner resume DIR`
+        builds a runner again from it (`from_journal_info`), and a resumed job is
+        re-attached only by a runner of the same kind. "kind" names the runner class
+        family: "local" here, "grid" for runner-grid (whose `runner cancel` support
+        is found through the entry point group `runner_core.grid_runners`).
+
+        Returns:
+            {"kind": "local", "parallel": ..., "maxjobs": ...}; a subclass returns its
+            own "kind" and what it needs to be built again (a scheme name, ...).
+        """
+        return {"kind": "local", "parallel": self._parallel, "maxjobs": self._maxjobs}
+
+    @classmethod
+    def from_journal_info(cls: type[R], info: Mapping[str, Any]) -> R:
+        """Hook: build a runner again from what its `journal_info()` returned (`runner resume`).
+
+        Args:
+            info: the recorded description.
+
+        Returns:
+            A new runner.
+        """
+        return cls(parallel=bool(info.get("parallel", True)), maxjobs=int(info.get("maxjobs", 0)))
+
+    def reattach(self, record: JobRecord) -> bool:
+        """Hook: on a resume, pick up a job an earlier driver left running instead of rerunning it.
+
+        Called in the job's thread, as `call` would be (the job RUNNING, in its old
+        folder `record.path`, holding its `maxjobs` slot; `current_results()`,
+        `report_jobid()`, `report_tag()` and `detach_job()` work), for a job whose
+        earlier try did not end and was run by a runner of another kind than "local"
+        (`record.runner`, `record.jobid`, `record.tag` say where it is). To take it
+        over, call `detach_job()` and end the job later through the Completion (a
+        poller that sees it leave the queue, or at once if its end is known
+        already), then return True. Return False when the job cannot be found
+        (never reached the queue): it is then prepared and `call`ed again in the
+        same folder. The local runner cannot re-attach and returns False.
+
+        Args:
+            record: the job's earlier try, as the journal has it.
+
+        Returns:
+            True when the job was re-attached (and detached from this thread).
+        """
+        return False
+
+    @classmethod
+    def cancel_recorded(cls, records: Sequence[JobRecord]) -> list[JobRecord]:
+        """Hook: cancel jobs from their journal records, with no live runner (`runner cancel`).
+
+        Must not need a live driver: the local runner kills each recorded process
+        group, identified safely (pid, process start time and boot id; a pid now
+        used by another process is never signalled). A grid runner runs the
+        scheduler's cancel command for the recorded ids (or tags).
+
+        Args:
+            records: the records of jobs that have not ended, all of this runner's kind.
+
+        Returns:
+            The records of the jobs that are now stopped (or were found gone already),
+            which `runner cancel` then records as CANCELLED.
+        """
+        return stop_local_jobs(records)
+
+    def _leave_jobs_queued(self) -> int:
+        """Hook: at an interrupted exit with `config.grid_jobs_on_exit = "keep"`, leave jobs queued.
+
+        Called once, before `shutdown(cancel=True)`, when Ctrl-C, SIGTERM or SIGHUP
+        ends a script. A runner whose jobs can outlive the driver (grid jobs in a
+        scheduler's queue) calls `Completion.leave()` for each journaled one
+        (`runner_core.ext.journaled(results)`), stops watching them, and makes sure
+        that its `_cancel_jobs()` then leaves them alone. Local jobs cannot outlive
+        the driver: the local runner leaves none.
+
+        Returns:
+            How many jobs were left in the queue (for the message that says how to resume).
+        """
+        return 0
+
     def cancel_job(self, results: Results) -> None:
         """Hook: stop one job of this runner; called by `job.cancel()`. Must return at once.
 
@@ -450,7 +550,10 @@ class JobRunner(metaclass=_MetaRunner):
     # --- local processes --------------------------------------------------------------
 
     def _track_process(self, proc: Popen[Any], results: Optional[Results]) -> None:
-        """Record a local process; kill it at once if cancellation came first."""
+        """Record a local process (also in the journal); kill it at once if cancelled first."""
+        entry = None if results is None else results._journal
+        if entry is not None:
+            entry.pid(proc.pid)
         with self._lock:
             self._procs[proc] = results
             cancel = self._cancelled
@@ -513,8 +616,22 @@ class JobRunner(metaclass=_MetaRunner):
                         once=True,
                     )
                     return
-                args = job._prepare(jobmanager)
-                code = self.call(*args)
+                previous = job._previous
+                if (
+                    previous is not None
+                    and not previous.done
+                    and previous.kind != "local"
+                    and self._reattach_in_slot(job, jobmanager)
+                ):
+                    if not detached:
+                        raise RuntimeError(
+                            f"{type(self).__name__}.reattach returned True without calling "
+                            "detach_job(); return False to run the job again"
+                        )
+                    code = 0  # ignored: the Completion ends the job
+                else:
+                    args = job._prepare(jobmanager)
+                    code = self.call(*args)
                 _check_exit_code(self, code)
             if not detached:
                 job._finalize(code, self._cancelled)
@@ -533,6 +650,12 @@ class JobRunner(metaclass=_MetaRunner):
                 detached[0]._lease.release()
             elif not detached and not results.done:  # _finalize overridden without finishing
                 results._move(JobStatus.FAILED, error="the job ended without a final status")
+
+    @_limit
+    def _reattach_in_slot(self, job: SingleJob, jobmanager: JobManager) -> bool:
+        """Give the job its old folder and record back, then ask `reattach` (in a slot)."""
+        record = jobmanager._adopt(job)
+        return bool(self.reattach(record))
 
     def _end_detached(
         self,

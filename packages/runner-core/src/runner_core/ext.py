@@ -8,7 +8,12 @@ A runner is a `JobRunner` subclass that overrides `call()` (see the docs page
   although `call` returns an exit code.
 - `report_reason(reason)`: why the job ended (the scheduler's "timeout",
   "out_of_memory", ...), for `results.reason`.
-- `report_jobid(jobid)`: the scheduler's id of the job, for `results.jobid`.
+- `report_jobid(jobid)`: the scheduler's id of the job, for `results.jobid` (and
+  the run journal).
+- `report_tag(tag)`: the tag a grid runner gives the job in the scheduler's queue,
+  on record before the submit, so a resume finds a job whose id never reached the
+  journal.
+- `journaled(results)`: whether the job is recorded in a run journal.
 - `deferred_interrupts()`: a step a Ctrl-C or SIGTERM must not cut in half (start
   a process or a submission and record it); the signal is raised when it ends.
 - `wait_event(event, timeout)`: an `Event.wait` the main thread can be interrupted
@@ -29,6 +34,22 @@ Hooks a runner overrides (call `super()` first):
 - `JobRunner._cancel_jobs()`: called once by `shutdown(cancel=True)`, and so on
   Ctrl-C, SIGTERM and SIGHUP: stop every job inside `call`.
 
+Hooks for the run journal and resume (see the docs page "Long runs"):
+
+- `JobRunner.journal_info()`: what the journal records about the runner, e.g.
+  `{"kind": "grid", "scheme": "slurm", "maxjobs": 0}`; `kind` "local" is the local
+  runner's.
+- `JobRunner.from_journal_info(info)` (classmethod): the runner again, for
+  `runner resume DIR`.
+- `JobRunner.reattach(record)`: a resumed job whose earlier try did not end (a
+  `JobRecord` with `jobid`/`tag`) goes here instead of `call`; detach and return
+  True to wait for it, False to run it again.
+- `JobRunner.cancel_recorded(records)` (classmethod): cancel jobs from their records
+  with no live runner (`runner cancel DIR` with a dead driver); the CLI finds the
+  class of "grid" records through the entry point group `runner_core.grid_runners`.
+- `JobRunner._leave_jobs_queued()`: with `config.grid_jobs_on_exit = "keep"`, at an
+  interrupted exit: `Completion.leave()` each journaled job and return how many.
+
 `REASONS` lists the words `results.reason` may hold.
 """
 
@@ -38,9 +59,11 @@ from runner_core._context import (
     can_detach,
     current_results,
     detach_job,
+    journaled,
     report_failure,
     report_jobid,
     report_reason,
+    report_tag,
 )
 from runner_core._errors import JobStateError
 from runner_core._interrupts import (
@@ -51,6 +74,7 @@ from runner_core._interrupts import (
     wait_event,
     wait_slice,
 )
+from runner_core._journal import JobRecord
 from runner_core._pool import PoolSnapshot
 from runner_core._runner import Completion
 from runner_core._status import REASONS
@@ -59,6 +83,7 @@ __all__ = [
     "MAIN_WAIT_SLICE",
     "REASONS",
     "Completion",
+    "JobRecord",
     "JobStateError",
     "PoolSnapshot",
     "Terminated",
@@ -67,9 +92,11 @@ __all__ = [
     "deferred_interrupts",
     "detach_job",
     "in_main_thread",
+    "journaled",
     "report_failure",
     "report_jobid",
     "report_reason",
+    "report_tag",
     "wait_event",
     "wait_slice",
 ]

@@ -706,11 +706,13 @@ class GridRunner(JobRunner):
                 self._submit_array(scheme, live, throttle)
 
     def _submit_alone(self, scheme: Scheme, job: _Collected) -> None:
-        logger.info("submitting: %s", format_command(job.argv))
+        command = format_command(job.argv)
+        logger.info("submitting: %s", command)
         outcome = submit_job(scheme, job.argv, os.environ, job.tag, self._stop.wait)
         if outcome.jobid is None:
             job.completion.fail(outcome.error or "the submission failed", reason="submit_failed")
             return
+        logger.info("submitted job %s: %s", outcome.jobid, command)
         self._watch_submitted([(outcome.jobid, job)])
 
     def _submit_array(self, scheme: Scheme, jobs: Sequence[_Collected], throttle: int) -> None:
@@ -754,7 +756,7 @@ class GridRunner(JobRunner):
                     outcome.error or "the submission failed", reason="submit_failed"
                 )
             return
-        logger.info("submitted array %s (%d tasks): %s", outcome.jobid, len(jobs), command)
+        logger.info("submitted job %s: an array of %d tasks: %s", outcome.jobid, len(jobs), command)
         task_id = scheme.commands["task_id"]
         self._watch_submitted(
             [(str(task_id(outcome.jobid, i)), job) for i, job in enumerate(jobs, 1)]

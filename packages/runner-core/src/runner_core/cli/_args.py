@@ -87,8 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME|auto",
         help=(
             "submit to a scheduler through runner_grid.GridRunner: slurm, pbs, sge or auto "
-            "(needs runner-core[grid]; jobs are always submitted in parallel)"
+            "(needs runner-core[grid]; jobs are always submitted in parallel, as job arrays "
+            "where the scheduler has them)"
         ),
+    )
+    run.add_argument(
+        "--no-array",
+        action="store_true",
+        help="with --grid: submit every job on its own instead of as tasks of job arrays",
     )
     run.add_argument(
         "--workdir",
@@ -112,7 +118,83 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the summary as a JSON document on stdout instead of a table",
     )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help=(
+            "resume the run recorded in --workdir: jobs that succeeded there with the same "
+            "script and flags are not run again, grid jobs still queued are waited for"
+        ),
+    )
+    _add_folder_commands(commands, verbosity)
     return parser
+
+
+def _add_folder_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    verbosity: argparse.ArgumentParser,
+) -> None:
+    """`runner status`, `runner cancel` and `runner resume`: commands on a run's folder."""
+    folder_help = "the run's folder (the --workdir of `runner run`, or a JobManager's folder)"
+    status = commands.add_parser(
+        "status",
+        parents=[verbosity],
+        help="show every job of a run (live or ended) from its journal",
+        description=(
+            "Show the jobs of the run recorded in DIR: state, scheduler id, exit code,\n"
+            "reason and folder of each, and how many are in each state. Works from any\n"
+            "shell, while the run goes on and after it ended or its driver died.\n\n"
+            "Exit status: 0, or 2 when DIR has no run journal."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    status.add_argument("folder", metavar="DIR", help=folder_help)
+    status.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"folder", "driver", "counts", "jobs": [...], "dropped"} as JSON',
+    )
+    cancel = commands.add_parser(
+        "cancel",
+        parents=[verbosity],
+        help="cancel the queued and running jobs of a run, whether its driver lives or not",
+        description=(
+            "Cancel the jobs of the run recorded in DIR that have not ended. A live driver\n"
+            "is asked to cancel them (they end CANCELLED, `runner run` then exits 1); with\n"
+            "no live driver, local process groups are killed and grid jobs cancelled in\n"
+            "the scheduler from here, and the jobs recorded CANCELLED.\n\n"
+            "Exit status: 0 when every job is stopped, 1 when some could not be, 2 when\n"
+            "DIR has no run journal."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cancel.add_argument("folder", metavar="DIR", help=folder_help)
+    cancel.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        default=30.0,
+        help="how long to wait for a live driver to end the jobs (default: 30)",
+    )
+    resume = commands.add_parser(
+        "resume",
+        parents=[verbosity],
+        help="resume a run whose driver died: wait for its queued jobs, rerun the unfinished",
+        description=(
+            "Resume the run recorded in DIR from its journal alone: jobs that succeeded are\n"
+            "kept, grid jobs still in the queue are waited for (not submitted again), and\n"
+            "every prepared job that did not succeed runs again in its folder, on the\n"
+            "runner it had. Prints the summary, like `runner run`.\n\n"
+            "Exit status: as `runner run`; 2 when DIR has no run journal or a live driver."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    resume.add_argument("folder", metavar="DIR", help=folder_help)
+    resume.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as a JSON document on stdout instead of a table",
+    )
 
 
 def parse_flags(pairs: Sequence[str]) -> dict[str, str]:

@@ -93,13 +93,16 @@ class Batch:
         cancelled: set once the run was interrupted; a job that then never reached
             the runner is shown CANCELLED.
         started: `time.monotonic()` when the batch was made.
+        arrays: hand the jobs over inside the runner's ``batch()`` block (a grid runner then
+            submits them as job arrays).
     """
 
-    def __init__(self, jobs: list[SingleJob]) -> None:
+    def __init__(self, jobs: list[SingleJob], arrays: bool = False) -> None:
         """Make the batch of `jobs`."""
         self.jobs = jobs
         self.cancelled = False
         self.started = time.monotonic()
+        self.arrays = arrays
 
     def status(self, index: int) -> JobStatus:
         """Return the status to show: a job the interrupted run never handed over is CANCELLED."""

@@ -8,15 +8,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from runner_core import JobManager, JobStatus
+from runner_core import JobManager, JobStatus, JournalLocked
 from runner_core.cli._args import PROG, UsageError, build_parser, parse_flags
 from runner_core.cli._batch import Batch, make_job, read_scripts
+from runner_core.cli._folder import command_cancel, command_status, resume_plan
 from runner_core.cli._run import run_batch
 from runner_core.cli._runners import make_runner
 from runner_core.cli._summary import json_document, write_table
 
 if TYPE_CHECKING:
     import argparse
+
+    from runner_core import JobRunner
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -52,9 +55,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
 
     handler, previous_level = _configure_logging(getattr(args, "verbose", 0))
+    commands = {
+        "run": _command_run,
+        "status": command_status,
+        "cancel": command_cancel,
+        "resume": _command_resume,
+    }
     try:
-        return _command_run(args)
-    except UsageError as exc:
+        return commands[args.command](args)
+    except (UsageError, JournalLocked) as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:  # before any job started: nothing to cancel
@@ -88,8 +97,8 @@ def _command_run(args: argparse.Namespace) -> int:
     flags = parse_flags(args.flags)
     jobs = [make_job(name, text) for name, text in read_scripts(args.scripts)]
     runner = make_runner(args.grid, args.parallel, args.maxjobs)
-    batch = Batch(jobs)
-    manager = JobManager(args.workdir)
+    batch = Batch(jobs, arrays=args.grid is not None and not args.no_array)
+    manager = JobManager(args.workdir, resume=args.resume)
 
     if args.grid is not None:
         # With "auto" the runner knows which scheduler it found; say so.
@@ -99,12 +108,37 @@ def _command_run(args: argparse.Namespace) -> int:
     limit = f", at most {args.maxjobs} at once" if args.maxjobs else ""
     plural = "" if len(jobs) == 1 else "s"
     where = Path(args.workdir).resolve()
-    sys.stderr.write(f"{PROG}: {len(jobs)} job{plural} {how}{limit}, folders under {where}\n")
+    again = ", resuming its journal" if args.resume else ""
+    sys.stderr.write(
+        f"{PROG}: {len(jobs)} job{plural} {how}{limit}, folders under {where}{again}\n"
+    )
     sys.stderr.flush()
+    return _run_and_summarise(batch, runner, manager, flags, json_out=args.json)
 
-    interrupted = run_batch(batch, runner, manager, flags, sys.stderr)
 
-    if args.json:
+def _command_resume(args: argparse.Namespace) -> int:
+    """`runner resume DIR`: the run's jobs again from its journal (see `resume_plan`)."""
+    jobs, runner, notes = resume_plan(args.folder)
+    for note in notes:
+        sys.stderr.write(f"{PROG}: {note}\n")
+    manager = JobManager(args.folder, resume=True)
+    kind = runner.journal_info().get("kind", "local")
+    sys.stderr.write(f"{PROG}: resuming {len(jobs)} job(s) of {manager.path} ({kind} runner)\n")
+    sys.stderr.flush()
+    return _run_and_summarise(Batch(jobs), runner, manager, {}, json_out=args.json)
+
+
+def _run_and_summarise(
+    batch: Batch, runner: JobRunner, manager: JobManager, flags: dict[str, str], *, json_out: bool
+) -> int:
+    """Run the batch, print the summary, return the exit status (see `main`)."""
+    jobs = batch.jobs
+    try:
+        interrupted = run_batch(batch, runner, manager, flags, sys.stderr)
+    finally:
+        manager.close()
+
+    if json_out:
         json.dump(json_document(batch), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:

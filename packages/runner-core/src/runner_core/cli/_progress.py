@@ -109,6 +109,8 @@ class Progress:
             parts.append(f"exit {code}")
         if seconds is not None:
             parts.append(f"{seconds:.1f}s")
+        if batch.jobs[index].results.restored:
+            parts.append("(restored: succeeded in an earlier run)")
         if status is not JobStatus.SUCCESSFUL:
             hint = batch.error_file_hint(index)
             if hint is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import signal
@@ -87,19 +88,25 @@ def _submit_all(
     flags: dict[str, str],
     stop: threading.Event,
 ) -> None:
-    """Hand every job to the runner, in order, until `stop` is set."""
-    for job in batch.jobs:
-        if stop.is_set():
-            return
-        try:
-            job.run(jobrunner=runner, jobmanager=manager, **flags)
-        except Exception:
-            # A job that run() refuses ends FAILED or CANCELLED with results.error
-            # saying why, so its end is reported like any other; nothing to keep here.
+    """Hand every job to the runner, in order, until `stop` is set.
+
+    With `batch.arrays`, inside the runner's ``batch()`` block: a grid runner submits
+    the jobs as job arrays when the block ends.
+    """
+    arrays = getattr(runner, "batch", None) if batch.arrays else None
+    with arrays() if arrays is not None else contextlib.nullcontext():
+        for job in batch.jobs:
             if stop.is_set():
-                logger.debug("job %s not run: the run was interrupted", job.name, exc_info=True)
                 return
-            logger.debug("job %s could not be started", job.name, exc_info=True)
+            try:
+                job.run(jobrunner=runner, jobmanager=manager, **flags)
+            except Exception:
+                # A job that run() refuses ends FAILED or CANCELLED with results.error
+                # saying why, so its end is reported like any other; nothing to keep here.
+                if stop.is_set():
+                    logger.debug("job %s not run: the run was interrupted", job.name, exc_info=True)
+                    return
+                logger.debug("job %s could not be started", job.name, exc_info=True)
 
 
 def _put_index(ended: queue.SimpleQueue[int], index: int) -> Callable[[Results], None]:

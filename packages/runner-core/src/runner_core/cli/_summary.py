@@ -73,7 +73,8 @@ def json_document(batch: Batch) -> dict[str, Any]:
 
     Returns:
         A dict ready for `json.dump`; each job has `name`, `jobid`, `status`,
-        `exit_code`, `seconds`, `path`, `err_path` and `error`.
+        `exit_code`, `seconds`, `path`, `err_path`, `error` and `restored` (True for a
+        job a resume took from an earlier run instead of running it).
     """
     jobs = []
     for i, job in enumerate(batch.jobs):
@@ -87,6 +88,7 @@ def json_document(batch: Batch) -> dict[str, Any]:
                 "path": None if job.path is None else str(job.path),
                 "err_path": None if job.err_path is None else str(job.err_path),
                 "error": batch.error(i),
+                "restored": job.results.restored,
             }
         )
     succeeded = sum(1 for i in range(len(batch.jobs)) if batch.status(i) is JobStatus.SUCCESSFUL)

@@ -1,0 +1,971 @@
+"""The run journal: an append-only JSON-lines log and a lock file in a JobManager's folder.
+
+Storage (in `<folder>/.runner/`), standard library only, safe on NFS, Lustre and GPFS:
+
+- `journal.jsonl`: one JSON object per line, appended with one `os.write` of the
+  whole line to a file opened with O_APPEND, by one writer (the driver). A step is
+  on record before the driver acts on it: a job's start before its `call`, a job's
+  end before anything waits on it. Records reach the file (the page cache, or the
+  NFS client) at once, so they survive a SIGKILL of the driver; `fsync` runs at
+  most once per `FSYNC_INTERVAL` from a thread of its own, so an OS crash loses
+  about the last second, and a job's records cost no disk round trip each.
+- `lock`: created with O_EXCL (atomic on NFSv3 and later, and on every local file
+  system), holding host, pid, process start time and boot id of the driver, its
+  modification time refreshed every `HEARTBEAT` s. A lock whose driver is gone (same
+  host: no process with that pid and start time, or another boot; another host: no
+  heartbeat for `STALE_AFTER` s) is taken over; a live one is refused with
+  `JournalLocked`, naming host and pid. No byte-range locks (`fcntl`/`flock` are
+  unreliable or missing on network file systems) and no shared memory (what
+  SQLite's WAL mode needs).
+- `cancel`: written by `runner cancel` from any shell; the driver's journal thread
+  notices it within a second and cancels the run's jobs.
+
+Readers (`read_journal`) need no lock: they read the file up to its last complete
+line. A journal cut at any byte opens; what it dropped (a torn last record, a
+corrupt line) is reported in `JournalState.dropped`.
+
+Lock order: a JobManager's lock or the Results lock (a job's move is recorded under
+it, so the journal has the moves in their true order), then `Journal._lock`, which is
+innermost: nothing is called while it is held but `os.write`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from runner_core._errors import JobError
+from runner_core._log import logger
+from runner_core._process import boot_id, process_start
+from runner_core._status import JobStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from runner_core._results import Results
+
+__all__ = [
+    "FORMAT",
+    "JOURNAL_DIR",
+    "DriverInfo",
+    "JobRecord",
+    "Journal",
+    "JournalLocked",
+    "JournalState",
+    "close_all",
+    "open_journal",
+    "read_journal",
+]
+
+FORMAT = 1
+JOURNAL_DIR = ".runner"
+LOG_NAME = "journal.jsonl"
+LOCK_NAME = "lock"
+CANCEL_NAME = "cancel"
+FSYNC_INTERVAL = 1.0  # seconds: what an OS crash may lose at most, about
+HEARTBEAT = 15.0  # seconds between two refreshes of the lock's modification time
+STALE_AFTER = 300.0  # seconds without a heartbeat after which another host's lock is stale
+ERROR_CHARS = 300  # how much of a job's error message the journal keeps
+# Test hook: the driver SIGKILLs itself right after writing record number N (1-based,
+# counted over the driver's life), so tests can stop it at every step of a run.
+KILL_AT_ENV = "RUNNER_JOURNAL_TEST_KILL_AT"
+
+_STATUS = {s.value: s for s in JobStatus}
+
+
+class JournalLocked(JobError):
+    """Another live driver writes the journal of this folder; names its host and pid.
+
+    Attributes:
+        driver: the other driver.
+    """
+
+    def __init__(self, folder: str, driver: DriverInfo) -> None:
+        """Say which driver holds `folder` and what to do."""
+        self.driver = driver
+        super().__init__(
+            f"the folder {folder!r} is in use by another run: driver pid {driver.pid} on host "
+            f"{driver.host!r} (started {_when(driver.started)}); wait for it to end, stop it "
+            f"(`runner cancel {folder}`), or use another folder. If you are sure that driver "
+            f"is gone, delete {os.path.join(folder, JOURNAL_DIR, LOCK_NAME)!r}"
+        )
+
+
+def _when(stamp: Optional[float]) -> str:
+    if stamp is None:
+        return "at an unknown time"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+def _now() -> float:
+    return round(time.time(), 3)
+
+
+def _host() -> str:
+    return os.uname().nodename
+
+
+class DriverInfo:
+    """The process that holds (or held) a journal's lock.
+
+    Attributes:
+        host: its host name.
+        pid: its pid.
+        start: its start time (clock ticks since boot), or None.
+        boot: the boot id of its host, or None.
+        started: `time.time()` when it took the lock.
+        heartbeat: `time.time()` of the lock's last refresh (its modification time).
+        alive: True (it runs), False (it is gone), None (on another host and still
+            refreshing its lock: taken to be alive).
+    """
+
+    __slots__ = ("alive", "boot", "heartbeat", "host", "pid", "start", "started")
+
+    def __init__(  # noqa: PLR0917 - a record of six fields, made in two places
+        self,
+        host: str,
+        pid: int,
+        start: Optional[int],
+        boot: Optional[str],
+        started: Optional[float],
+        heartbeat: Optional[float],
+    ) -> None:
+        """Describe a driver; `alive` is worked out from where this process runs."""
+        self.host = host
+        self.pid = pid
+        self.start = start
+        self.boot = boot
+        self.started = started
+        self.heartbeat = heartbeat
+        self.alive = self._check_alive()
+
+    def _check_alive(self) -> Optional[bool]:
+        if self.host == _host():
+            here = boot_id()
+            if self.boot is not None and here is not None and self.boot != here:
+                return False
+            now = process_start(self.pid, zombies=False)
+            if now is None:
+                return _pid_exists(self.pid) if self.start is None else False
+            return self.start is None or now == self.start
+        if self.heartbeat is not None and time.time() - self.heartbeat > STALE_AFTER:
+            return False
+        return None
+
+    @property
+    def live(self) -> bool:
+        """True unless the driver is known to be gone."""
+        return self.alive is not False
+
+    def as_dict(self) -> dict[str, Any]:
+        """The driver as a JSON-ready dict."""
+        return {
+            "host": self.host,
+            "pid": self.pid,
+            "alive": self.alive,
+            "started": self.started,
+            "heartbeat": self.heartbeat,
+        }
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_lock(path: str) -> Optional[DriverInfo]:
+    """The driver named by the lock file at `path`, or None when there is no lock file.
+
+    A lock file that is empty or cut (its driver died while writing it) names pid 0.
+    """
+    import json  # noqa: PLC0415 - lazy stdlib import keeps `import runner_core` fast
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(4096)
+            mtime = os.fstat(f.fileno()).st_mtime
+    except FileNotFoundError:
+        return None
+    try:
+        data = json.loads(raw)
+        return DriverInfo(
+            str(data["host"]),
+            int(data["pid"]),
+            data.get("start"),
+            data.get("boot"),
+            data.get("time"),
+            mtime,
+        )
+    except (ValueError, KeyError, TypeError):
+        info = DriverInfo("?", 0, None, None, None, mtime)
+        # a lock file left half-written: stale once it is a few seconds old
+        info.alive = None if time.time() - mtime < 5.0 else False
+        return info
+
+
+class JobRecord:
+    """What the journal knows of one try of one job (read-only for its users).
+
+    Attributes:
+        number: the job's number in the journal (unique within the folder).
+        name: the job's name.
+        folder: the job's folder name, relative to the JobManager's folder.
+        path: the job's folder, absolute.
+        hash: the hash of what it runs (runscript, runflags), or None.
+        status: its last recorded JobStatus.
+        exit_code: its exit code, or None.
+        reason: its end reason (a word of `REASONS`), or None.
+        error: the first part of its error message, or None.
+        jobid: the scheduler's id, or None.
+        tag: the tag the runner gave the job in the scheduler's queue, or None.
+        runner: the runner's `journal_info()` (e.g. {"kind": "local"}), or {}.
+        flags: the job's runflags as recorded, or {}.
+        pid, pstart, boot, host: the local process group's leader (pid, start time),
+            the boot id and host it ran on, for stopping it safely; None if unknown.
+        registered_at, started_at, finished_at: `time.time()` stamps, or None.
+        session: the number of the driver session that recorded it last.
+        left: True when the driver left it in the scheduler's queue on purpose at exit.
+    """
+
+    __slots__ = (
+        "boot",
+        "error",
+        "exit_code",
+        "finished_at",
+        "flags",
+        "folder",
+        "hash",
+        "host",
+        "jobid",
+        "left",
+        "name",
+        "number",
+        "path",
+        "pid",
+        "pstart",
+        "reason",
+        "registered_at",
+        "runner",
+        "session",
+        "started_at",
+        "status",
+        "tag",
+    )
+
+    def __init__(self, number: int, name: str, folder: str, path: str) -> None:
+        """A record of job `number`, CREATED; the journal's replay fills in the rest."""
+        self.number = number
+        self.name = name
+        self.folder = folder
+        self.path = path
+        self.hash: Optional[str] = None
+        self.status = JobStatus.QUEUED
+        self.exit_code: Optional[int] = None
+        self.reason: Optional[str] = None
+        self.error: Optional[str] = None
+        self.jobid: Optional[str] = None
+        self.tag: Optional[str] = None
+        self.runner: dict[str, Any] = {}
+        self.flags: dict[str, Any] = {}
+        self.pid: Optional[int] = None
+        self.pstart: Optional[int] = None
+        self.boot: Optional[str] = None
+        self.host: Optional[str] = None
+        self.registered_at: Optional[float] = None
+        self.started_at: Optional[float] = None
+        self.finished_at: Optional[float] = None
+        self.session = 0
+        self.left = False
+
+    def __repr__(self) -> str:
+        return f"<JobRecord {self.number} {self.folder!r} {self.status.name}>"
+
+    @property
+    def done(self) -> bool:
+        """True when the record's status is final."""
+        return self.status.done
+
+    @property
+    def kind(self) -> str:
+        """The runner's kind ("local", "grid", ...): `runner["kind"]`, "local" if unknown."""
+        return str(self.runner.get("kind", "local"))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict (the shape `runner status --json` prints)."""
+        return {
+            "name": self.name,
+            "folder": self.folder,
+            "path": self.path,
+            "status": self.status.name,
+            "jobid": self.jobid,
+            "tag": self.tag,
+            "exit_code": self.exit_code,
+            "reason": self.reason,
+            "error": self.error,
+            "runner": self.runner.get("kind", "local"),
+            "hash": self.hash,
+            "registered_at": self.registered_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "left": self.left,
+            "number": self.number,
+        }
+
+
+class JournalState:
+    """A journal read back: every job's latest try, the sessions, the driver, what was dropped.
+
+    Attributes:
+        folder: the JobManager's folder (absolute).
+        jobs: the latest try of each job folder, in the order the folders first appeared.
+        tries: every try, by job number.
+        sessions: the `open` record of each driver session, in order.
+        runners: the runner descriptions, by runner number.
+        dropped: a line for each part of the file that could not be read (a torn
+            last record, a corrupt line); empty for a sound journal.
+        driver: the driver named by the lock file now, or None when there is none.
+        cancel_requested: a `runner cancel` request is waiting for the driver.
+        size: the file's length in bytes that was read.
+        good_size: the length of the file up to the end of its last complete record.
+    """
+
+    def __init__(self, folder: str) -> None:
+        """An empty state of `folder` (no journal yet)."""
+        self.folder = folder
+        self.jobs: list[JobRecord] = []
+        self.tries: dict[int, JobRecord] = {}
+        self.sessions: list[dict[str, Any]] = []
+        self.runners: dict[int, dict[str, Any]] = {}
+        self.dropped: list[str] = []
+        self.driver: Optional[DriverInfo] = None
+        self.cancel_requested = False
+        self.size = 0
+        self.good_size = 0
+
+    @property
+    def exists(self) -> bool:
+        """True when the folder has a journal."""
+        return bool(self.sessions) or self.size > 0
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs (latest tries) are in each state: {status name: count}, nonzero only."""
+        counts: dict[str, int] = {}
+        for record in self.jobs:
+            counts[record.status.name] = counts.get(record.status.name, 0) + 1
+        return counts
+
+
+def journal_dir(folder: str) -> str:
+    """`<folder>/.runner`: where the journal, its lock and a cancel request live."""
+    return os.path.join(folder, JOURNAL_DIR)
+
+
+def read_journal(folder: str | os.PathLike[str]) -> JournalState:
+    """Read the journal of the JobManager folder `folder`, from any process, at any time.
+
+    Args:
+        folder: the JobManager's folder (the one that holds `.runner/`).
+
+    Returns:
+        The journal's state; empty (`exists` False) when the folder has no journal.
+    """
+    root = os.path.abspath(os.fspath(folder))
+    state = JournalState(root)
+    where = journal_dir(root)
+    try:
+        with open(os.path.join(where, LOG_NAME), "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        data = b""
+    _replay(state, data)
+    state.driver = _read_lock(os.path.join(where, LOCK_NAME))
+    state.cancel_requested = os.path.exists(os.path.join(where, CANCEL_NAME))
+    return state
+
+
+def _replay(state: JournalState, data: bytes) -> None:
+    """Apply every record of `data` to `state`, in order; note what cannot be read."""
+    import json  # noqa: PLC0415 - lazy stdlib import keeps `import runner_core` fast
+
+    state.size = len(data)
+    root = state.folder
+    tries = state.tries
+    place: dict[str, int] = {}  # folder -> its index in state.jobs
+    session: dict[str, Any] = {}
+    offset = 0
+    loads = json.loads
+    lines = data.split(b"\n")
+    last = len(lines) - 1
+    for index, line in enumerate(lines):
+        start = offset
+        offset += len(line) + 1
+        if not line:
+            continue
+        try:
+            rec = loads(line)
+            kind = rec["k"]
+        except (ValueError, KeyError, TypeError):
+            if index == last:
+                state.dropped.append(
+                    f"a torn last record of {len(line)} bytes at byte {start} (cut while it "
+                    "was written; that step is not on record)"
+                )
+            else:
+                state.dropped.append(
+                    f"a corrupt record of {len(line)} bytes at byte {start} (line {index + 1})"
+                )
+            continue
+        state.good_size = min(offset, len(data))
+        try:
+            if kind == "job":
+                number = rec["j"]
+                folder = rec["dir"]
+                record = JobRecord(number, rec["name"], folder, os.path.join(root, folder))
+                record.hash = rec.get("hash")
+                record.runner = state.runners.get(rec.get("r", -1), {})
+                record.flags = rec.get("flags") or {}
+                record.registered_at = rec.get("t")
+                record.session = session.get("s", 0)
+                tries[number] = record
+                at = place.get(folder)
+                if at is None:
+                    place[folder] = len(state.jobs)
+                    state.jobs.append(record)
+                else:
+                    state.jobs[at] = record
+                continue
+            if kind == "open":
+                session = rec
+                state.sessions.append(rec)
+                continue
+            if kind == "runner":
+                state.runners[rec["r"]] = rec.get("info") or {}
+                continue
+            if kind in ("cancel", "close"):
+                continue
+            found = tries.get(rec.get("j", -1))
+            if found is None:
+                continue
+            record = found
+            if kind == "st":
+                status = _STATUS[rec["s"]]
+                if record.status.may_become(status):  # a final state is never left
+                    record.status = status
+                    if status is JobStatus.RUNNING:
+                        record.started_at = rec.get("t")
+            elif kind == "end":
+                status = _STATUS[rec["s"]]
+                if not record.status.done:
+                    record.status = status
+                    record.exit_code = rec.get("code")
+                    record.reason = rec.get("why")
+                    record.error = rec.get("err")
+                    record.finished_at = rec.get("t")
+                    if record.started_at is None:
+                        record.started_at = rec.get("t0")
+            elif kind == "id":
+                record.jobid = rec["id"]
+            elif kind == "tag":
+                record.tag = rec["tag"]
+            elif kind == "pid":
+                record.pid = rec["pid"]
+                record.pstart = rec.get("ps")
+                record.boot = session.get("boot")
+                record.host = session.get("host")
+            elif kind == "adopt":
+                record.session = session.get("s", 0)
+                record.left = False
+            elif kind == "left":
+                record.left = True
+        except (KeyError, TypeError, ValueError):
+            state.dropped.append(f"a record it does not understand at byte {start}: {line[:80]!r}")
+
+
+# --- the writer --------------------------------------------------------------------------
+
+
+class _Entry:
+    """One job's place in the journal: what its Results and its runner report go here."""
+
+    __slots__ = ("journal", "number")
+
+    def __init__(self, journal: Journal, number: int) -> None:
+        self.journal = journal
+        self.number = number
+
+    def moved(self, results: Results, status: JobStatus) -> None:
+        """Record that `results` just moved to `status` (before anything acts on it)."""
+        if status.done:
+            rec: dict[str, Any] = {
+                "k": "end",
+                "j": self.number,
+                "s": status.value,
+                "code": results.exit_code,
+                "t": results.finished_at,
+            }
+            if results.reason is not None:
+                rec["why"] = results.reason
+            if results.error:
+                rec["err"] = results.error.strip()[:ERROR_CHARS]
+            if results.started_at is not None:
+                rec["t0"] = results.started_at
+            self.journal.write(rec)
+        elif status is JobStatus.RUNNING:
+            self.journal.write({"k": "st", "j": self.number, "s": "running", "t": _now()})
+
+    def jobid(self, jobid: str) -> None:
+        """Record the scheduler's id of the job."""
+        self.journal.write({"k": "id", "j": self.number, "id": jobid})
+
+    def tag(self, tag: str) -> None:
+        """Record the tag the runner gives the job in the scheduler's queue (before the submit)."""
+        self.journal.write({"k": "tag", "j": self.number, "tag": tag})
+
+    def pid(self, pid: int) -> None:
+        """Record the local process group the job runs in (leader pid and start time)."""
+        self.journal.write({"k": "pid", "j": self.number, "pid": pid, "ps": process_start(pid)})
+
+    def left(self) -> None:
+        """Record that the driver leaves the job in the scheduler's queue at its exit."""
+        self.journal.write({"k": "left", "j": self.number})
+        self.journal.left += 1
+
+
+class Journal:
+    """The writer of one folder's journal: holds its lock, appends records; one per process.
+
+    Made by `open_journal`, which hands the same object to every JobManager of this
+    process on that folder.
+
+    Attributes:
+        folder: the JobManager folder (absolute).
+        previous: the journal as it was when this driver opened it.
+        session: this driver's session number.
+        left: how many jobs the driver left queued at its exit (see `_Entry.left`).
+    """
+
+    def __init__(self, folder: str, previous: JournalState, fd: int, lock_path: str) -> None:
+        """Wrap an open journal file `fd` whose lock this process holds (see `open_journal`)."""
+        self.folder = folder
+        self.previous = previous
+        self._fd: Optional[int] = fd
+        self._lock_path = lock_path
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._written = 0
+        self._synced_at = time.monotonic()
+        self._beat_at = time.monotonic()
+        self._next_job = max(previous.tries, default=0) + 1
+        self._next_runner = max(previous.runners, default=0) + 1
+        self.session = len(previous.sessions) + 1
+        self.left = 0
+        self._cancel_path = os.path.join(journal_dir(folder), CANCEL_NAME)
+        self._cancel_seen = False
+        self._on_cancel: list[Callable[[], None]] = []
+        kill_at = os.environ.get(KILL_AT_ENV)
+        self._kill_at = int(kill_at) if kill_at and kill_at.isdigit() else 0
+        self._dumps: Callable[[Any], str] = _dumps()
+        self.users = 0  # JobManagers of this process that use it (see JobManager.close)
+        self.leftovers_stopped = False
+        self._pool: Optional[dict[tuple[str, Optional[str]], list[JobRecord]]] = None
+        self._finalizer = weakref.finalize(self, _close_fd, fd, lock_path)
+        self._finalizer.atexit = False  # the exit hook closes it, after the last job's end
+
+    def __repr__(self) -> str:
+        return f"<Journal {self.folder!r} session {self.session}>"
+
+    @property
+    def closed(self) -> bool:
+        """True once the journal was closed (its lock released)."""
+        return self._fd is None
+
+    def write(self, rec: Mapping[str, Any]) -> None:
+        """Append one record, whole, with one `os.write`; it survives a SIGKILL from here on."""
+        line = (self._dumps(rec) + "\n").encode()
+        with self._lock:
+            fd = self._fd
+            if fd is None:
+                logger().warning("journal %s is closed; not recorded: %s", self.folder, line)
+                return
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view) :]
+            self._dirty = True
+            self._written += 1
+            if self._written == self._kill_at:
+                import signal  # noqa: PLC0415 - test hook only
+
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def new_job(
+        self,
+        name: str,
+        folder: str,
+        hash_: Optional[str],
+        runner: Optional[int],
+        flags: Optional[Mapping[str, Any]],
+    ) -> _Entry:
+        """Record a new try of a job in `folder` (relative to the manager's folder)."""
+        with self._lock:
+            number = self._next_job
+            self._next_job += 1
+        rec: dict[str, Any] = {"k": "job", "j": number, "name": name, "dir": folder}
+        if hash_ is not None:
+            rec["hash"] = hash_
+        if runner is not None:
+            rec["r"] = runner
+        if flags:
+            rec["flags"] = dict(flags)
+        rec["t"] = _now()
+        self.write(rec)
+        return _Entry(self, number)
+
+    def adopt(self, number: int) -> _Entry:
+        """Continue the record of job `number` of an earlier session (a re-attached job)."""
+        self.write({"k": "adopt", "j": number})
+        return _Entry(self, number)
+
+    def add_runner(self, info: Mapping[str, Any]) -> int:
+        """Record a runner's description; return its number for the job records."""
+        with self._lock:
+            number = self._next_runner
+            self._next_runner += 1
+        self.write({"k": "runner", "r": number, "info": dict(info)})
+        return number
+
+    def on_cancel(self, fn: Callable[[], None]) -> None:
+        """Call `fn()` (in the journal's thread) when `runner cancel` asks to cancel the run."""
+        with self._lock:
+            self._on_cancel.append(fn)
+            seen = self._cancel_seen
+        if seen:
+            fn()
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once a `runner cancel` request was seen."""
+        return self._cancel_seen
+
+    def tick(self) -> None:
+        """The journal thread's round: fsync if dirty, heartbeat, look for a cancel request."""
+        fd = self._fd
+        if fd is None:
+            return
+        now = time.monotonic()
+        if self._dirty:
+            self._dirty = False
+            try:
+                _fsync(fd)
+            except OSError as exc:  # closed meanwhile, or the file system refuses
+                logger().debug("journal %s: fsync failed: %s", self.folder, exc)
+            self._synced_at = now
+        if now - self._beat_at >= HEARTBEAT:
+            self._beat_at = now
+            try:
+                os.utime(self._lock_path)
+            except FileNotFoundError:
+                # the folder was deleted under the run (or the lock by hand): stop writing
+                logger().info("journal %s: its lock file is gone; journal closed", self.folder)
+                self._abandon()
+                return
+            except OSError as exc:
+                logger().warning("journal %s: cannot refresh its lock: %s", self.folder, exc)
+        if not self._cancel_seen and os.path.exists(self._cancel_path):
+            self._cancelled()
+
+    def _cancelled(self) -> None:
+        with self._lock:
+            if self._cancel_seen:
+                return
+            self._cancel_seen = True
+            hooks = list(self._on_cancel)
+        logger().warning("journal %s: `runner cancel` asked to cancel the run", self.folder)
+        self.write({"k": "cancel", "t": _now()})
+        for fn in hooks:
+            try:
+                fn()
+            except Exception:
+                logger().exception("cancel hook %r of %s raised", fn, self.folder)
+
+    def _abandon(self) -> None:
+        with self._lock:
+            fd, self._fd = self._fd, None
+        if fd is not None:
+            self._finalizer.detach()
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def take_previous(self, name: str, hash_: Optional[str]) -> Optional[JobRecord]:
+        """The earlier try of a job with this name and hash, once each, first registered first."""
+        with self._lock:
+            if self._pool is None:
+                pool: dict[tuple[str, Optional[str]], list[JobRecord]] = {}
+                for record in reversed(self.previous.jobs):
+                    pool.setdefault((record.name, record.hash), []).append(record)
+                self._pool = pool
+            tries = self._pool.get((name, hash_))
+            return tries.pop() if tries else None
+
+    def close(self) -> None:
+        """Record the session's end, fsync, close the file and release the lock. Idempotent."""
+        if self._fd is None:
+            return
+        self.write({"k": "close", "s": self.session, "t": _now()})
+        with self._lock:
+            fd: Optional[int] = self._fd
+            self._fd = None
+        if fd is None:  # closed by another thread meanwhile
+            return
+        self._finalizer.detach()
+        _close_fd(fd, self._lock_path)
+        with _registry_lock:
+            if _open.get(self.folder) is self:
+                del _open[self.folder]
+
+
+def _close_fd(fd: int, lock_path: str) -> None:
+    """fsync and close a journal file, release its lock (also when its Journal is collected)."""
+    with contextlib.suppress(OSError):
+        _fsync(fd)
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    _release_lock(lock_path)
+
+
+def _dumps() -> Callable[[Any], str]:
+    import json  # noqa: PLC0415 - lazy stdlib import keeps `import runner_core` fast
+
+    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+    return encoder.encode
+
+
+def _fsync(fd: int) -> None:
+    sync = getattr(os, "fdatasync", os.fsync)
+    sync(fd)
+
+
+def _lock_text() -> bytes:
+    import json  # noqa: PLC0415 - lazy stdlib import keeps `import runner_core` fast
+
+    pid = os.getpid()
+    return json.dumps(
+        {
+            "host": _host(),
+            "pid": pid,
+            "start": process_start(pid),
+            "boot": boot_id(),
+            "time": _now(),
+            "format": FORMAT,
+        }
+    ).encode()
+
+
+def _is_mine(info: Optional[DriverInfo]) -> bool:
+    return (
+        info is not None
+        and info.host == _host()
+        and info.pid == os.getpid()
+        and info.start == process_start(os.getpid())
+    )
+
+
+def _release_lock(path: str) -> None:
+    """Remove the lock at `path` if this process holds it."""
+    try:
+        if _is_mine(_read_lock(path)):
+            os.unlink(path)
+    except OSError as exc:
+        logger().warning("cannot remove the journal lock %s: %s", path, exc)
+
+
+def acquire_lock(folder: str) -> str:
+    """Take the lock of `folder`'s journal for this process; return the lock file's path.
+
+    Raises:
+        JournalLocked: a live driver (another process) holds it.
+        OSError: the folder cannot be written.
+    """
+    where = journal_dir(folder)
+    os.makedirs(where, exist_ok=True)
+    path = os.path.join(where, LOCK_NAME)
+    text = _lock_text()
+    for _attempt in range(50):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            holder = _read_lock(path)
+            if holder is None:
+                continue  # removed meanwhile: try again
+            if _is_mine(holder):
+                return path
+            if holder.alive is None and holder.host == "?":
+                time.sleep(0.1)  # being written by a driver starting now
+                continue
+            if holder.live:
+                raise JournalLocked(folder, holder) from None
+            # Stale: move it aside (only one of two racing takers wins the rename), then retry.
+            aside = f"{path}.stale.{_host()}.{os.getpid()}"
+            try:
+                os.rename(path, aside)
+            except FileNotFoundError:
+                continue
+            logger().warning(
+                "journal %s: taking over the lock of driver pid %s on %s, which is gone",
+                folder,
+                holder.pid,
+                holder.host,
+            )
+            with contextlib.suppress(OSError):
+                os.unlink(aside)
+            continue
+        try:
+            os.write(fd, text)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return path
+    raise JobError(f"cannot take the journal lock {path!r}: it keeps changing; try again")
+
+
+_registry_lock = threading.Lock()
+_open: weakref.WeakValueDictionary[str, Journal] = weakref.WeakValueDictionary()
+_flusher: Optional[threading.Thread] = None
+_journals: weakref.WeakSet[Journal] = weakref.WeakSet()
+
+
+def open_journal(folder: str) -> Journal:
+    """The journal writer of `folder` for this process: opened (lock taken) on first use.
+
+    Every JobManager of this process on `folder` shares it. A torn last record left
+    by a killed driver is cut off first (and said so in a warning).
+
+    Raises:
+        JournalLocked: another live driver holds the folder.
+        OSError: the folder cannot be written.
+    """
+    global _flusher
+    with _registry_lock:
+        journal = _open.get(folder)
+        if journal is not None and not journal.closed:
+            return journal
+        lock_path = acquire_lock(folder)
+        try:
+            journal = _open_log(folder, lock_path)
+        except BaseException:
+            _release_lock(lock_path)
+            raise
+        _open[folder] = journal
+        _journals.add(journal)
+        if _flusher is None:
+            _flusher = threading.Thread(target=_flush_loop, name="runner-journal", daemon=True)
+            _flusher.start()
+    return journal
+
+
+def _open_log(folder: str, lock_path: str) -> Journal:
+    where = journal_dir(folder)
+    log_path = os.path.join(where, LOG_NAME)
+    fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        data = os.pread(fd, size, 0) if size else b""
+        previous = JournalState(folder)
+        _replay(previous, data)
+        previous.driver = None
+        if data and not data.endswith(b"\n"):
+            if previous.good_size == len(data):  # complete, but cut before its newline
+                os.write(fd, b"\n")
+            else:
+                for note in previous.dropped:
+                    logger().warning("journal %s: dropped %s", folder, note)
+                os.ftruncate(fd, previous.good_size)
+        with contextlib.suppress(FileNotFoundError):  # a request meant for an earlier driver
+            os.unlink(os.path.join(where, CANCEL_NAME))
+        journal = Journal(folder, previous, fd, lock_path)
+        import sys  # noqa: PLC0415 - already loaded; only for argv
+
+        pid = os.getpid()
+        journal.write(
+            {
+                "k": "open",
+                "v": FORMAT,
+                "s": journal.session,
+                "host": _host(),
+                "pid": pid,
+                "ps": process_start(pid),
+                "boot": boot_id(),
+                "t": _now(),
+                "argv": list(sys.argv),
+                "cwd": os.getcwd(),
+            }
+        )
+    except BaseException:
+        os.close(fd)
+        raise
+    return journal
+
+
+def _flush_loop() -> None:
+    """The journal thread: once per FSYNC_INTERVAL, each open journal's `tick()`."""
+    while True:
+        time.sleep(FSYNC_INTERVAL)
+        for journal in list(_journals):
+            try:
+                journal.tick()
+            except Exception:
+                logger().exception("journal thread: %r", journal)
+
+
+def close_all() -> None:
+    """Close every journal this process writes (called at the interpreter's exit)."""
+    with _registry_lock:
+        journals = list(_open.values())
+    for journal in journals:
+        try:
+            journal.close()
+        except Exception:
+            logger().exception("cannot close %r", journal)
+
+
+def left_folders() -> list[str]:
+    """The folders of the open journals in which the driver left jobs queued at exit."""
+    with _registry_lock:
+        return [j.folder for j in _open.values() if j.left]
+
+
+def write_request(folder: str) -> str:
+    """Write the cancel request file for `folder`'s live driver; return its path."""
+    path = os.path.join(journal_dir(folder), CANCEL_NAME)
+    part = f"{path}.{os.getpid()}.part"
+    with open(part, "w", encoding="utf-8") as f:
+        f.write(f"{_host()} {os.getpid()} {_now()}\n")
+    os.replace(part, path)
+    return path
+
+
+def record_outside_ends(
+    journal: Journal, records: Iterable[JobRecord], error: str, status: JobStatus
+) -> None:
+    """Record, for jobs of a driver that is gone, that they ended (cancelled from outside)."""
+    now = _now()
+    for record in records:
+        rec: dict[str, Any] = {
+            "k": "end",
+            "j": record.number,
+            "s": status.value,
+            "code": record.exit_code,
+            "t": now,
+            "err": error,
+        }
+        if status is JobStatus.CANCELLED:
+            rec["why"] = "cancelled"
+        journal.write(rec)
