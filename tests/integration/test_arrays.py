@@ -94,7 +94,8 @@ def test_cancelling_one_job_and_one_cancelled_from_outside_end_only_their_tasks(
     jobs = [
         SingleJob(
             f"g{i}",
-            f"touch {tmp_path}/started{i}\nwhile [ ! -e {gate} ]; do sleep 0.2; done\necho done {i}\n",
+            f"touch {tmp_path}/started{i}\n"
+            f"while [ ! -e {gate} ]; do sleep 0.2; done\necho done {i}\n",
         )
         for i in range(4)
     ]
@@ -103,7 +104,7 @@ def test_cancelling_one_job_and_one_cancelled_from_outside_end_only_their_tasks(
     jobs[1].cancel()
     # From outside, once the task runs: a task cancelled before it started leaves no record
     # on SLURM without accounting (see the docs page on exit codes).
-    wait_for(lambda: (tmp_path / "started2").exists(), "task 3 to start")
+    wait_for((tmp_path / "started2").exists, "task 3 to start")
     outside = results[2].jobid
     assert outside is not None
     proc = subprocess.run(

@@ -198,6 +198,16 @@ class Completion:
         if not self._done:
             self._job.results._note(jobid=str(jobid))
 
+    def report_tag(self, tag: str) -> None:
+        """Record the job's tag in the scheduler's queue, like `ext.report_tag`; before submitting.
+
+        For a runner that submits the job after `call` returned. Ignored once the job
+        has ended, and for a job without a journal.
+        """
+        entry = self._job.results._journal
+        if not self._done and entry is not None:
+            entry.tag(str(tag))
+
     def complete(self, exit_code: int, reason: Optional[str] = None) -> None:
         """End the job with `exit_code` as if `call` had returned it; the second call is ignored.
 
@@ -616,11 +626,11 @@ class JobRunner(metaclass=_MetaRunner):
                         once=True,
                     )
                     return
-                previous = job._previous
+                earlier = job._previous
                 if (
-                    previous is not None
-                    and not previous.done
-                    and previous.kind != "local"
+                    earlier is not None
+                    and not earlier.done
+                    and earlier.kind != "local"
                     and self._reattach_in_slot(job, jobmanager)
                 ):
                     if not detached:

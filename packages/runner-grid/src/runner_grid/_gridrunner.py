@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple, Optional, Union
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Optional, Union
 
 from runner_core import JobRunner
 from runner_core.ext import (
@@ -17,9 +17,11 @@ from runner_core.ext import (
     current_results,
     deferred_interrupts,
     detach_job,
+    journaled,
     report_failure,
     report_jobid,
     report_reason,
+    report_tag,
     wait_event,
 )
 from runner_grid._arrays import (
@@ -42,11 +44,12 @@ from runner_grid._commands import (
 from runner_grid._detect import detect_scheme
 from runner_grid._poller import QueuePoller, SchemeCheck, query_env
 from runner_grid._scheme import DEFAULT_QUERY_TIMEOUT, Scheme, SchemeError
-from runner_grid._submitter import new_tag, submit_job
+from runner_grid._submitter import find_by_tag, new_tag, submit_job
 from runner_grid._worker import Worker
 from runner_grid._wrapper import (
     DIRECTIVE_PREFIXES,
     directive_lines,
+    exitcode_path,
     read_exitcode,
     write_wrapper,
 )
@@ -57,7 +60,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from runner_core import Results
-    from runner_core.ext import Completion
+    from runner_core.ext import Completion, JobRecord
 
 __all__ = ["GridRunner"]
 
@@ -65,6 +68,9 @@ logger = logging.getLogger(__name__)
 
 #: Submit commands run at once by default (the runner's submit workers).
 SUBMIT_WORKERS = 4
+#: Between an array's tag and a task's index in the tag the journal records for the task
+#: (``job-1a2b3c4d/3``): a resume finds the array by its tag, then the task by its index.
+TASK_TAG = "/"
 
 
 def _job_cancelled(results: Optional[Results]) -> bool:
@@ -174,6 +180,7 @@ class GridRunner(JobRunner):
         self.settings: Settings = scheme
         self._grid_lock = threading.Lock()
         self._queued: dict[str, Optional[Results]] = {}  # job id -> Results, None outside a job
+        self._detached: dict[str, Completion] = {}  # job id -> how to end it, detached jobs
         self._cancel_sent: set[str] = set()
         self._to_cancel: list[str] = []  # ids job.cancel() asked for, for the canceller
         self._cancelling = False
@@ -338,6 +345,8 @@ class GridRunner(JobRunner):
         results = current_results()
         # A Ctrl-C between the submission and the record of its id would leave the job in
         # the queue with nobody to cancel it: it is raised once the id is recorded.
+        if tag is not None:
+            report_tag(tag)  # on record first: a resume finds the job by it if all else is lost
         with deferred_interrupts():
             jobid = self._submit(scheme, argv, command, tag)
             if jobid is None:
@@ -350,7 +359,7 @@ class GridRunner(JobRunner):
             self._cancel_ids([jobid])
         if self._detaching and self.parallel and can_detach(self):
             # The job leaves this thread (a submit worker): the poller ends it.
-            self._poller.watch(jobid, self._finish_later(jobid, exit_file, detach_job()))
+            self._watch_detached(jobid, exit_file, detach_job())
             return 0
         try:
             wait_event(self._poller.register(jobid))
@@ -401,6 +410,7 @@ class GridRunner(JobRunner):
     def _forget(self, jobid: str) -> None:
         with self._grid_lock:
             self._queued.pop(jobid, None)
+            self._detached.pop(jobid, None)
             self._cancel_sent.discard(jobid)
 
     def _submit(
@@ -707,6 +717,8 @@ class GridRunner(JobRunner):
 
     def _submit_alone(self, scheme: Scheme, job: _Collected) -> None:
         command = format_command(job.argv)
+        if job.tag is not None:
+            job.completion.report_tag(job.tag)
         logger.info("submitting: %s", command)
         outcome = submit_job(scheme, job.argv, os.environ, job.tag, self._stop.wait)
         if outcome.jobid is None:
@@ -748,6 +760,9 @@ class GridRunner(JobRunner):
                 job.completion.fail(message, reason="submit_failed")
             return
         command = format_command(argv)
+        if tag is not None:
+            for index, job in enumerate(jobs, start=1):
+                job.completion.report_tag(f"{tag}{TASK_TAG}{index}")
         logger.info("submitting an array of %d jobs: %s", len(jobs), command)
         outcome = submit_job(scheme, argv, os.environ, tag, self._stop.wait)
         if outcome.jobid is None:
@@ -776,13 +791,16 @@ class GridRunner(JobRunner):
         if cancel:
             self._cancel_ids(cancel)
         for jobid, job in submitted:
-            self._poller.watch(jobid, self._finish_later(jobid, job.exit_file, job.completion))
+            self._watch_detached(jobid, job.exit_file, job.completion)
 
-    def _finish_later(
-        self, jobid: str, exit_file: str, completion: Completion
-    ) -> Callable[[], None]:
-        """What the poller calls when the job left the queue: the finisher ends it."""
-        return lambda: self._finisher.put(lambda: self._complete(jobid, exit_file, completion))
+    def _watch_detached(self, jobid: str, exit_file: str, completion: Completion) -> None:
+        """Have the poller watch a detached job; the finisher ends it once it left the queue."""
+        with self._grid_lock:
+            self._detached[jobid] = completion
+        self._poller.watch(
+            jobid,
+            lambda: self._finisher.put(lambda: self._complete(jobid, exit_file, completion)),
+        )
 
     def _max_array_size(self, scheme: Scheme) -> int:
         """The most tasks of one array: the scheme's, the scheduler's (asked once), or 1,000."""
@@ -814,6 +832,149 @@ class GridRunner(JobRunner):
             logger.info("the largest job array is not known; arrays hold at most %d jobs", limit)
         self._array_limits[scheme.name] = limit
         return limit
+
+    # --- the run journal: resume, leave, cancel from the record ------------------------
+
+    def journal_info(self) -> dict[str, Any]:
+        """What the run journal records of this runner (``runner resume`` builds it again).
+
+        Returns:
+            ``{"kind": "grid", "scheme": ..., "parallel": ..., "maxjobs": ..., "sleepstep":
+            ..., "submit_workers": ...}``; the scheme is its name in `config` (a scheme
+            of your own is recorded as "custom", and such a run is resumed by running its
+            script again).
+        """
+        return {
+            "kind": "grid",
+            "scheme": self.scheme_name,
+            "parallel": self.parallel,
+            "maxjobs": self.maxjobs,
+            "sleepstep": self.sleepstep,
+            "submit_workers": self.submit_workers,
+        }
+
+    @classmethod
+    def from_journal_info(cls, info: Mapping[str, Any]) -> GridRunner:
+        """The runner again from what `journal_info` recorded (``runner resume DIR``).
+
+        Raises:
+            ValueError: the run used a scheme of its own (not in `config`), which the journal
+                cannot rebuild: resume it by running its script again with ``resume=True``.
+        """
+        name = str(info.get("scheme", "auto"))
+        if name not in cls.config:
+            raise ValueError(
+                f"the run used the grid scheme {name!r}, which is not in GridRunner.config; "
+                "resume it by running its script again with JobManager(folder, resume=True)"
+            )
+        return cls(
+            grid=name,
+            sleepstep=float(info.get("sleepstep", 5)),
+            parallel=bool(info.get("parallel", True)),
+            maxjobs=int(info.get("maxjobs", 0)),
+            submit_workers=int(info.get("submit_workers", SUBMIT_WORKERS)),
+        )
+
+    def reattach(self, record: JobRecord) -> bool:
+        """Wait again for a job an earlier driver submitted, instead of submitting it again.
+
+        The job is found by its recorded id, or by its tag in the queue (and the scheduler's
+        recent history) when the id never reached the record. Found, it is detached and the
+        poller ends it when it has left the queue (at once when it ended while no driver
+        ran), with its exit code from its folder or the scheduler. Not found, it never
+        reached the queue: False, and it is submitted again.
+
+        Raises:
+            runner_grid.SchemeError: the scheme's settings are bad.
+        """
+        scheme = self.scheme()
+        jobid = record.jobid or self._find_recorded(scheme, record.tag)
+        results = current_results()
+        if jobid is None or results is None:
+            return False
+        report_jobid(jobid)
+        exit_file = exitcode_path(record.path, results.job.runscript_name)
+        with self._grid_lock:
+            self._queued[jobid] = results
+        logger.info("job %s of %s is waited for again (resumed)", jobid, record.path)
+        self._watch_detached(jobid, exit_file, detach_job())
+        return True
+
+    @staticmethod
+    def _find_recorded(scheme: Scheme, tag: Optional[str]) -> Optional[str]:
+        """The id of the job (or array task) a record's tag names, or None when none is queued."""
+        if not tag:
+            return None
+        array_tag, sep, index = tag.partition(TASK_TAG)
+        try:
+            found = find_by_tag(scheme, array_tag)
+        except CheckFailed as exc:
+            raise RuntimeError(
+                f"cannot tell whether the job tagged {tag!r} is still queued ({exc}); it is not "
+                "submitted again, so it cannot run twice: try the resume again"
+            ) from exc
+        if found is None or not sep:
+            return found
+        return str(scheme.commands["task_id"](found, int(index)))
+
+    def _leave_jobs_queued(self) -> int:
+        """With ``config.grid_jobs_on_exit = "keep"``: leave the journaled jobs in the queue.
+
+        Each job in the scheduler's queue that a journal records is let go (`Completion.leave`):
+        the runner stops watching it and `_cancel_jobs` leaves it alone, so a resume waits for
+        it again. Jobs not submitted yet, and jobs of a call that blocks (a subclass's own),
+        are cancelled as usual.
+        """
+        with self._grid_lock:
+            left = [
+                (jobid, completion)
+                for jobid, completion in self._detached.items()
+                if journaled(completion.results)
+            ]
+            for jobid, _completion in left:
+                self._queued.pop(jobid, None)
+                self._detached.pop(jobid, None)
+        self._poller.forget([jobid for jobid, _completion in left])
+        for _jobid, completion in left:
+            completion.leave()
+        return len(left)
+
+    @classmethod
+    def cancel_recorded(cls, records: Sequence[JobRecord]) -> list[JobRecord]:
+        """Cancel a run's grid jobs from their journal records, with no live runner.
+
+        Runs the scheme's cancel command for the recorded ids (a job whose id never reached
+        the record is looked up by its tag first). A job the scheduler no longer knows has
+        ended already and counts as stopped.
+
+        Returns:
+            The records of the jobs now cancelled or gone.
+        """
+        stopped: list[JobRecord] = []
+        by_scheme: dict[str, list[JobRecord]] = {}
+        for record in records:
+            by_scheme.setdefault(str(record.runner.get("scheme", "auto")), []).append(record)
+        for name, group in by_scheme.items():
+            try:
+                runner = cls.from_journal_info({"scheme": name, "sleepstep": 1})
+                scheme = runner.scheme()
+            except (ValueError, TypeError) as exc:
+                logger.error("cannot cancel %d jobs of scheme %r: %s", len(group), name, exc)
+                continue
+            ids: dict[str, JobRecord] = {}
+            for record in group:
+                try:
+                    jobid = record.jobid or cls._find_recorded(scheme, record.tag)
+                except RuntimeError as exc:
+                    logger.error("%s", exc)
+                    continue
+                if jobid is None:
+                    stopped.append(record)  # never reached the queue
+                else:
+                    ids[jobid] = record
+            if ids and runner._cancel_ids(list(ids)):
+                stopped.extend(ids.values())
+        return stopped
 
     # --- cancelling ----------------------------------------------------------------------
 
@@ -867,7 +1028,12 @@ class GridRunner(JobRunner):
         finally:
             self._poller.wake()
 
-    def _cancel_ids(self, ids: list[str]) -> None:
+    def _cancel_ids(self, ids: list[str]) -> bool:
+        """Run the scheme's cancel command for `ids`; False when a command could not run.
+
+        A command that ran but failed counts as done: the scheduler refuses to cancel jobs
+        that have just ended.
+        """
         with self._grid_lock:
             self._cancel_sent.update(ids)
         try:
@@ -883,17 +1049,19 @@ class GridRunner(JobRunner):
                 self.scheme_name,
                 " ".join(ids),
             )
-            return
+            return False
         if callable(cancel):
             argvs = [split_command(a, "commands.cancel") for a in cancel(ids)]
         else:
             argvs = batch_commands(split_command(cancel, "commands.cancel"), ids)
+        ran = True
         for argv in argvs:
             command = format_command(argv)
             try:
                 proc = run_query(argv, env, timeout)
             except CheckFailed as exc:
                 logger.error("could not cancel jobs: %s", exc)
+                ran = False
                 continue
             if proc.returncode == 0:
                 logger.warning("cancelled grid jobs: %s", command)
@@ -904,3 +1072,4 @@ class GridRunner(JobRunner):
                     proc.returncode,
                     proc.stderr.strip(),
                 )
+        return ran

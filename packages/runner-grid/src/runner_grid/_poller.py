@@ -203,6 +203,13 @@ class QueuePoller:
             self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
             self._thread.start()
 
+    def forget(self, ids: Collection[str]) -> None:
+        """Stop waiting for the given jobs: their callbacks are never called."""
+        with self._lock:
+            for jobid in ids:
+                self._jobs.pop(jobid, None)
+                self._events.pop(jobid, None)
+
     def active(self) -> list[str]:
         """Return the ids still waited for."""
         with self._lock:
