@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import PurePosixPath
 from typing import Any
@@ -220,6 +221,18 @@ def test_nul_is_refused_naming_what(where: str, kwargs: dict[str, Any]) -> None:
     args.update(kwargs)
     with pytest.raises(ValueError, match=where):
         build_submit_argv(SCHEMES["slurm"](), **args)
+
+
+@pytest.mark.parametrize("key", ["bad key", "", " J", "J ", "a\tb", "a\nb"])
+def test_a_runflag_name_with_white_space_or_none_is_refused_naming_it(key: str) -> None:
+    with pytest.raises(ValueError, match=f"runflag name {re.escape(repr(key))} cannot be"):
+        flag_args(key, 1, {})
+    with pytest.raises(ValueError, match="white space"):
+        build_submit_argv(SCHEMES["slurm"](), "r", "w", "o", "e", runflags={key: "1"})
+
+
+def test_a_special_key_may_hold_what_a_plain_flag_may_not() -> None:
+    assert flag_args("my mem", "4G", {"my mem": "--mem="}) == ["--mem=4G"]
 
 
 def test_nul_in_a_special_prefix_is_refused() -> None:

@@ -252,6 +252,18 @@ def test_submit_failure_ends_failed_with_the_stderr(
     assert runner.check_count == 0
 
 
+def test_a_runflag_name_with_a_space_fails_the_job_before_any_submit(
+    fake: Path, tmp_path: Path
+) -> None:
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.05)
+    job = SingleJob(name="x", runscript=":\n")
+    (result,) = run_jobs(runner, JobManager(tmp_path / "w"), [job], **{"bad key": 1})
+    assert result.status is JobStatus.FAILED
+    assert result.reason == "submit_failed"
+    assert "runflag name 'bad key' cannot be a submit flag" in (result.error or "")
+    assert submits(fake) == []
+
+
 def test_failing_checks_release_no_job_and_all_finish_with_their_codes(
     fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -116,10 +116,18 @@ def flag_args(key: str, value: Any, special: Mapping[str, str]) -> list[str]:
         The arguments, possibly none.
 
     Raises:
-        ValueError: the key, prefix or value holds a NUL byte.
+        ValueError: the key is empty or holds white space (it would become a flag such as
+            ``'-bad key'``, which the scheduler misreads), or the key, prefix or value holds a
+            NUL byte.
         TypeError: the value is not a string, number, bool, path or None.
     """
     _no_nul(key, "runflag name")
+    if key not in special and (not key or any(c.isspace() for c in key)):
+        raise ValueError(
+            f"runflag name {key!r} cannot be a submit flag: it is empty or holds white space; "
+            "a runflag k=v becomes the arguments -k v, so give the flag's name alone as the key "
+            "and what follows it as the value, or add the name to the scheme's 'special' keys"
+        )
     if value is None or value is False:
         return []
     bare = value is True or (isinstance(value, str) and value == "")
