@@ -133,7 +133,11 @@ elif name == "astat":
 elif name == "acancel":
     with open(path("cancels.log"), "a") as fh:
         fh.write(" ".join(args) + "\n")
-    for jobid in args:
+    expanded = []
+    for jobid in args:  # an array's id stands for all its tasks, as with scancel
+        tasks = sorted({f.split(".")[0] for f in os.listdir(state) if f.startswith(jobid + "_")})
+        expanded += tasks if "_" not in jobid and tasks else [jobid]
+    for jobid in expanded:
         try:
             os.rename(path(jobid + ".pending"), path(jobid + ".cancelled"))
             continue
@@ -467,7 +471,22 @@ def test_shutdown_cancels_every_task_in_the_queue(fake: Path, tmp_path: Path) ->
         results = [job.run(jobrunner=grid, jobmanager=JobManager(tmp_path / "w")) for job in batch]
     grid.shutdown(cancel=True, timeout=TIMEOUT)
     assert [r.status for r in results] == [JobStatus.CANCELLED] * 3
-    assert sorted((fake / "cancels.log").read_text().split()) == ["100_1", "100_2", "100_3"]
+    # one id for the whole array, not one per task
+    assert (fake / "cancels.log").read_text().split() == ["100"]
+
+
+def test_shutdown_cancels_the_rest_of_an_array_by_the_arrays_id(fake: Path, tmp_path: Path) -> None:
+    grid = runner()
+    gate = tmp_path / "gate"
+    batch = [SingleJob(f"w{i}", f"while [ ! -e {gate} ]; do sleep 0.02; done") for i in range(3)]
+    with grid.batch():
+        results = [job.run(jobrunner=grid, jobmanager=JobManager(tmp_path / "w")) for job in batch]
+    batch[0].cancel()
+    assert results[0].wait(timeout=TIMEOUT)
+    grid.shutdown(cancel=True, timeout=TIMEOUT)
+    assert [r.status for r in results] == [JobStatus.CANCELLED] * 3
+    lines = (fake / "cancels.log").read_text().splitlines()
+    assert lines == [results[0].jobid, "100"]  # the array's other tasks, by the array's id
 
 
 def test_without_arrays_serial_or_own_call_jobs_go_one_by_one(fake: Path, tmp_path: Path) -> None:

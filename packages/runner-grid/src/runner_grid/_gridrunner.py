@@ -97,6 +97,13 @@ def _tag_for(scheme: Scheme, runscript: str, runflags: Mapping[str, Any]) -> Opt
     return new_tag(stem)
 
 
+def _brief(argv: Sequence[str], most: int = 10) -> str:
+    """A command for the log, its arguments cut after `most`: ``scancel 1 2 ... (1000 ids)``."""
+    if len(argv) <= most + 2:
+        return format_command(argv)
+    return f"{format_command(argv[:most])} ... ({len(argv) - 1} arguments)"
+
+
 def _count(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
@@ -181,6 +188,8 @@ class GridRunner(JobRunner):
         self._grid_lock = threading.Lock()
         self._queued: dict[str, Optional[Results]] = {}  # job id -> Results, None outside a job
         self._detached: dict[str, Completion] = {}  # job id -> how to end it, detached jobs
+        self._array_tasks: dict[str, set[str]] = {}  # array id -> its tasks not ended yet
+        self._array_of: dict[str, str] = {}  # task id -> its array's id
         self._cancel_sent: set[str] = set()
         self._to_cancel: list[str] = []  # ids job.cancel() asked for, for the canceller
         self._cancelling = False
@@ -412,6 +421,12 @@ class GridRunner(JobRunner):
             self._queued.pop(jobid, None)
             self._detached.pop(jobid, None)
             self._cancel_sent.discard(jobid)
+            array = self._array_of.pop(jobid, None)
+            if array is not None:
+                tasks = self._array_tasks[array]
+                tasks.discard(jobid)
+                if not tasks:
+                    del self._array_tasks[array]
 
     def _submit(
         self, scheme: Scheme, argv: list[str], command: str, tag: Optional[str]
@@ -773,9 +788,11 @@ class GridRunner(JobRunner):
             return
         logger.info("submitted job %s: an array of %d tasks: %s", outcome.jobid, len(jobs), command)
         task_id = scheme.commands["task_id"]
-        self._watch_submitted(
-            [(str(task_id(outcome.jobid, i)), job) for i, job in enumerate(jobs, 1)]
-        )
+        tasks = [(str(task_id(outcome.jobid, i)), job) for i, job in enumerate(jobs, 1)]
+        with self._grid_lock:
+            self._array_tasks[outcome.jobid] = {jobid for jobid, _job in tasks}
+            self._array_of.update((jobid, outcome.jobid) for jobid, _job in tasks)
+        self._watch_submitted(tasks)
 
     def _watch_submitted(self, submitted: Sequence[tuple[str, _Collected]]) -> None:
         """Record the ids of submitted batch jobs and hand them to the poller."""
@@ -987,12 +1004,22 @@ class GridRunner(JobRunner):
         super()._cancel_jobs()
         with self._grid_lock:
             self._cancelling = True
-            ids = list(self._queued)
+            ids = self._whole_arrays(list(self._queued))
         self._stop.set()
         if ids:
             self._cancel_ids(ids)
         self._poller.wake()
         self._finisher.hurry()
+
+    def _whole_arrays(self, ids: list[str]) -> list[str]:
+        """`ids`, with the tasks of an array replaced by the array's id where all of them are in.
+
+        So cancelling a batch of a thousand tasks is ``scancel 123``, not a thousand ids.
+        Called with the grid lock held.
+        """
+        whole = [array for array, tasks in self._array_tasks.items() if tasks and tasks <= set(ids)]
+        covered = set().union(*(self._array_tasks[array] for array in whole))
+        return [jobid for jobid in ids if jobid not in covered] + whole
 
     def cancel_job(self, results: Results) -> None:
         """Cancel one job (``job.cancel()``), in the queue too, by a cancel command run elsewhere.
@@ -1056,7 +1083,7 @@ class GridRunner(JobRunner):
             argvs = batch_commands(split_command(cancel, "commands.cancel"), ids)
         ran = True
         for argv in argvs:
-            command = format_command(argv)
+            command = _brief(argv)
             try:
                 proc = run_query(argv, env, timeout)
             except CheckFailed as exc:
