@@ -145,6 +145,7 @@ def vendored_settings(session: nox.Session) -> None:
             "import sys; sys.path.insert(0, sys.argv[1]);"
             "from myproject_vendor.settings import Settings;"
             "s = Settings(); s.a.b.c = 1; assert s == {'a': {'b': {'c': 1}}}, s;"
+            "assert s.flatten().unflatten() == Settings.unflatten(s.flatten()) == s;"
             "print('vendored import ok:', Settings.__module__)",
             tmp,
         )
@@ -157,8 +158,9 @@ def vendored_settings(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the documentation site; any warning is an error."""
-    _install_editable(session, "mkdocs>=1.6", "mkdocstrings[python]>=0.26")
+    """Run the pages' code examples, then build the site; any warning is an error."""
+    _install_editable(session, "mkdocs>=1.6", "mkdocstrings[python]>=0.26", *TEST_DEPS)
+    session.run("pytest", "tests/docs", *session.posargs)
     session.run("mkdocs", "build", "--strict", "-f", "docs/mkdocs.yml", "-d", str(ROOT / "site"))
 
 

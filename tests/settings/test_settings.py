@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import collections
 import copy
+import functools
+import inspect
 import json
 import pickle
+import pydoc
 import threading
 from typing import Any
 
@@ -304,7 +307,22 @@ def test_item_read_of_underscore_key_returns_a_detached_branch() -> None:
 # ------------------------------------------------------- method-name keys
 
 
-@pytest.mark.parametrize("name", ["items", "copy", "update", "keys", "get", "merge", "flatten"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "items",
+        "copy",
+        "update",
+        "keys",
+        "get",
+        "merge",
+        "flatten",
+        "unflatten",
+        "block_keys",
+        "suppress_missing",
+        "fromkeys",
+    ],
+)
 def test_attribute_assignment_to_a_method_name_is_refused(name: str) -> None:
     s = Settings()
     with pytest.raises(AttributeError, match=rf"s\['{name}'\] = 1"):
@@ -322,6 +340,71 @@ def test_key_named_like_a_method_is_stored_by_item_and_never_hides_the_method(na
     assert s.copy() == s
     s.update({"other": 2})
     assert dict(s.items()) == {name: {"v": 1}, "other": 2}
+
+
+def test_methods_called_through_the_class_work_like_any_dict_subclass() -> None:
+    s = Settings(a={"x": 1})
+    s["keys"] = s["copy"] = "keys that share a method's name"
+    assert Settings.keys(s) == {"a", "keys", "copy"}
+    assert Settings.get(s, "a") == {"x": 1}
+    copied = Settings.copy(s)
+    assert copied == s
+    assert copied.a is not s.a
+    assert Settings.update(s, {"a": {"y": 2}}, b=3) is None
+    assert s.a == {"x": 1, "y": 2}
+    assert s.b == 3
+    assert Settings.merge(Settings(), s) == s
+    assert list(map(Settings.as_dict, [Settings(q={"r": 1})])) == [{"q": {"r": 1}}]
+
+
+def test_methods_read_on_the_class_have_signature_name_and_doc() -> None:
+    params = inspect.signature(Settings.update).parameters
+    assert list(params) == ["self", "other", "kwargs"]
+    assert params["other"].kind is inspect.Parameter.POSITIONAL_ONLY
+    assert list(inspect.signature(Settings.get_nested).parameters) == [
+        "self",
+        "keys",
+        "suppress_missing",
+        "default",
+    ]
+    assert list(inspect.signature(Settings.unflatten).parameters) == ["flat", "unflatten_list"]
+    assert list(inspect.signature(Settings().unflatten).parameters) == ["unflatten_list"]
+    assert Settings.update.__name__ == "update"
+    assert Settings.update.__qualname__ == "Settings.update"
+    assert "Recursively overwrite" in (inspect.getdoc(Settings.update) or "")
+    assert "Recursively overwrite" in pydoc.render_doc(Settings.update, renderer=pydoc.plaintext)
+    assert "'Settings.update'" in repr(Settings.update)
+
+    @functools.wraps(Settings.soft_update)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return Settings.soft_update(*args, **kwargs)
+
+    assert wrapper.__name__ == "soft_update"
+    assert list(inspect.signature(wrapper).parameters) == ["self", "other"]
+    assert wrapper(Settings(a=1), {"b": 2}) == {"a": 1, "b": 2}
+
+
+def test_methods_read_on_the_class_pickle_and_copy_as_themselves() -> None:
+    for method in (Settings.update, Settings.keys):
+        assert pickle.loads(pickle.dumps(method)) is method
+        assert copy.copy(method) is method
+
+
+def test_subclass_methods_work_through_the_class_too() -> None:
+    class Mine(Settings):  # type: ignore[misc,valid-type]
+        def describe(self, suffix: str = "") -> str:
+            return f"{len(self)} keys{suffix}"
+
+        def update(self, other: Any = (), /, **kwargs: Any) -> None:
+            super().update(other, **kwargs)
+            self["updated"] = True
+
+    m = Mine(a=1)
+    assert Mine.describe(m, "!") == "1 keys!"
+    assert list(inspect.signature(Mine.describe).parameters) == ["self", "suffix"]
+    Mine.update(m, b=2)
+    assert m == {"a": 1, "b": 2, "updated": True}
+    assert Mine.keys(m) == {"a", "b", "updated"}
 
 
 def test_delete_attribute() -> None:
@@ -543,12 +626,12 @@ def test_merge_and_add_leave_operands_unchanged() -> None:
     assert b == {"x": {"z": 2}, "w": 3}
 
 
-def test_remove_is_recursive() -> None:
+def test_remove_is_recursive_and_keeps_emptied_branches_like_plams() -> None:
     s = Settings(a={"x": 1, "y": 2}, b=3, c={"d": 1})
     same = s
     s -= {"a": {"x": None}, "b": None, "c": {"d": 0}, "missing": 1}
     assert s is same
-    assert s == {"a": {"y": 2}}
+    assert s == {"a": {"y": 2}, "c": {}}
 
 
 def test_remove_whole_branch_when_other_has_a_leaf() -> None:
@@ -557,10 +640,66 @@ def test_remove_whole_branch_when_other_has_a_leaf() -> None:
     assert s == {"b": 2}
 
 
-def test_remove_self_empties() -> None:
-    s = Settings(a={"b": {"c": 1}}, d=[1])
+def test_remove_self_leaves_only_empty_containers() -> None:
+    s = Settings(a={"b": {"c": 1}}, d=[1], e={}, f=[])
     s.remove(s.copy())
+    assert s == {"a": {"b": {}}, "d": []}
+    t = Settings(a={"b": 1}, l=[1, {"x": 2}])
+    t.remove(t)  # the same object: removing must not trip over its own iteration
+    assert t == {"a": {}, "l": [{}]}
+
+
+def test_remove_with_lists_deletes_the_elements_at_the_positions_other_has() -> None:
+    s = Settings(a=[10, 20, 30, 40], keep=[1])
+    s -= {"a": [None, "any value"]}
+    assert s == {"a": [30, 40], "keep": [1]}
+    s -= {"a": [0, 0, 0]}  # longer than what is left: the missing positions change nothing
+    assert s == {"a": [], "keep": [1]}  # an emptied list stays, as in PLAMS
+
+
+def test_remove_and_difference_never_change_a_list_that_copies_share() -> None:
+    a = Settings(l=[1, 2, 3], nested=[[1, 2]], b={"m": [4, 5]})
+    lists = (a.l, a.nested, a.nested[0], a.b.m)
+    copied = a.copy()
+    assert copied.l is a.l  # copies share lists of plain values ...
+    rest = a - {"l": [None], "nested": [[None]], "b": {"m": [None]}}
+    copied -= {"l": [None, None, None]}
+    assert rest == {"l": [2, 3], "nested": [[2]], "b": {"m": [5]}}
+    assert copied.l == []
+    assert a == {"l": [1, 2, 3], "nested": [[1, 2]], "b": {"m": [4, 5]}}  # ... so none changed
+    assert all(now is then for now, then in zip((a.l, a.nested, a.nested[0], a.b.m), lists))
+
+
+def test_remove_positions_refer_to_the_list_as_it_was() -> None:
+    s = Settings(l=list(range(40)))
+    s.remove({"l": {3: None, 31: None, 0: None}})  # a mapping with int keys names positions too
+    assert s.l == [n for n in range(40) if n not in (0, 3, 31)]
+
+
+def test_remove_goes_into_lists_of_settings_and_lists_of_lists() -> None:
+    s = Settings(l=[{"x": 1, "y": 2}, {"x": 3}, [5, 6]])
+    s.remove({"l": [{"x": None}, {}, [None]]})
+    assert s == {"l": [{"y": 2}, [6]]}  # {} is a leaf: the whole element goes
+
+
+def test_remove_an_empty_container_in_other_deletes_the_whole_value() -> None:
+    s = Settings(a={"x": 1}, l=[1, 2], t=(1, 2))
+    s.remove({"a": {}, "l": [], "t": (9,)})
     assert s == {}
+
+
+def test_remove_paths_that_do_not_exist_here_change_nothing() -> None:
+    s = Settings(a=5, l=[1], t=(1, 2), b={"c": 1})
+    s.remove({"a": {"x": 1}, "l": {"x": 1}, "t": [None], "b": [None], "missing": [1]})
+    assert s == {"a": 5, "l": [1], "t": (1, 2), "b": {"c": 1}}
+
+
+def test_remove_accepts_plain_dicts_and_leaves_other_unchanged() -> None:
+    other = {"a": [{"x": 1}], "b": {"c": None}}
+    s = Settings(a=[{"x": 1, "y": 1}], b={"c": 1, "d": 2})
+    s.remove(other)
+    assert s == {"a": [{"y": 1}], "b": {"d": 2}}
+    assert other == {"a": [{"x": 1}], "b": {"c": None}}
 
 
 def test_difference_and_sub_leave_operands_unchanged() -> None:
@@ -593,8 +732,31 @@ def test_get_nested() -> None:
     assert s.get_nested(("a", "zz")) is None
     assert s.get_nested(("a", "b", 5), default="d") == "d"
     assert s.get_nested(("a", "b", 0, "c", "deeper"), default=0) == 0
+    assert s.get_nested(("a", "zz"), False, "d") == "d"  # PLAMS's positions
     assert s.get_nested("a") == {"b": [{"c": 1}]}
     assert s == {"a": {"b": [{"c": 1}]}}
+
+
+def test_get_nested_suppress_missing_is_the_second_positional_argument_as_in_plams() -> None:
+    s = Settings(a={"b": [{"c": None}]})
+    assert s.get_nested(("a", "b", 0, "c"), True) is None  # exists, holds None
+    with pytest.raises(KeyError, match=r"\('a', 'zz'\) does not exist"):
+        s.get_nested(("a", "zz", "yy"), True)
+    with pytest.raises(KeyError, match=r"\('a', 'b', 3\) does not exist"):
+        s.get_nested(("a", "b", 3), suppress_missing=True, default="never used")
+    assert s == {"a": {"b": [{"c": None}]}}
+
+
+@pytest.mark.parametrize("method", ["get_nested", "pop_nested", "contains_nested"])
+def test_a_default_given_where_plams_has_suppress_missing_is_refused(method: str) -> None:
+    s = Settings()
+    with pytest.raises(TypeError, match=rf"True or False, got 'x'.*{method}\(keys, default='x'\)"):
+        getattr(s, method)(("a",), "x")
+    with pytest.raises(TypeError, match="got 0"):
+        getattr(s, method)(("a",), 0)
+    with pytest.raises(TypeError, match="got 1"):
+        s.set_nested(("a",), 1, 1)
+    assert s == {}
 
 
 def test_contains_nested() -> None:
@@ -602,6 +764,9 @@ def test_contains_nested() -> None:
     assert s.contains_nested(("a", "b", 0, "c"))
     assert not s.contains_nested(("a", "b", 1))
     assert not s.contains_nested(("x",))
+    assert s.contains_nested(("a", "b", 0, "c"), True)
+    with pytest.raises(KeyError, match=r"\('a', 'b', 1\) does not exist"):
+        s.contains_nested(("a", "b", 1, "c"), True)
     assert s == {"a": {"b": [{"c": None}]}}
 
 
@@ -628,14 +793,38 @@ def test_set_nested_errors() -> None:
     assert s == {"a": 5, "l": []}
 
 
+def test_set_nested_suppress_missing_creates_nothing() -> None:
+    s = Settings(a={"b": {}})
+    s.set_nested(("a", "b", "c"), 1, True)  # only the last key may be new
+    assert s == {"a": {"b": {"c": 1}}}
+    with pytest.raises(KeyError, match=r"\('a', 'x'\) does not exist"):
+        s.set_nested(("a", "x", "y", "z"), 2, suppress_missing=True)
+    assert s == {"a": {"b": {"c": 1}}}
+
+
 def test_pop_nested() -> None:
     s = Settings(a={"b": {"c": 1, "d": 2}}, l=[10, 20])
     assert s.pop_nested(("a", "b", "c")) == 1
     assert s.pop_nested(("a", "b", "c")) is None
     assert s.pop_nested(("a", "x", "y"), default="none") == "none"
+    assert s.pop_nested(("a", "x", "y"), False, "none") == "none"  # PLAMS's positions
     assert s.pop_nested(("l", 0)) == 10
     assert s.pop_nested(()) is None
     assert s == {"a": {"b": {"d": 2}}, "l": [20]}
+
+
+def test_pop_nested_suppress_missing() -> None:
+    s = Settings(a={"b": {"d": 2}}, l=[20])
+    with pytest.raises(KeyError, match=r"\('a', 'x'\) does not exist"):
+        s.pop_nested(("a", "x", "y"), True)
+    with pytest.raises(KeyError, match=r"\('a', 'b', 'c'\) does not exist"):
+        s.pop_nested(("a", "b", "c"), True)
+    with pytest.raises(KeyError, match=r"\('l', 1\) does not exist"):
+        s.pop_nested(("l", 1), suppress_missing=True)
+    with pytest.raises(KeyError, match="empty"):
+        s.pop_nested((), True)
+    assert s.pop_nested(("a", "b", "d"), True) == 2
+    assert s == {"a": {"b": {}}, "l": [20]}
 
 
 def test_nested_keys() -> None:
@@ -643,6 +832,8 @@ def test_nested_keys() -> None:
     s.a.b.c = True
     s.l = [{"x": 1}]
     s.e = {}
+    s.z = 0  # a false value is a value: unlike PLAMS's code, it is yielded
+    s.el = []
     assert list(s.nested_keys()) == [
         ("a",),
         ("a", "b"),
@@ -650,20 +841,53 @@ def test_nested_keys() -> None:
         ("l",),
         ("l", 0),
         ("l", 0, "x"),
-        ("e",),
+        ("z",),
+        ("el",),
     ]
     assert list(s.nested_keys(flatten_list=False)) == [
         ("a",),
         ("a", "b"),
         ("a", "b", "c"),
         ("l",),
-        ("e",),
+        ("z",),
+        ("el",),
     ]
+    assert list(s.nested_keys(include_empty=True))[-3:] == [("e",), ("z",), ("el",)]
+    assert ("a", "b", "c") in s.nested_keys(False, True)  # PLAMS's positions
+
+
+def test_nested_keys_include_empty_reaches_empty_branches_at_any_depth() -> None:
+    s = Settings(a={"b": {}, "c": [{}, {"d": {}}]})
+    assert list(s.nested_keys()) == [("a",), ("a", "c"), ("a", "c", 1)]
+    assert list(s.nested_keys(include_empty=True)) == [
+        ("a",),
+        ("a", "b"),
+        ("a", "c"),
+        ("a", "c", 0),
+        ("a", "c", 1),
+        ("a", "c", 1, "d"),
+    ]
+
+
+def test_block_keys_are_the_branches() -> None:
+    s = Settings()
+    s.a.b.c = True
+    s.a.x = 1
+    s.l = [{"x": 1}, 2]
+    s.e = {}
+    s.el = []
+    s.top = "leaf"
+    assert list(s.block_keys()) == [("a",), ("a", "b"), ("l",), ("l", 0)]
+    assert list(s.block_keys(flatten_list=False)) == [("a",), ("a", "b")]
+    assert list(s.block_keys(include_empty=True)) == [("a",), ("a", "b"), ("l",), ("l", 0), ("e",)]
+    assert list(s.block_keys(False, True)) == [("a",), ("a", "b"), ("e",)]
+    assert list(Settings(x=1).block_keys()) == []
 
 
 def test_flatten_and_unflatten() -> None:
     s = Settings(a={"b": {"c": 1}}, l=[1, {"x": 2}, [3]], e={}, el=[], t=(1, 2))
     flat = s.flatten()
+    assert type(flat) is Settings
     assert flat == {
         ("a", "b", "c"): 1,
         ("l", 0): 1,
@@ -673,10 +897,33 @@ def test_flatten_and_unflatten() -> None:
         ("el",): [],
         ("t",): (1, 2),
     }
-    back = Settings.unflatten(flat)
-    assert back == s
-    assert type(back.l) is list
-    assert type(back.l[1]) is Settings
+    for back in (flat.unflatten(), Settings.unflatten(flat), Settings.unflatten(dict(flat))):
+        assert back == s
+        assert type(back) is Settings
+        assert type(back.l) is list
+        assert type(back.l[1]) is Settings
+
+
+def test_flatten_and_unflatten_share_no_node() -> None:
+    s = Settings(e={}, l=[{"x": 1}])
+    flat = s.flatten(flatten_list=False)
+    assert flat[("e",)] is not s.e
+    assert flat[("l",)][0] is not s.l[0]
+    back = flat.unflatten(unflatten_list=False)
+    assert back.e is not flat[("e",)]
+    back.e.new = 1
+    back.l[0].x = 2
+    assert s == {"e": {}, "l": [{"x": 1}]}
+    assert flat == {("e",): {}, ("l",): [{"x": 1}]}
+
+
+def test_flatten_is_plams_spelling_round_trip() -> None:
+    s = Settings()
+    s.input.ams.task = "GeometryOptimization"
+    s.input.ams.properties = [{"name": "x"}]
+    assert s.flatten().unflatten() == s
+    assert s.flatten(flatten_list=False).unflatten(unflatten_list=False) == s
+    assert s.flatten()[("input", "ams", "properties", 0, "name")] == "x"
 
 
 def test_flatten_without_lists() -> None:
@@ -684,11 +931,13 @@ def test_flatten_without_lists() -> None:
     flat = s.flatten(flatten_list=False)
     assert flat == {("a", "l"): [{"x": 1}]}
     assert Settings.unflatten(flat, unflatten_list=False) == s
+    assert flat.unflatten(False) == s
 
 
 def test_unflatten_without_lists_makes_int_keys() -> None:
     assert Settings.unflatten({("a", 0): 1}, unflatten_list=False) == {"a": {0: 1}}
     assert Settings.unflatten({("a", 0): 1}) == {"a": [1]}
+    assert Settings({("a", 0): 1}).unflatten(unflatten_list=False) == {"a": {0: 1}}
 
 
 def test_unflatten_accepts_single_keys_and_pads_lists() -> None:
@@ -702,13 +951,29 @@ def test_unflatten_errors() -> None:
         Settings.unflatten({("a",): 1, ("a", "b"): 2})
 
 
-def test_unflatten_on_an_instance_and_subclass() -> None:
+def test_unflatten_on_the_class_and_on_an_instance_of_a_subclass() -> None:
     class Mine(Settings):  # type: ignore[misc,valid-type]
         pass
 
-    back = Mine().unflatten({("a", "b"): 1})
-    assert type(back) is Mine
-    assert back == {"a": {"b": 1}}
+    for back in (Mine.unflatten({("a", "b"): 1}), Mine({("a", "b"): 1}).unflatten()):
+        assert type(back) is Mine
+        assert back == {"a": {"b": 1}}
+    assert type(Mine(a={"b": 1}).flatten()) is Settings
+
+
+def test_unflatten_on_an_instance_with_a_mapping_is_refused() -> None:
+    # The classmethod-only spelling of earlier versions, which would now unflatten the
+    # (empty) instance and drop the argument.
+    with pytest.raises(TypeError, match=r"got \{\('a',\): 1\}; .*Settings.unflatten\(flat\)"):
+        Settings().unflatten({("a",): 1})  # type: ignore[arg-type]
+
+
+def test_unflatten_is_never_hidden_by_a_key() -> None:
+    flat = Settings({("a",): 1})
+    flat["unflatten"] = "a value"
+    with pytest.raises(AttributeError, match=r"s\['unflatten'\] = 1"):
+        flat.unflatten = 1
+    assert flat.unflatten() == {"a": 1, "unflatten": "a value"}
 
 
 def test_compare() -> None:
@@ -730,6 +995,73 @@ def test_compare() -> None:
         "modified": {},
     }
     assert s.compare(s) == {"added": {}, "removed": {}, "modified": {}}
+
+
+# ---------------------------------------------------------- suppress_missing
+
+
+def test_suppress_missing_makes_missing_reads_raise_key_error() -> None:
+    s = Settings(a={"b": 1})
+    with s.suppress_missing():
+        assert s.a.b == 1
+        assert s["a"]["b"] == 1
+        with pytest.raises(KeyError, match="'x': no such key"):
+            s["x"]
+        with pytest.raises(KeyError) as raised:
+            _ = s.a.x
+        assert raised.value.args == ("x",)
+        with pytest.raises(KeyError):
+            s.x.y.z = True  # as in PLAMS: the first missing step raises
+        s.a.c = 2  # writing is not reading: existing branches take new keys
+        assert s.get("x") is None
+        assert "x" not in s
+    assert s == {"a": {"b": 1, "c": 2}}
+    assert s.x == {}  # back to detached branches after the block
+
+
+def test_suppress_missing_attribute_reads_are_attribute_errors_too() -> None:
+    s = Settings(a=1)
+    with Settings.suppress_missing():
+        assert not hasattr(s, "x")
+        assert getattr(s, "x", "default") == "default"
+        with pytest.raises(AttributeError):
+            _ = s.x
+        with pytest.raises(AttributeError, match="never created on read"):
+            _ = s._private  # names with '_' keep their own error
+    assert copy.deepcopy(s) == s
+
+
+def test_suppress_missing_nests_and_restores_after_an_error() -> None:
+    s = Settings()
+    with s.suppress_missing():
+        with s.suppress_missing():
+            pass
+        with pytest.raises(KeyError):
+            _ = s.x
+    with pytest.raises(RuntimeError, match="boom"), s.suppress_missing():
+        raise RuntimeError("boom")
+    assert s.x == {}
+
+
+def test_suppress_missing_affects_only_the_thread_that_entered_it() -> None:
+    s = Settings()
+    entered, done = threading.Event(), threading.Event()
+    seen: list[Any] = []
+
+    def other_thread() -> None:
+        entered.wait(5)
+        seen.append(s.nothing)
+        done.set()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    with s.suppress_missing():
+        entered.set()
+        assert done.wait(5)
+        with pytest.raises(KeyError):
+            _ = s.nothing
+    thread.join()
+    assert seen == [{}]
 
 
 # ------------------------------------------------------------------ threads

@@ -5,23 +5,32 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
+from contextlib import contextmanager
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     Dict,
     Hashable,
     Iterator,
     List,
+    NoReturn,
     Optional,
     Sequence,
     Tuple,
     TypeVar,
+    overload,
 )
+
+if TYPE_CHECKING:
+    from typing import Protocol
 
 __all__ = ["Settings"]
 
 _S = TypeVar("_S", bound="Settings")
+_S_co = TypeVar("_S_co", bound="Settings", covariant=True)
 
 #: Keys of a flattened Settings: the path from the root, list indices included.
 FlatKey = Tuple[Hashable, ...]
@@ -40,6 +49,29 @@ _MISSING: Any = _Missing()
 _dict_get = dict.get
 _dict_setitem = dict.__setitem__
 _object_setattr = object.__setattr__
+
+
+class _SuppressState(threading.local):
+    """How many `Settings.suppress_missing()` blocks the current thread is inside."""
+
+    depth = 0
+
+
+_suppress = _SuppressState()
+
+
+class _MissingKeyError(KeyError, AttributeError):
+    """A read of a missing key inside `Settings.suppress_missing()`.
+
+    A KeyError, as in PLAMS; also an AttributeError, so that `hasattr(s, name)` and
+    `getattr(s, name, default)` keep working inside the block.
+    """
+
+    def __str__(self) -> str:
+        return (
+            f"{self.args[0]!r}: no such key (inside Settings.suppress_missing() a missing "
+            "key raises KeyError instead of giving an empty Settings)"
+        )
 
 
 def _convert(value: Any) -> Any:
@@ -142,6 +174,126 @@ def _child(node: Any, key: Any) -> Any:
     return _MISSING
 
 
+def _entries(node: Any) -> Any:
+    """The (key, value) pairs of a mapping, or the (index, item) pairs of a list."""
+    return node.items() if isinstance(node, Mapping) else enumerate(node)
+
+
+def _check_flag(method: str, suppress_missing: Any) -> None:
+    """Refuse a `suppress_missing` that is not a bool.
+
+    Before PLAMS's signatures were adopted the second positional argument of
+    `get_nested` and `pop_nested` was `default`; a value given there is caught here
+    instead of being read as a flag.
+    """
+    if not isinstance(suppress_missing, bool):
+        raise TypeError(
+            f"{method}: suppress_missing must be True or False, got {suppress_missing!r}; "
+            f"to give a default, pass it by keyword: {method}(keys, default={suppress_missing!r})"
+        )
+
+
+def _lookup(node: Any, path: Tuple[Any, ...]) -> Tuple[Any, int]:
+    """Follow `path` down from `node`: (the value, len(path)), or (_MISSING, failing step)."""
+    for depth, key in enumerate(path):
+        node = _child(node, key)
+        if node is _MISSING:
+            return _MISSING, depth
+    return node, len(path)
+
+
+def _missing_path(method: str, path: Tuple[Any, ...], depth: int) -> KeyError:
+    return KeyError(
+        f"{method}: {path[: depth + 1]!r} does not exist (path {path!r}; "
+        "suppress_missing=True makes that an error)"
+    )
+
+
+# ---------------------------------------------------------------- unflatten
+
+
+def _unflatten(self: _S, unflatten_list: bool = True) -> _S:
+    """Return the nested Settings that this flat one describes, the opposite of `flatten`.
+
+    `s.flatten().unflatten() == s` for any Settings with string keys. Each key is a
+    path (a tuple of keys; any other key is a path of one key). Called on the class,
+    `Settings.unflatten(flat)` does the same for any flat mapping.
+
+    Args:
+        unflatten_list: Make an integer key a list index (creating lists, padded with
+            None where an index is skipped), as `flatten(flatten_list=True)` writes them.
+
+    Returns:
+        A new Settings of this one's class. Settings nodes among the values are
+        copied, so the result shares no node with this one.
+
+    Raises:
+        ValueError: A key is the empty tuple.
+        TypeError: Two paths conflict (one goes below a leaf value of the other).
+    """
+    return _build(type(self), self, unflatten_list)
+
+
+def _unflatten_mapping(cls: type[_S], flat: Mapping[Any, Any], unflatten_list: bool = True) -> _S:
+    """Build a nested Settings from a flat mapping of paths, the opposite of `flatten`.
+
+    `Settings.unflatten(s.flatten()) == s`; the PLAMS spelling is `s.flatten().unflatten()`.
+
+    Args:
+        flat: Mapping from tuples of keys to values; a key that is not a tuple is
+            a path of one key.
+        unflatten_list: Make an integer key a list index (creating lists, padded with
+            None where an index is skipped), as `flatten(flatten_list=True)` writes them.
+
+    Returns:
+        The new Settings, of the class `unflatten` was called on.
+
+    Raises:
+        ValueError: A key is the empty tuple.
+        TypeError: Two paths conflict (one goes below a leaf value of the other).
+    """
+    return _build(cls, flat, unflatten_list)
+
+
+_unflatten.__name__ = _unflatten_mapping.__name__ = "unflatten"
+_unflatten.__qualname__ = _unflatten_mapping.__qualname__ = "Settings.unflatten"
+
+
+if TYPE_CHECKING:
+
+    class _UnflattenOnClass(Protocol[_S_co]):
+        def __call__(self, flat: Mapping[Any, Any], unflatten_list: bool = True) -> _S_co: ...
+
+    class _UnflattenOnInstance(Protocol[_S_co]):
+        def __call__(self, unflatten_list: bool = True) -> _S_co: ...
+
+
+class _Unflatten:
+    """`unflatten` both ways: `flat.unflatten()` (PLAMS) and `Settings.unflatten(flat)`.
+
+    On an instance it is the method that unflattens that instance; on the class it is
+    a classmethod that unflattens the mapping it is given. A data descriptor, so no
+    key hides it.
+    """
+
+    @overload
+    def __get__(self, obj: None, owner: type[_S]) -> _UnflattenOnClass[_S]: ...
+
+    @overload
+    def __get__(self, obj: _S, owner: Optional[type] = None) -> _UnflattenOnInstance[_S]: ...
+
+    def __get__(self, obj: Any, owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return _unflatten_mapping.__get__(owner)
+        return _unflatten.__get__(obj)
+
+    def __set__(self, obj: Any, value: Any) -> NoReturn:
+        raise AttributeError(
+            "cannot set attribute 'unflatten': it is the name of a Settings method; "
+            f"store the key by item instead: s['unflatten'] = {value!r}"
+        )
+
+
 class Settings(Dict[str, Any]):
     """A nested dict with attribute access: `s.a.b = 1` is `s["a"]["b"] = 1`.
 
@@ -154,7 +306,8 @@ class Settings(Dict[str, Any]):
     branch that joins its parent the first time something is written into it, so
     `s.a.b.c = 1` builds the whole path while `x = s.nothing` leaves `s` untouched.
     Attribute names that start with `_` never do this: they raise AttributeError,
-    as Python's protocols (pickle, copy, IPython) expect.
+    as Python's protocols (pickle, copy, IPython) expect. Inside
+    `with Settings.suppress_missing():` a missing key raises KeyError instead.
 
     Keys are case-sensitive. A key that has the name of a method (`items`, `copy`,
     ...) can be stored and read by item (`s["items"]`), never by attribute.
@@ -217,7 +370,12 @@ class Settings(Dict[str, Any]):
 
         Returns:
             A new, empty Settings that joins this one at `key` on its first write.
+
+        Raises:
+            KeyError: The current thread is inside `Settings.suppress_missing()`.
         """
+        if _suppress.depth:
+            raise _MissingKeyError(key)
         branch = Settings()
         _object_setattr(branch, "_parent", self)
         _object_setattr(branch, "_key", key)
@@ -283,6 +441,8 @@ class Settings(Dict[str, Any]):
 
         Raises:
             AttributeError: `name` starts with `_` (such names never auto-create).
+            KeyError: The current thread is inside `Settings.suppress_missing()` (the
+                error is an AttributeError too, so `hasattr` gives False).
         """
         if name[:1] == "_":
             raise AttributeError(
@@ -323,6 +483,35 @@ class Settings(Dict[str, Any]):
         names = set(dir(type(self)))
         names.update(k for k in self if isinstance(k, str) and k.isidentifier())
         return sorted(names)
+
+    @classmethod
+    @contextmanager
+    def suppress_missing(cls) -> Iterator[None]:
+        """Make reads of missing keys raise KeyError, for the duration of a `with` block.
+
+        Inside `with s.suppress_missing():` (or `with Settings.suppress_missing():`),
+        `s["nothing"]` and `s.nothing` raise KeyError instead of returning an empty
+        branch, for every Settings read in the thread that entered the block; other
+        threads are not affected. For attribute reads the error is also an
+        AttributeError, so `hasattr(s, "nothing")` is False. Blocks may nest.
+
+        Yields:
+            None.
+
+        Example:
+            >>> s = Settings(a={"b": 1})
+            >>> with s.suppress_missing():
+            ...     s.a.c = 2        # fine: `a` exists, and writing never raises
+            ...     s.x.y = 3        # KeyError: 'x'
+            Traceback (most recent call last):
+            KeyError: ...
+        """
+        depth = _suppress.depth
+        _suppress.depth = depth + 1
+        try:
+            yield
+        finally:
+            _suppress.depth = depth
 
     # ------------------------------------------------------------- dict overrides
 
@@ -435,34 +624,32 @@ class Settings(Dict[str, Any]):
         return self.copy().soft_update(other)
 
     def remove(self: _S, other: Mapping[Any, Any]) -> _S:
-        """Delete every key that `other` has, recursively.
+        """Delete every leaf that `other` has, found by its path, as PLAMS does.
 
-        Where both hold a mapping at a key, only the keys inside are removed, and the
-        branch goes too if that leaves it empty. Any other key of `other` found here
-        is deleted with its value. So `s.remove(s)` empties `s`.
+        Each path to a leaf of `other` (as `other.flatten()` lists them, list indices
+        included) names a value here; that value is deleted, whatever its value in
+        `other`. A list keeps the elements `other` does not name, and positions refer
+        to the list as it was (`[10, 20, 30] - [None, None]` leaves `[30]`). Branches
+        and lists emptied this way stay, as `{}` and `[]`; an empty Settings or empty
+        list in `other` is a leaf, so it deletes the whole branch or list. A path that
+        does not exist here, or goes below one of its leaf values, changes nothing.
+        Lists are replaced by new lists rather than changed in place, because copies
+        of a Settings share their lists of plain values.
 
         Args:
-            other: The mapping whose keys are removed. It is not changed.
+            other: The mapping whose leaves are removed. It is not changed.
 
         Returns:
             This Settings.
         """
-        for key, value in other.items():
-            current = _dict_get(self, key, _MISSING)
-            if current is _MISSING:
-                continue
-            if isinstance(current, Settings) and isinstance(value, Mapping) and value:
-                current.remove(value)
-                if current:
-                    continue
-            del self[key]
+        _remove_paths(self, other)
         return self
 
     def difference(self: _S, other: Mapping[Any, Any]) -> _S:
-        """Return a copy of this Settings with the keys of `other` removed (see `remove`).
+        """Return a copy of this Settings with the leaves of `other` removed (see `remove`).
 
         Args:
-            other: The mapping whose keys are left out.
+            other: The mapping whose leaves are left out.
 
         Returns:
             The new Settings; both operands are unchanged.
@@ -482,48 +669,71 @@ class Settings(Dict[str, Any]):
         """
         return {key: _plain(value) for key, value in self.items()}
 
-    def get_nested(self, keys: Sequence[Any], default: Any = None) -> Any:
+    def get_nested(
+        self, keys: Sequence[Any], suppress_missing: bool = False, default: Any = None
+    ) -> Any:
         """Return the value at a path of keys, or `default` if the path does not exist.
 
         Args:
             keys: The path, e.g. `("run", "nodes")`; integers index into lists. A string
                 is a single key.
+            suppress_missing: Raise KeyError instead of returning `default` when the
+                path does not exist (PLAMS's name and position for this flag).
             default: Returned when any step of the path is missing.
 
         Returns:
             The value found, or `default`. Nothing is created.
-        """
-        node: Any = self
-        for key in _as_path(keys):
-            node = _child(node, key)
-            if node is _MISSING:
-                return default
-        return node
 
-    def contains_nested(self, keys: Sequence[Any]) -> bool:
+        Raises:
+            KeyError: The path does not exist and `suppress_missing` is True.
+            TypeError: `suppress_missing` is not a bool (a default given by position).
+        """
+        _check_flag("get_nested", suppress_missing)
+        path = _as_path(keys)
+        value, depth = _lookup(self, path)
+        if value is _MISSING:
+            if suppress_missing:
+                raise _missing_path("get_nested", path, depth)
+            return default
+        return value
+
+    def contains_nested(self, keys: Sequence[Any], suppress_missing: bool = False) -> bool:
         """Tell whether a path of keys exists.
 
         Args:
             keys: The path, e.g. `("run", "nodes")`; integers index into lists.
+            suppress_missing: Raise KeyError instead of returning False (as in PLAMS).
 
         Returns:
             True if every step of the path exists.
-        """
-        return self.get_nested(keys, _MISSING) is not _MISSING
 
-    def set_nested(self, keys: Sequence[Any], value: Any) -> None:
+        Raises:
+            KeyError: The path does not exist and `suppress_missing` is True.
+        """
+        _check_flag("contains_nested", suppress_missing)
+        path = _as_path(keys)
+        value, depth = _lookup(self, path)
+        if value is _MISSING and suppress_missing:
+            raise _missing_path("contains_nested", path, depth)
+        return value is not _MISSING
+
+    def set_nested(self, keys: Sequence[Any], value: Any, suppress_missing: bool = False) -> None:
         """Store `value` at a path of keys, creating the Settings on the way.
 
         Args:
             keys: The path, e.g. `("run", "nodes")`; integers index into existing lists.
             value: The value to store (dicts become Settings).
+            suppress_missing: Create nothing: raise KeyError if a step before the last
+                is missing (as in PLAMS). Nothing is changed then.
 
         Raises:
             ValueError: `keys` is empty.
+            KeyError: A step before the last is missing and `suppress_missing` is True.
             TypeError: A step of the path holds a value that is neither a Settings nor
                 a list, so nothing can be stored below it.
             IndexError: A list index is out of range.
         """
+        _check_flag("set_nested", suppress_missing)
         path = _as_path(keys)
         if not path:
             raise ValueError("set_nested needs at least one key; got an empty path")
@@ -531,6 +741,8 @@ class Settings(Dict[str, Any]):
         for depth, key in enumerate(path[:-1]):
             child = _child(node, key)
             if child is _MISSING:
+                if suppress_missing:
+                    raise _missing_path("set_nested", path, depth)
                 if isinstance(node, list):
                     raise IndexError(f"list index {key!r} out of range at {path[: depth + 1]!r}")
                 child = Settings()
@@ -546,111 +758,116 @@ class Settings(Dict[str, Any]):
         else:
             node[path[-1]] = value
 
-    def pop_nested(self, keys: Sequence[Any], default: Any = None) -> Any:
+    def pop_nested(
+        self, keys: Sequence[Any], suppress_missing: bool = False, default: Any = None
+    ) -> Any:
         """Remove the value at a path of keys and return it.
 
         Args:
             keys: The path, e.g. `("run", "nodes")`; integers index into lists.
+            suppress_missing: Raise KeyError instead of returning `default` when the
+                path does not exist (PLAMS's name and position for this flag).
             default: Returned when the path does not exist.
 
         Returns:
             The removed value, or `default` (and nothing changes) if the path is missing.
+
+        Raises:
+            KeyError: The path does not exist and `suppress_missing` is True.
+            TypeError: `suppress_missing` is not a bool (a default given by position).
         """
+        _check_flag("pop_nested", suppress_missing)
         path = _as_path(keys)
         if not path:
+            if suppress_missing:
+                raise KeyError("pop_nested: the path is empty, so there is nothing to pop")
             return default
-        parent = self.get_nested(path[:-1], _MISSING) if len(path) > 1 else self
-        if _child(parent, path[-1]) is _MISSING:
+        parent, depth = _lookup(self, path[:-1])
+        if parent is _MISSING or _child(parent, path[-1]) is _MISSING:
+            if suppress_missing:
+                raise _missing_path("pop_nested", path, depth)
             return default
         return parent.pop(path[-1])
 
-    def nested_keys(self, flatten_list: bool = True) -> Iterator[FlatKey]:
+    def nested_keys(
+        self, flatten_list: bool = True, include_empty: bool = False
+    ) -> Iterator[FlatKey]:
         """Yield the path of every node, branches and leaves, depth first.
 
         Args:
             flatten_list: Also go into lists, yielding their indices as keys.
+            include_empty: Also yield empty Settings (branches with nothing in them).
 
         Yields:
-            Tuples of keys, e.g. `("a",)`, `("a", "b")`, `("a", "b", "c")`.
+            Tuples of keys, e.g. `("a",)`, `("a", "b")`, `("a", "b", "c")`, in insertion
+            order, each branch followed by everything below it.
         """
-        kinds: Tuple[type, ...] = (dict, list) if flatten_list else (dict,)
+        return _walk((), self, flatten_list, include_empty, leaves=True)
 
-        def walk(prefix: FlatKey, node: Any) -> Iterator[FlatKey]:
-            items = node.items() if isinstance(node, dict) else enumerate(node)
-            for key, value in items:
-                path = (*prefix, key)
-                yield path
-                if isinstance(value, kinds):
-                    yield from walk(path, value)
+    def block_keys(
+        self, flatten_list: bool = True, include_empty: bool = False
+    ) -> Iterator[FlatKey]:
+        """Yield the path of every branch (PLAMS's "blocks"), depth first.
 
-        return walk((), self)
+        A branch is a Settings below this one, or, with `flatten_list`, a list that
+        holds something. Leaves (any other value, and empty lists) are left out.
 
-    def flatten(self, flatten_list: bool = True) -> Dict[FlatKey, Any]:
-        """Return a one-level dict whose keys are the paths (tuples) to the leaves.
+        Args:
+            flatten_list: Also go into lists: a non-empty list is a branch, and the
+                Settings inside it are branches too.
+            include_empty: Also yield empty Settings.
+
+        Yields:
+            Tuples of keys, e.g. `("a",)`, `("a", "b")` for `s.a.b.c = 1`.
+        """
+        return _walk((), self, flatten_list, include_empty, leaves=False)
+
+    def flatten(self, flatten_list: bool = True) -> Settings:
+        """Return a one-level Settings whose keys are the paths (tuples) to the leaves.
 
         Empty Settings and empty lists are kept as leaf values, so `unflatten` gives
-        the same tree back.
+        the same tree back: `s.flatten().unflatten() == s`.
 
         Args:
             flatten_list: Also go into lists, using their indices as keys.
 
         Returns:
-            A plain dict, e.g. `{("a", "b", "c"): 1}`; leaf values are shared.
+            A new Settings, e.g. `Settings({("a", "b", "c"): 1})`. Leaf values are
+            shared; Settings nodes among them (empty ones, or inside lists kept whole)
+            are copied, so the result shares no node with this Settings.
         """
         kinds: Tuple[type, ...] = (dict, list) if flatten_list else (dict,)
-        flat: Dict[FlatKey, Any] = {}
+        flat = Settings()
+        by_path: Dict[Any, Any] = flat  # the keys are tuples, not the str of Dict[str, Any]
 
         def walk(prefix: FlatKey, node: Any) -> None:
-            items = node.items() if isinstance(node, dict) else enumerate(node)
-            for key, value in items:
+            for key, value in _entries(node):
                 path = (*prefix, key)
-                if value and isinstance(value, kinds):
+                if isinstance(value, kinds) and value:
                     walk(path, value)
                 else:
-                    flat[path] = value
+                    _dict_setitem(by_path, path, _copy_value(value))
 
         walk((), self)
         return flat
 
-    @classmethod
-    def unflatten(cls: type[_S], flat: Mapping[Any, Any], unflatten_list: bool = True) -> _S:
-        """Build a nested Settings from a flat mapping of paths, the opposite of `flatten`.
+    unflatten = _Unflatten()
+    """Return the nested Settings that a flat one describes, the opposite of `flatten`.
 
-        `Settings.unflatten(s.flatten()) == s` for any Settings with string keys.
+    Two spellings: `flat.unflatten(unflatten_list=True)` on a flat Settings (PLAMS's),
+    and `Settings.unflatten(flat, unflatten_list=True)` on the class, for any mapping
+    from paths (tuples of keys; any other key is a path of one key) to values.
+    `s.flatten().unflatten() == s` for any Settings with string keys.
 
-        Args:
-            flat: Mapping from tuples of keys to values; a key that is not a tuple is
-                a path of one key.
-            unflatten_list: Make an integer key a list index (creating lists), as
-                `flatten(flatten_list=True)` produces them.
-
-        Returns:
-            The new Settings.
-
-        Raises:
-            ValueError: A key is the empty tuple.
-            TypeError: Two paths conflict (one goes below a leaf value of the other).
-        """
-        root = cls()
-        for raw_path, value in flat.items():
-            path = raw_path if isinstance(raw_path, tuple) else (raw_path,)
-            if not path:
-                raise ValueError("unflatten got the empty tuple as a key; every path needs a key")
-            node: Any = root
-            for depth, key in enumerate(path[:-1]):
-                wants_list = unflatten_list and _is_index(path[depth + 1])
-                child = _child(node, key)
-                if child is _MISSING or child is None:
-                    child = [] if wants_list else Settings()
-                    _place(node, key, child)
-                elif not isinstance(child, (dict, list)):
-                    raise TypeError(
-                        f"unflatten: path {raw_path!r} goes below {path[: depth + 1]!r}, "
-                        f"which already holds the leaf {child!r}"
-                    )
-                node = child
-            _place(node, path[-1], _convert(value))
-        return root
+    With `unflatten_list` (the default) an integer key is a list index, creating
+    lists (padded with None where a position is skipped), as `flatten()` writes
+    them; with `unflatten_list=False` integers stay keys. The result is a new
+    Settings of the class `unflatten` was called on (or of the flat one's); Settings
+    nodes among the values are copied, so it shares no node with them. The empty
+    tuple as a key raises ValueError; two paths that conflict (one goes below a leaf
+    of the other), or an `unflatten_list` that is not a bool (a mapping given to
+    the instance spelling), raise TypeError.
+    """
 
     def compare(self, other: Mapping[Any, Any]) -> Dict[str, Dict[FlatKey, Any]]:
         """Describe how this Settings differs from `other`, by flattened key.
@@ -665,8 +882,10 @@ class Settings(Dict[str, Any]):
             `"modified"` maps the paths both have with different values to the pair
             `(value here, value in other)`.
         """
-        mine = self.flatten()
-        theirs = Settings(other).flatten() if not isinstance(other, Settings) else other.flatten()
+        mine: Dict[Any, Any] = self.flatten()
+        theirs: Dict[Any, Any] = (
+            other.flatten() if isinstance(other, Settings) else Settings(other).flatten()
+        )
         return {
             "added": {k: v for k, v in mine.items() if k not in theirs},
             "removed": {k: v for k, v in theirs.items() if k not in mine},
@@ -699,6 +918,56 @@ class Settings(Dict[str, Any]):
                 yield f"{pad}{key}: {text}"
 
 
+# --------------------------------------------------------------------- flat trees
+
+
+def _walk(
+    prefix: FlatKey, node: Any, flatten_list: bool, include_empty: bool, leaves: bool
+) -> Iterator[FlatKey]:
+    """The paths below `node` for `nested_keys` (leaves=True) and `block_keys` (False)."""
+    for key, value in _entries(node):
+        path = (*prefix, key)
+        if isinstance(value, dict):
+            if value or include_empty:
+                yield path
+                yield from _walk(path, value, flatten_list, include_empty, leaves)
+        elif flatten_list and isinstance(value, list) and value:
+            yield path
+            yield from _walk(path, value, flatten_list, include_empty, leaves)
+        elif leaves:
+            yield path
+
+
+def _build(cls: type[_S], flat: Mapping[Any, Any], unflatten_list: bool) -> _S:
+    """The nested tree of `cls` that a flat mapping of paths describes (see `unflatten`)."""
+    if not isinstance(unflatten_list, bool):
+        raise TypeError(
+            f"unflatten_list must be True or False, got {unflatten_list!r}; to unflatten "
+            "a mapping, call unflatten on the class: Settings.unflatten(flat), or on the "
+            "flat Settings itself: flat.unflatten()"
+        )
+    root = cls()
+    for raw_path, value in list(flat.items()):
+        path = raw_path if isinstance(raw_path, tuple) else (raw_path,)
+        if not path:
+            raise ValueError("unflatten got the empty tuple as a key; every path needs a key")
+        node: Any = root
+        for depth, key in enumerate(path[:-1]):
+            wants_list = unflatten_list and _is_index(path[depth + 1])
+            child = _child(node, key)
+            if child is _MISSING or child is None:
+                child = [] if wants_list else Settings()
+                _place(node, key, child)
+            elif not isinstance(child, (dict, list)):
+                raise TypeError(
+                    f"unflatten: path {raw_path!r} goes below {path[: depth + 1]!r}, "
+                    f"which already holds the leaf {child!r}"
+                )
+            node = child
+        _place(node, path[-1], _copy_value(value))
+    return root
+
+
 def _place(node: Any, key: Any, value: Any) -> None:
     """Store `value` at `key` of a Settings, or at index `key` of a list (padding with None)."""
     if isinstance(node, list):
@@ -710,31 +979,84 @@ def _place(node: Any, key: Any, value: Any) -> None:
         node[key] = value
 
 
-def _shield(cls: type) -> None:
-    """Make the public methods of `cls` data descriptors, so a key never hides a method.
+def _remove_paths(node: Any, other: Any) -> Any:
+    """Delete from `node` (a Settings or list) the values at the leaf paths of `other`.
+
+    A Settings is changed in place and returned. A list is never changed in place,
+    because `copy` shares lists of plain values between trees (so `a - b` would change
+    `a`): the list that should replace it is returned instead.
+    """
+    entries = list(_entries(other))  # `other` may be `node` itself, or hold it
+    if isinstance(node, list):
+        size = len(node)
+        chosen: Dict[int, Any] = {}
+        for key, value in entries:
+            if _is_index(key) and -size <= key < size:
+                chosen[key % size] = value
+        if not chosen:
+            return node
+        kept = list(node)
+        # Positions refer to the list as it was: delete from the end, so none moves.
+        for index in sorted(chosen, reverse=True):
+            value = chosen[index]
+            if _is_branch(value):
+                child = kept[index]
+                if isinstance(child, (dict, list)):
+                    kept[index] = _remove_paths(child, value)
+            else:
+                del kept[index]
+        return kept
+    for key, value in entries:
+        child = _dict_get(node, key, _MISSING)
+        if child is _MISSING:
+            continue
+        if not _is_branch(value):
+            del node[key]
+        elif isinstance(child, (dict, list)):
+            new = _remove_paths(child, value)
+            if new is not child:
+                node[key] = new
+    return node
+
+
+def _is_branch(value: Any) -> bool:
+    """A value of `other` that `remove` goes into (as `flatten` would), not a leaf to delete."""
+    return isinstance(value, (Mapping, list)) and bool(value)
+
+
+# ------------------------------------------------------------------ method shields
+
+
+class _Method(property):
+    """A method that no key can hide, and that also works called through the class.
 
     The instance namespace is the Settings itself, and an instance namespace beats a
-    plain function on the class: a key "items" would replace `s.items`. A `property`
-    beats the namespace and binds the method in C. Class-level access of a shielded
-    method gives the property, so call methods on instances (classmethods still work
-    on the class).
+    plain function on the class: a key "items" would replace `s.items`. A property
+    beats the namespace, and binds the method in C, so `s.items` costs what a plain
+    method costs. Read on the class (`Settings.update`) a property is itself; this one
+    then calls the method and carries its name, doc and `__wrapped__`, so that
+    `Settings.update(s, other)`, `inspect.signature(Settings.update)`, `help()` and
+    `functools.wraps` work as for any dict subclass.
     """
-    for name in dir(cls):
-        if name.startswith("_"):
-            continue
-        raw: Any = _MISSING
-        for klass in cls.__mro__:
-            if name in klass.__dict__:
-                raw = klass.__dict__[name]
-                break
-        if isinstance(raw, (property, _ClassLevelShield)) or not hasattr(raw, "__get__"):
-            continue
-        if isinstance(raw, (classmethod, staticmethod)) or (
-            type(raw).__name__ == "classmethod_descriptor"
-        ):
-            setattr(cls, name, _ClassLevelShield(raw))
-        elif callable(raw):
-            setattr(cls, name, property(raw.__get__, doc=getattr(raw, "__doc__", None)))
+
+    def __init__(self, method: Any, owner: type) -> None:
+        super().__init__(method.__get__)
+        name = getattr(method, "__name__", "?")
+        self.__doc__ = getattr(method, "__doc__", None)
+        self.__wrapped__ = method
+        self.__name__ = name
+        self.__qualname__ = f"{owner.__qualname__}.{name}"
+        self.__module__ = owner.__module__
+        self.__objclass__ = owner
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__wrapped__(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<method {self.__qualname__!r} (a key never hides it)>"
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (getattr, (self.__objclass__, self.__name__))
 
 
 class _ClassLevelShield:
@@ -749,6 +1071,30 @@ class _ClassLevelShield:
 
     def __set__(self, obj: Any, value: Any) -> None:
         raise AttributeError("cannot set a Settings classmethod or staticmethod by attribute")
+
+
+def _shield(cls: type) -> None:
+    """Make the public methods of `cls` data descriptors, so a key never hides a method.
+
+    Plain methods become `_Method`s; classmethods and staticmethods `_ClassLevelShield`s.
+    What already is a data descriptor (a property, `unflatten`) is left as it is.
+    """
+    for name in dir(cls):
+        if name.startswith("_"):
+            continue
+        raw: Any = _MISSING
+        for klass in cls.__mro__:
+            if name in klass.__dict__:
+                raw = klass.__dict__[name]
+                break
+        if hasattr(type(raw), "__set__") or not hasattr(raw, "__get__"):
+            continue
+        if isinstance(raw, (classmethod, staticmethod)) or (
+            type(raw).__name__ == "classmethod_descriptor"
+        ):
+            setattr(cls, name, _ClassLevelShield(raw))
+        elif callable(raw):
+            setattr(cls, name, _Method(raw, cls))
 
 
 _shield(Settings)
