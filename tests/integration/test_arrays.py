@@ -7,7 +7,9 @@ outside) ends that job only; splitting at a size; the scheduler's largest array 
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 import time
 from typing import TYPE_CHECKING, Callable
 
@@ -154,3 +156,39 @@ def test_arrays_split_at_max_size_and_the_largest_array_comes_from_the_scheduler
         for base in {_array_of(r.jobid) for r in results}
     )
     assert sizes == [1, 3, 3]
+
+
+@pytest.mark.parametrize("option", [[], ["--no-array"]])
+def test_runner_run_grid_submits_one_array_unless_no_array(
+    scheduler: str, tmp_path: Path, option: list[str]
+) -> None:
+    scripts = []
+    for i in range(3):
+        script = tmp_path / f"s{i}.sh"
+        script.write_text(f"echo from {i}\nexit {1 if i == 2 else 0}\n")
+        scripts.append(str(script))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runner_core",
+            "run",
+            "--grid",
+            scheduler,
+            *option,
+            "--json",
+            "--workdir",
+            str(tmp_path / "work"),
+            *scripts,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr  # s2 exits 1
+    jobs = json.loads(proc.stdout)["jobs"]
+    assert [j["exit_code"] for j in jobs] == [0, 0, 1]
+    arrays = {_array_of(j["jobid"]) for j in jobs}
+    assert len(arrays) == (1 if not option else 3)
+    assert (tmp_path / "work" / "s0" / "s0.out").read_text() == "from 0\n"
