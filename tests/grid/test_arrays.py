@@ -36,7 +36,7 @@ from runner_settings import Settings
 TIMEOUT = 60.0
 
 FAKE = r"""
-import json, os, signal, subprocess, sys, time
+import fcntl, json, os, signal, subprocess, sys, time
 state = os.environ["FAKE_SCHED_DIR"]
 name = os.path.basename(sys.argv[0])
 args = sys.argv[1:]
@@ -69,9 +69,12 @@ if name == "asub":
         print("asub: error: Batch job submission failed: Invalid job array specification",
               file=sys.stderr)
         sys.exit(1)
+    lock = open(path("lock"), "a")  # several submit workers run asub at once
+    fcntl.flock(lock, fcntl.LOCK_EX)
     counter = path("counter")
     n = int(open(counter).read()) + 1 if os.path.exists(counter) else 100
     open(counter, "w").write(str(n))
+    lock.close()
     opts, i = {}, 0
     while i < len(args) - 1:
         if args[i] in ("-D", "-o", "-e"):
