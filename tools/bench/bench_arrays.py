@@ -12,7 +12,7 @@ Part 2: the submission alone, with held jobs (``H=True``, nothing runs): N jobs 
 
 Needs `tools/slurm.sh start` (skipped with a note otherwise).
 
-Usage: python tools/bench/bench_arrays.py [--jobs 1000] [--rounds 2]
+Usage: python tools/bench/bench_arrays.py [--jobs 1000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def bench_submit(n: int, work: Path, counter: SubmitCounter) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1000, help="jobs in the batch")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of the drain comparison")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the drain comparison")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     counter = SubmitCounter()

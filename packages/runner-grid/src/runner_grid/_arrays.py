@@ -101,7 +101,8 @@ def dispatcher_text(
     """Return the array's script: task ``i`` runs ``<folder>/<i>.grid``, its job's wrapper.
 
     The script does not grow with the array: ``<i>.grid`` is a link to the job wrapper of
-    task ``i``, so a task reads its own job's path and nothing else.
+    task ``i``, so a task reads its own job's path and nothing else. The wrapper is read
+    into the script's own shell (``.``), which saves each task starting one more shell.
 
     Args:
         index: the sh expression of the task's index (`index_expression`).
@@ -136,7 +137,7 @@ def dispatcher_text(
             '    echo "runner_grid: this array has no task $runner_grid_task" >&2',
             "    exit 1",
             "fi",
-            f'exec /bin/sh "$runner_grid_dir/$runner_grid_task.grid"{redirection}',
+            f'. "$runner_grid_dir/$runner_grid_task.grid"{redirection}',
             "",
         ]
     )
