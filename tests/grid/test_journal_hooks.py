@@ -13,6 +13,7 @@ import pytest
 
 from runner_grid import GridRunner
 from runner_grid._scheme import Scheme
+from runner_grid._submitter import find_recorded
 from runner_grid.schemes import pbs, sge, slurm
 from runner_settings import Settings
 
@@ -49,13 +50,13 @@ def test_a_recorded_tag_finds_the_job_or_the_array_task(
     module: object, found: str, task: str
 ) -> None:
     scheme = _scheme_finding(module, found)
-    assert GridRunner._find_recorded(scheme, "job-1a2b3c4d") == found
-    assert GridRunner._find_recorded(scheme, "job-1a2b3c4d/3") == task
-    assert GridRunner._find_recorded(scheme, None) is None
+    assert find_recorded(scheme, "job-1a2b3c4d") == found
+    assert find_recorded(scheme, "job-1a2b3c4d/3") == task
+    assert find_recorded(scheme, None) is None
 
 
 def test_a_tag_lookup_that_cannot_tell_refuses_rather_than_submit_again() -> None:
     raw = Settings(slurm.scheme())
     raw.commands.find_tag = lambda tag: [[sys.executable, "-c", "import sys; sys.exit(1)"]]
     with pytest.raises(RuntimeError, match="not submitted again"):
-        GridRunner._find_recorded(Scheme.of(raw), "job-1a2b3c4d")
+        find_recorded(Scheme.of(raw), "job-1a2b3c4d")

@@ -17,12 +17,18 @@ placeholder gets the redirection in the dispatcher instead.
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, TypeVar
 
+from runner_grid._commands import CheckFailed, run_query, split_command
+from runner_grid._poller import query_env
+
 if TYPE_CHECKING:
     from collections.abc import Hashable, Iterable, Sequence
+
+    from runner_grid._scheme import Scheme
 
 __all__ = [
     "ARRAYS_FOLDER",
@@ -30,6 +36,7 @@ __all__ = [
     "ArrayFiles",
     "dispatcher_text",
     "index_expression",
+    "max_array_size",
     "partition",
     "write_array_files",
 ]
@@ -40,6 +47,39 @@ DEFAULT_MAX_ARRAY_SIZE = 1000
 ARRAYS_FOLDER = ".arrays"
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+
+def max_array_size(scheme: Scheme) -> int:
+    """Ask the scheduler for the most tasks of one array (``commands.array_limit``), else 1,000.
+
+    Args:
+        scheme: the scheme; its ``commands.array_limit`` queries are tried in turn and read
+            by ``commands.parse_array_limit``.
+
+    Returns:
+        The first limit a query gives, or `DEFAULT_MAX_ARRAY_SIZE`.
+    """
+    query, parse = scheme.get("array_limit"), scheme.get("parse_array_limit")
+    if query is not None and parse is not None:
+        env = query_env(scheme)
+        for argv in query():
+            try:
+                proc = run_query(
+                    split_command(argv, "commands.array_limit"), env, scheme.check_timeout
+                )
+            except CheckFailed as exc:
+                logger.info("could not ask for the largest job array: %s", exc)
+                continue
+            if proc.returncode == 0:
+                found = parse(proc.stdout)
+                if isinstance(found, int) and not isinstance(found, bool) and found >= 1:
+                    return found
+    logger.info(
+        "the largest job array is not known; arrays hold at most %d jobs", DEFAULT_MAX_ARRAY_SIZE
+    )
+    return DEFAULT_MAX_ARRAY_SIZE
 
 
 def partition(items: Iterable[T], key: Callable[[T], Hashable], max_size: int) -> list[list[T]]:

@@ -26,8 +26,8 @@ from runner_core.ext import (
 )
 from runner_grid._arrays import (
     ARRAYS_FOLDER,
-    DEFAULT_MAX_ARRAY_SIZE,
     index_expression,
+    max_array_size,
     partition,
     write_array_files,
 )
@@ -44,7 +44,7 @@ from runner_grid._commands import (
 from runner_grid._detect import detect_scheme
 from runner_grid._poller import QueuePoller, SchemeCheck, query_env
 from runner_grid._scheme import DEFAULT_QUERY_TIMEOUT, Scheme, SchemeError
-from runner_grid._submitter import find_by_tag, new_tag, submit_job
+from runner_grid._submitter import TASK_TAG, find_recorded, new_tag, submit_job
 from runner_grid._worker import Worker
 from runner_grid._wrapper import (
     DIRECTIVE_PREFIXES,
@@ -68,9 +68,6 @@ logger = logging.getLogger(__name__)
 
 #: Submit commands run at once by default (the runner's submit workers).
 SUBMIT_WORKERS = 4
-#: Between an array's tag and a task's index in the tag the journal records for the task
-#: (``job-1a2b3c4d/3``): a resume finds the array by its tag, then the task by its index.
-TASK_TAG = "/"
 
 
 def _job_cancelled(results: Optional[Results]) -> bool:
@@ -823,31 +820,9 @@ class GridRunner(JobRunner):
         """The most tasks of one array: the scheme's, the scheduler's (asked once), or 1,000."""
         if scheme.array_max_size:
             return scheme.array_max_size
-        cached = self._array_limits.get(scheme.name)
-        if cached:
-            return cached
-        limit: Optional[int] = None
-        query, parse = scheme.get("array_limit"), scheme.get("parse_array_limit")
-        if query is not None and parse is not None:
-            for argv in query():
-                try:
-                    proc = run_query(
-                        split_command(argv, "commands.array_limit"),
-                        query_env(scheme),
-                        scheme.check_timeout,
-                    )
-                except CheckFailed as exc:
-                    logger.info("could not ask for the largest job array: %s", exc)
-                    continue
-                if proc.returncode == 0:
-                    found = parse(proc.stdout)
-                    if isinstance(found, int) and not isinstance(found, bool) and found >= 1:
-                        limit = found
-                        break
+        limit = self._array_limits.get(scheme.name)
         if limit is None:
-            limit = DEFAULT_MAX_ARRAY_SIZE
-            logger.info("the largest job array is not known; arrays hold at most %d jobs", limit)
-        self._array_limits[scheme.name] = limit
+            limit = self._array_limits[scheme.name] = max_array_size(scheme)
         return limit
 
     # --- the run journal: resume, leave, cancel from the record ------------------------
@@ -905,7 +880,7 @@ class GridRunner(JobRunner):
             runner_grid.SchemeError: the scheme's settings are bad.
         """
         scheme = self.scheme()
-        jobid = record.jobid or self._find_recorded(scheme, record.tag)
+        jobid = record.jobid or find_recorded(scheme, record.tag)
         results = current_results()
         if jobid is None or results is None:
             return False
@@ -916,23 +891,6 @@ class GridRunner(JobRunner):
         logger.info("job %s of %s is waited for again (resumed)", jobid, record.path)
         self._watch_detached(jobid, exit_file, detach_job())
         return True
-
-    @staticmethod
-    def _find_recorded(scheme: Scheme, tag: Optional[str]) -> Optional[str]:
-        """The id of the job (or array task) a record's tag names, or None when none is queued."""
-        if not tag:
-            return None
-        array_tag, sep, index = tag.partition(TASK_TAG)
-        try:
-            found = find_by_tag(scheme, array_tag)
-        except CheckFailed as exc:
-            raise RuntimeError(
-                f"cannot tell whether the job tagged {tag!r} is still queued ({exc}); it is not "
-                "submitted again, so it cannot run twice: try the resume again"
-            ) from exc
-        if found is None or not sep:
-            return found
-        return str(scheme.commands["task_id"](found, int(index)))
 
     def _leave_jobs_queued(self) -> int:
         """With ``config.grid_jobs_on_exit = "keep"``: leave the journaled jobs in the queue.
@@ -981,7 +939,7 @@ class GridRunner(JobRunner):
             ids: dict[str, JobRecord] = {}
             for record in group:
                 try:
-                    jobid = record.jobid or cls._find_recorded(scheme, record.tag)
+                    jobid = record.jobid or find_recorded(scheme, record.tag)
                 except RuntimeError as exc:
                     logger.error("%s", exc)
                     continue

@@ -31,12 +31,15 @@ if TYPE_CHECKING:
 
     from runner_grid._scheme import Scheme
 
-__all__ = ["SubmitOutcome", "find_by_tag", "new_tag", "submit_job"]
+__all__ = ["TASK_TAG", "SubmitOutcome", "find_by_tag", "find_recorded", "new_tag", "submit_job"]
 
 logger = logging.getLogger(__name__)
 
 #: Longest back-off between two tries, in seconds.
 MAX_BACKOFF = 60.0
+#: Between an array's tag and a task's index in the tag the journal records for the task
+#: (``job-1a2b3c4d/3``): a resume finds the array by its tag, then the task by its index.
+TASK_TAG = "/"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -129,6 +132,31 @@ def find_by_tag(scheme: Scheme, tag: str) -> Optional[str]:
         if found:
             return str(found)
     return None
+
+
+def find_recorded(scheme: Scheme, tag: Optional[str]) -> Optional[str]:
+    """The id of the job (or array task) a journal record's tag names; None when none is queued.
+
+    A task's tag is its array's tag, `TASK_TAG` and its index: the array is found by its
+    tag, and the task's id made with ``commands.task_id``.
+
+    Raises:
+        RuntimeError: the lookup could not tell (a failed command); the job must then not
+            be submitted again, or it could run twice.
+    """
+    if not tag:
+        return None
+    array_tag, sep, index = tag.partition(TASK_TAG)
+    try:
+        found = find_by_tag(scheme, array_tag)
+    except CheckFailed as exc:
+        raise RuntimeError(
+            f"cannot tell whether the job tagged {tag!r} is still queued ({exc}); it is not "
+            "submitted again, so it cannot run twice: try the resume again"
+        ) from exc
+    if found is None or not sep:
+        return found
+    return str(scheme.commands["task_id"](found, int(index)))
 
 
 def _look_up(
