@@ -517,6 +517,18 @@ def test_stdout_redirect_gives_the_array_no_output_flag(fake: Path, tmp_path: Pa
     grid.shutdown()
 
 
+def test_waiting_inside_the_block_is_refused_instead_of_hanging(fake: Path, tmp_path: Path) -> None:
+    grid = runner()
+    manager = JobManager(tmp_path / "w")
+    with grid.batch():
+        results = [job.run(jobrunner=grid, jobmanager=manager) for job in jobs(2)]
+        with pytest.raises(RuntimeError, match="wait after the block"):
+            grid.wait(timeout=TIMEOUT)
+    grid.wait(timeout=TIMEOUT)
+    assert all(r.status is JobStatus.SUCCESSFUL for r in results)
+    grid.shutdown()
+
+
 def test_nested_batches_submit_once_when_the_outermost_ends(fake: Path, tmp_path: Path) -> None:
     grid = runner()
     manager = JobManager(tmp_path / "w")

@@ -193,6 +193,7 @@ class GridRunner(JobRunner):
         self._stop = threading.Event()
         self._batch_depth = 0
         self._collected: Optional[list[_Collected]] = None  # jobs of the open batch
+        self._batch_thread: Optional[int] = None  # the thread in the open batch's block
         self._array_limits: dict[str, int] = {}  # largest array, per scheme name
         self._check = SchemeCheck(self.scheme)
         self._poller = QueuePoller(self._check, step, name=f"runner-grid-poller:{self.scheme_name}")
@@ -569,6 +570,7 @@ class GridRunner(JobRunner):
             outer = self._batch_depth == 1
             if outer:
                 self._collected = []
+                self._batch_thread = threading.get_ident()
         if outer and self.scheme().array_throttle:
             self._pool.limit = 0  # all jobs reach call() to be collected; maxjobs throttles
         submit = False
@@ -584,8 +586,26 @@ class GridRunner(JobRunner):
             with self._grid_lock:
                 self._batch_depth -= 1
                 last = self._batch_depth == 0
+                if last:
+                    self._batch_thread = None
             if last:
                 self._end_batch(submit)
+
+    def wait(self, timeout: Optional[float] = None) -> None:
+        """Return when every job started through this runner has ended (see `JobRunner.wait`).
+
+        Raises:
+            TimeoutError: the timeout passed first.
+            RuntimeError: called inside this runner's ``batch()`` block, in its thread: the
+                block's jobs are submitted only when it ends, so this would wait forever.
+        """
+        if self._batch_thread == threading.get_ident():
+            raise RuntimeError(
+                f"{self!r}: wait() (or shutdown()) inside `with runner.batch():` would wait "
+                "forever, since the batch's jobs are submitted when the block ends; wait "
+                "after the block"
+            )
+        super().wait(timeout)
 
     def _collect(
         self,
