@@ -50,7 +50,8 @@ def test_wrapper_runs_the_runscript_in_its_folder_and_records_the_code(
     script.write_text(f"#!/bin/sh\n#SBATCH -J x\npwd > where\nexit {code}\n")
     script.chmod(0o644)  # not executable: the wrapper writer fixes that
     (folder / "j.exitcode").write_text("99\n")  # a stale file from an earlier run goes
-    wrapper, exit_file = write_wrapper(str(folder), "j.run")
+    wrapper, exit_file, directives = write_wrapper(str(folder), "j.run")
+    assert directives == ("#SBATCH -J x",)
     assert exit_file == exitcode_path(str(folder), "j.run") == str(folder / "j.exitcode")
     assert read_exitcode(exit_file) is None
     lines = (folder / "j.grid").read_text().splitlines()

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_grid import slurm_problem, wait_until_gone
 
 from runner_core import JobManager, SingleJob
 from runner_grid import GridRunner
@@ -38,15 +39,6 @@ def mark(ok: bool) -> str:
     return "OK" if ok else "OVER TARGET"
 
 
-def slurm_problem() -> str | None:
-    """Return why the real SLURM cannot be used, or None."""
-    for tool in ("sbatch", "squeue", "scancel"):
-        if shutil.which(tool) is None:
-            return f"{tool} not on PATH"
-    proc = subprocess.run(["squeue", "--noheader"], capture_output=True, text=True, check=False)
-    return None if proc.returncode == 0 else proc.stderr.strip() or "squeue failed"
-
-
 class SubmitCounter(logging.Handler):
     """Counts the submit commands runner_grid logs."""
 
@@ -57,25 +49,6 @@ class SubmitCounter(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.getMessage().startswith("submitting"):
             self.count += 1
-
-
-def _wait_gone(jobid: str) -> int:
-    """Poll squeue every SLEEPSTEP until the job (array) has left the queue; the polls made."""
-    polls = 0
-    while True:
-        polls += 1
-        proc = subprocess.run(
-            ["squeue", "--noheader", "--format=%i", f"--jobs={jobid}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        gone = proc.returncode != 0 and "Invalid job id" in proc.stderr
-        if proc.returncode != 0 and not gone:
-            raise RuntimeError(f"squeue failed: {proc.stderr}")
-        if gone or not proc.stdout.strip():
-            return polls
-        time.sleep(SLEEPSTEP)
 
 
 def hand_written(root: Path, n: int) -> float:
@@ -103,7 +76,7 @@ def hand_written(root: Path, n: int) -> float:
         text=True,
         check=True,
     ).stdout
-    _wait_gone(out.strip().split(";")[0])
+    wait_until_gone([out.strip().split(";")[0]], SLEEPSTEP)
     return time.perf_counter() - start
 
 

@@ -131,6 +131,12 @@ def plain_loop(root: Path, n: int, sleepstep: float) -> tuple[float, int]:
             check=True,
         ).stdout
         ids.append(out.strip().split(";")[0])
+    polls = wait_until_gone(ids, sleepstep)
+    return time.perf_counter() - start, polls
+
+
+def wait_until_gone(ids: list[str], sleepstep: float) -> int:
+    """Poll squeue every sleepstep until none of the jobs (or arrays) is left; the polls made."""
     polls = 0
     while True:
         polls += 1
@@ -144,9 +150,8 @@ def plain_loop(root: Path, n: int, sleepstep: float) -> tuple[float, int]:
         if proc.returncode != 0 and not gone:
             raise RuntimeError(f"squeue failed: {proc.stderr}")
         if gone or not proc.stdout.strip():
-            break
+            return polls
         time.sleep(sleepstep)
-    return time.perf_counter() - start, polls
 
 
 def gridrunner_loop(root: Path, n: int, sleepstep: float) -> tuple[float, int, RoundCounter]:

@@ -48,7 +48,7 @@ from runner_grid._submitter import TASK_TAG, find_recorded, new_tag, submit_job
 from runner_grid._worker import Worker
 from runner_grid._wrapper import (
     DIRECTIVE_PREFIXES,
-    directive_lines,
+    Wrapper,
     exitcode_path,
     read_exitcode,
     write_wrapper,
@@ -116,7 +116,6 @@ def _seconds(name: str, value: object) -> float:
 class _Collected(NamedTuple):
     """A job collected by a batch: what its submission, alone or as an array task, needs."""
 
-    runscript: str
     workdir: str
     wrapper: str
     exit_file: str
@@ -321,7 +320,8 @@ class GridRunner(JobRunner):
         try:
             scheme = self.scheme()
             prefixes = scheme.directives or DIRECTIVE_PREFIXES
-            wrapper, exit_file = write_wrapper(workdir, runscript, prefixes)
+            wrapped = write_wrapper(workdir, runscript, prefixes)
+            wrapper, exit_file = wrapped.path, wrapped.exit_file
             tag = _tag_for(scheme, runscript, runflags)
             tag_args = [] if tag is None else flag_args("tag", tag, {"tag": scheme.tag_flag or ""})
             argv = build_submit_argv(
@@ -338,15 +338,13 @@ class GridRunner(JobRunner):
             return 1
         if self._collected is not None and self._collect(
             scheme,
-            runscript=runscript,
             workdir=workdir,
             out=out,
             err=err,
             runflags=runflags,
             argv=argv,
             tag=tag,
-            wrapper=wrapper,
-            exit_file=exit_file,
+            wrapped=wrapped,
         ):
             return 0
         results = current_results()
@@ -611,44 +609,35 @@ class GridRunner(JobRunner):
         self,
         scheme: Scheme,
         *,
-        runscript: str,
         workdir: str,
         out: Optional[str],
         err: str,
         runflags: Settings,
         argv: list[str],
         tag: Optional[str],
-        wrapper: str,
-        exit_file: str,
+        wrapped: Wrapper,
     ) -> bool:
         """Take the job of this thread into the open batch (it detaches); False if not taken."""
         if not (self._detaching and self.parallel and can_detach(self) and scheme.has_arrays):
             return False
-        try:
-            with open(
-                os.path.join(workdir, runscript), encoding="utf-8", errors="surrogateescape"
-            ) as handle:
-                directives = directive_lines(handle.read(), scheme.directives or DIRECTIVE_PREFIXES)
-            special = special_prefixes(scheme.raw)
-            flags = [a for k, v in runflags.items() for a in flag_args(str(k), v, special)]
-        except (OSError, ValueError, TypeError):
-            return False  # submitted alone, which reports the problem
+        # The runflags' own arguments (build_submit_argv accepted them already), for grouping.
+        special = special_prefixes(scheme.raw)
+        flags = [a for k, v in runflags.items() for a in flag_args(str(k), v, special)]
         with self._grid_lock:
             collected = self._collected
             if collected is None:
                 return False
             collected.append(
                 _Collected(
-                    runscript,
                     workdir,
-                    wrapper,
-                    exit_file,
+                    wrapped.path,
+                    wrapped.exit_file,
                     out,
                     err,
                     runflags,
                     argv,
                     tag,
-                    (tuple(flags), tuple(directives), out is None),
+                    (tuple(flags), wrapped.directives, out is None),
                     detach_job(),
                 )
             )

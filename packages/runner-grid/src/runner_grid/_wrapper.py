@@ -6,13 +6,14 @@ import contextlib
 import os
 import re
 import shlex
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = [
     "DIRECTIVE_PREFIXES",
+    "Wrapper",
     "directive_lines",
     "exitcode_path",
     "read_exitcode",
@@ -103,9 +104,17 @@ def wrapper_text(script_path: str, workdir: str, exit_file: str, directives: Seq
     return "\n".join(lines)
 
 
+class Wrapper(NamedTuple):
+    """A written job wrapper: where it is, where it writes the exit code, what it copied."""
+
+    path: str  # the wrapper's absolute path
+    exit_file: str  # the exit-code file's absolute path
+    directives: tuple[str, ...]  # the runscript's directive lines, copied into the wrapper
+
+
 def write_wrapper(
     workdir: str, runscript: str, prefixes: Sequence[str] = DIRECTIVE_PREFIXES
-) -> tuple[str, str]:
+) -> Wrapper:
     """Write the wrapper for ``workdir/runscript`` and remove a stale exit-code file.
 
     Makes the runscript executable for its owner if it is not.
@@ -116,7 +125,7 @@ def write_wrapper(
         prefixes: what a directive line starts with.
 
     Returns:
-        The wrapper's absolute path and the exit-code file's absolute path.
+        The wrapper's and the exit-code file's absolute paths, and the directive lines.
 
     Raises:
         OSError: the runscript cannot be read or the wrapper cannot be written.
@@ -132,11 +141,12 @@ def write_wrapper(
     with contextlib.suppress(FileNotFoundError):
         os.unlink(exit_file)
     path = wrapper_path(workdir, runscript)
-    text = wrapper_text(script_path, workdir, exit_file, directive_lines(script, prefixes))
+    directives = tuple(directive_lines(script, prefixes))
+    text = wrapper_text(script_path, workdir, exit_file, directives)
     with open(path, "w", encoding="utf-8", errors="surrogateescape") as handle:
         handle.write(text)
     os.chmod(path, 0o755)
-    return path, exit_file
+    return Wrapper(path, exit_file, directives)
 
 
 def read_exitcode(exit_file: str) -> Optional[int]:
