@@ -602,6 +602,43 @@ def test_the_dispatcher_runs_the_wrapper_its_index_names(
         assert "runner_grid:" in proc.stderr
 
 
+@pytest.mark.parametrize("output_index", ["^array_index^", "%a", None])
+def test_no_link_of_an_array_dangles_and_cp_writes_through_it(
+    tmp_path: Path, output_index: str | None
+) -> None:
+    """PBS's mom copies a task's output with ``cp -rp``, which does not write through a link
+    whose target does not exist: on OpenPBS 23.06 no task's .out/.err reached its job folder
+    (tests/grid/data/pbs-arrays, qsub_J_o_dangling_symlink)."""
+    tasks = []
+    for i in range(2):
+        job = tmp_path / f"job {i}"
+        job.mkdir()
+        tasks.append((_write_wrapper(job, f"j{i}"), str(job / "o"), str(job / "e")))
+    Path(tasks[1][1]).write_text("output of an earlier try\n")
+    files = write_array_files(
+        str(tmp_path / "arr"),
+        "j0.array",
+        index=index_expression(["PBS_ARRAY_INDEX"]),
+        tasks=tasks,
+        directives=[],
+        output_index=output_index,
+    )
+    for number, (_wrapper, out, err) in enumerate(tasks, start=1):
+        for suffix, target in (("out", out), ("err", err)):
+            link = Path(files.folder, f"{number}.{suffix}")
+            assert link.is_symlink()
+            assert link.exists(), f"{link} dangles"
+            assert Path(target).read_text() == ""  # fresh: an earlier try's output is gone
+            spool = tmp_path / f"spool{number}.{suffix}"
+            spool.write_text(f"task {number} {suffix}\n")
+            proc = subprocess.run(
+                ["cp", "-rp", str(spool), str(link)], capture_output=True, text=True, check=False
+            )
+            assert proc.returncode == 0, proc.stderr
+            assert Path(target).read_text() == f"task {number} {suffix}\n"
+            assert link.is_symlink()
+
+
 def test_index_expression_refuses_what_is_no_variable() -> None:
     assert index_expression(["A"]) == "${A:-}"
     assert (
@@ -717,7 +754,9 @@ def test_array_args_and_limits_of_every_scheme() -> None:
     assert slurm.array_args(5, 2) == ["--array=1-5%2"]
     assert sge.array_args(5, 0) == ["-t", "1-5"]
     assert sge.array_args(5, 2) == ["-t", "1-5", "-tc", "2"]
-    assert pbs.array_args(5, 2) == ["-J", "1-5"]
+    assert pbs.array_args(5, 0) == ["-J", "1-5"]
+    assert pbs.array_args(5, 2) == ["-J", "1-5%2"]
+    assert pbs.torque_array_args(5, 0) == ["-t", "1-5"]
     assert pbs.torque_array_args(5, 2) == ["-t", "1-5%2"]
     assert slurm.parse_array_limit("MaxArraySize            = 1001\nMaxJobCount = 10000\n") == 1000
     assert slurm.parse_array_limit("nothing") is None

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from runner_grid import Scheme, SchemeError
 from runner_grid._commands import (
     batch_commands,
     build_submit_argv,
@@ -47,12 +48,16 @@ def scheme_of(name: str, special: dict[str, str]) -> dict[str, Any]:
     return scheme
 
 
-def expected_group(key: str, value: Any, special: dict[str, str]) -> list[str]:
+def expected_group(
+    key: str, value: Any, special: dict[str, str], long_flags: bool = False
+) -> list[str]:
     """The documented rule for one runflag, written out independently of the builder."""
     if value is None or value is False:
         return []
     bare = value is True or value == ""
     text = "" if bare else str(value)
+    if key not in special and long_flags and len(key) >= 2 and key[0] != "-":
+        return [f"--{key}"] if bare else [f"--{key}={text}"]
     if key not in special:
         return [f"-{key}"] if bare else [f"-{key}", text]
     prefix = special[key]
@@ -91,6 +96,9 @@ SEED_CASE = (
 @example(SEED_CASE)
 @example(("sge", scheme_of("sge", {"smp": "-pe smp "}), "/a", "/e", None, "/r", {"smp": 4}))
 @example(("pbs", scheme_of("pbs", {"m": "-l mem="}), "/a b", "/e", "/o", "/r", {"m": "1 gb"}))
+# sbatch read `-mem 4G` as `-m em` and refused it ("Invalid --distribution specification").
+@example(("slurm", scheme_of("slurm", {}), "/w", "/e", "/o", "/r", {"mem": "4G", "t": 10}))
+@example(("sge", scheme_of("sge", {}), "/w", "/e", "/o", "/r", {"hold_jid": "12", "-x": ""}))
 def test_argv_has_the_documented_layout(
     case: tuple[str, dict[str, Any], str, str, Any, str, dict[str, Any]],
 ) -> None:
@@ -110,7 +118,8 @@ def test_argv_has_the_documented_layout(
     assert argv[: len(head)] == head
     assert argv[-1] == runscript
     special = special_prefixes(scheme)
-    groups = [expected_group(k, v, special) for k, v in runflags.items()]
+    long_flags = bool(scheme.get("long_flags"))
+    groups = [expected_group(k, v, special, long_flags) for k, v in runflags.items()]
     assert argv[len(head) : -1] == [a for g in groups for a in g]
 
 
@@ -124,20 +133,30 @@ def test_logged_command_splits_back_to_the_argv(
     assert shlex.split(format_command(argv)) == argv
 
 
-@given(runflag_keys, flag_values, st.none() | st.sampled_from(["--mem=", "-N ", "-l nodes="]))
-@example("x", "a b", "-l nodes=")
-@example("x", "line1\nline2", "-N ")
-def test_a_value_is_never_split_or_altered(key: str, value: Any, prefix: Any) -> None:
+@given(
+    runflag_keys,
+    flag_values,
+    st.none() | st.sampled_from(["--mem=", "-N ", "-l nodes="]),
+    st.booleans(),
+)
+@example("x", "a b", "-l nodes=", False)
+@example("x", "line1\nline2", "-N ", False)
+@example("mem", "a b", None, True)
+@example("comment", "a=b c", None, True)
+def test_a_value_is_never_split_or_altered(
+    key: str, value: Any, prefix: Any, long_flags: bool
+) -> None:
     special = {} if prefix is None else {key: prefix}
-    group = flag_args(key, value, special)
+    group = flag_args(key, value, special, long_flags=long_flags)
+    long = long_flags and len(key) > 1
     if value is None or value is False:
         assert group == []
     elif value is True or value == "":
-        assert group == (prefix.split() if prefix else [f"-{key}"])
+        assert group == (prefix.split() if prefix else [f"--{key}" if long else f"-{key}"])
     else:
         text = str(value)
         expected = {
-            None: [f"-{key}", text],
+            None: [f"--{key}={text}"] if long else [f"-{key}", text],
             "-N ": ["-N", text],
             "-l nodes=": ["-l", "nodes=" + text],
             "--mem=": ["--mem=" + text],
@@ -167,6 +186,53 @@ def test_prefix_rules() -> None:
     assert flag_args("O", False, special) == []
     assert flag_args("t", 1.5, special) == ["-t", "1.5"]
     assert flag_args("f", PurePosixPath("/a b"), special) == ["-f", "/a b"]
+
+
+def test_slurm_gives_a_key_of_several_letters_as_a_long_option() -> None:
+    """`mem=4G` became `-mem 4G`, which sbatch refuses: every such job ended FAILED."""
+    argv = build_submit_argv(
+        SCHEMES["slurm"](),
+        "r",
+        "w",
+        None,
+        "e",
+        runflags={"mem": "4G", "time": 10, "t": 10, "exclusive": "", "hint": True, "x": ""},
+    )
+    assert argv[5:-1] == [
+        "--mem=4G", "--time=10", "-t", "10", "--exclusive", "--hint", "-x",
+    ]  # fmt: skip
+    assert flag_args("mem", "4G", {}, long_flags=True) == ["--mem=4G"]
+    assert flag_args("J", "my job", {}, long_flags=True) == ["-J", "my job"]
+    assert flag_args("job-name", "a b", {}, long_flags=True) == ["--job-name=a b"]
+    assert flag_args("mem", None, {}, long_flags=True) == []
+    assert flag_args("mem", False, {}, long_flags=True) == []
+
+
+def test_a_key_that_starts_with_a_dash_gets_one_more_in_every_style() -> None:
+    """As in PLAMS, where `{"-mem": "4G"}` was the way to write `--mem 4G`."""
+    for long_flags in (False, True):
+        assert flag_args("-mem", "4G", {}, long_flags=long_flags) == ["--mem", "4G"]
+        assert flag_args("-x", True, {}, long_flags=long_flags) == ["--x"]
+    argv = build_submit_argv(SCHEMES["slurm"](), "r", "w", None, "e", runflags={"-mem": "4G"})
+    assert argv[5:-1] == ["--mem", "4G"]
+
+
+@pytest.mark.parametrize("name", ["sge", "pbs", "plams"])
+def test_other_schemes_keep_single_dash_options(name: str) -> None:
+    """Grid Engine (`-hold_jid`, `-pe`) and PBS have options of several letters after one dash."""
+    scheme = scheme_of(name, {})
+    assert not scheme.get("long_flags")
+    argv = build_submit_argv(scheme, "r", "w", None, "e", runflags={"hold_jid": 12, "V": True})
+    assert argv[-4:-1] == ["-hold_jid", "12", "-V"]
+
+
+def test_long_flags_is_a_checked_scheme_key() -> None:
+    assert Scheme.of(SCHEMES["slurm"](), "slurm").long_flags
+    assert not Scheme.of(SCHEMES["sge"](), "sge").long_flags
+    assert not Scheme.of(SCHEMES["pbs"](), "pbs").long_flags
+    assert not Scheme.of(plams_scheme()).long_flags
+    with pytest.raises(SchemeError, match="long_flags is 'yes'; it must be True or False"):
+        Scheme.of({**plams_scheme(), "long_flags": "yes"})
 
 
 def test_same_flag_twice_keeps_the_order_given() -> None:

@@ -1,14 +1,16 @@
 """Tests for the PBS scheme's parsers, on outputs of a real OpenPBS 23.06.06 and documented ones.
 
 No PBS server runs on these machines. tests/grid/data/pbs holds outputs recorded from a real
-OpenPBS 23.06.06 server (see its README.md); the inline Torque and PBS Pro samples follow the
-layouts of their documentation.
+OpenPBS 23.06.06 server (see its README.md), tests/grid/data/pbs-arrays those about job
+arrays; the refusal messages are the ones OpenPBS's sources print, and the inline Torque and
+PBS Pro samples follow the layouts of their documentation.
 """
 
 # ruff: noqa: E501  (scheduler outputs keep their exact width)
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,6 +19,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from runner_core import REASONS
+from runner_grid import Scheme
+from runner_grid._submitter import classify_refusal
 from runner_grid.schemes import pbs
 from strategies import jobs_of, queue_entries, server_suffixes
 
@@ -309,10 +313,10 @@ class Recorded(NamedTuple):
     rc: int
 
 
-def recorded(case: str) -> Recorded:
+def recorded(case: str, data: Path = DATA) -> Recorded:
     """Read ``CASE.txt``: the command line, then ``--- stdout ---``, ``--- stderr ---`` and
     ``--- exit status: N`` sections."""
-    text = (DATA / f"{case}.txt").read_text()
+    text = (data / f"{case}.txt").read_text()
     command, rest = text.split("\n--- stdout ---\n", 1)
     stdout, rest = rest.split("--- stderr ---\n", 1)
     stderr, status = rest.split("--- exit status: ", 1)
@@ -488,3 +492,196 @@ def test_detect_on_recorded_version() -> None:
     for case in ("qsub_bad_option", "qsub_missing_script"):
         bad = recorded(case)
         assert not pbs.detect(bad.rc, bad.stdout + bad.stderr)
+
+
+# --- job arrays on the same OpenPBS 23.06.06 (tests/grid/data/pbs-arrays) -------------------
+
+ARRAYS = Path(__file__).parent / "data" / "pbs-arrays"
+
+
+def array_case(case: str) -> Recorded:
+    return recorded(case, ARRAYS)
+
+
+def test_every_recorded_array_case_reads_and_is_listed() -> None:
+    listed = (ARRAYS / "CASES.md").read_text()
+    cases = sorted(p.stem for p in ARRAYS.glob("*.txt") if not p.stem.startswith("server_log"))
+    assert len(cases) == 33
+    for case in cases:
+        out = array_case(case)
+        assert f"| {case} |" in listed
+        assert out.rc == int(listed.split(f"| {case} |", 1)[1].split("|")[1].strip())
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        # Deleted while queued: it never ran, and PBS shows its array's record under its id
+        # (substate 93 and Exit_status 1 are the array's). It was reported CRASHED, exit 1.
+        ("qstat_x_f_qdel_queued_subjob", (1, "cancelled")),
+        ("qstat_x_f_qdel_running_subjob", (1, "cancelled")),  # substate 91, Exit_status 0
+        ("qstat_x_f_walltime_subjob", (1, "timeout")),  # substate 93, Exit_status -29
+        ("qstat_x_f_finished_subjob_exit3", (3, None)),
+        # Ran and failed with exit 1 (its output could not be delivered): no reason.
+        ("qstat_x_f_dangling_symlink_subjob", (1, None)),
+        ("qstat_x_f_running_subjob", None),
+    ],
+)
+def test_parse_end_on_recorded_subjobs(case: str, expected: tuple[int, str | None] | None) -> None:
+    out = array_case(case)
+    assert pbs.parse_end(out.stdout) == expected
+    assert pbs.parse_exitcode(out.stdout) == (None if expected is None else expected[0])
+
+
+def _without(record: str, name: str) -> str:
+    return "".join(line for line in record.splitlines(True) if not line.startswith(f"    {name} ="))
+
+
+def test_only_a_subjob_that_never_ran_is_told_cancelled_by_its_stand_in_record() -> None:
+    stand_in = array_case("qstat_x_f_qdel_queued_subjob").stdout
+    # While its array still runs, the stand-in carries the array's substate and no
+    # Exit_status (stat_job.c fakes only job_state and comment): cancelled all the same.
+    running_array = _without(stand_in, "Exit_status").replace("substate = 93", "substate = 70")
+    assert pbs.parse_end(running_array.replace("job_state = F", "job_state = X")) == (
+        1,
+        "cancelled",
+    )
+    # A subjob that ran has an exec_host, whatever its comment: its own status counts.
+    ran = stand_in.replace("    substate = 93", "    exec_host = pbsvm/0\n    substate = 93")
+    assert pbs.parse_end(ran) == (1, None)
+    # Not a subjob (no [index] in its id): the plain-job rules apply.
+    plain = stand_in.replace("Job Id: 318[5].pbsvm", "Job Id: 318.pbsvm")
+    assert pbs.parse_end(plain) == (1, None)
+    # Still queued: not final.
+    assert pbs.parse_end(stand_in.replace("job_state = F", "job_state = Q")) is None
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("qstat_t_running_array", ["318", "318[1]", "318[2]", "318[3]", "318[4]", "318[5]"]),
+        ("qstat_t_after_qdel_subjobs", ["318", "318[1]", "318[3]", "318[4]"]),  # X: gone
+        ("qstat_t_throttled_array", ["320", "320[5]", "320[6]"]),
+        ("qstat_t_x_finished_array", []),
+    ],
+)
+def test_running_on_recorded_array_listings(case: str, expected: list[str]) -> None:
+    assert pbs.running(array_case(case).stdout) == expected
+
+
+def test_array_ids_and_limit_on_recorded_outputs() -> None:
+    assert pbs.getid(array_case("qsub_J_1_5").stdout) == "318[].pbsvm"
+    assert pbs.task_id("318[].pbsvm", 5) == "318[5].pbsvm"
+    assert pbs.parse_array_limit(array_case("qstat_B_f").stdout) == 10000
+
+
+def test_cancel_sends_each_subjob_in_a_qdel_of_its_own() -> None:
+    """One qdel naming subjobs 1, 3 and 5 reached the server as 323[1,3]: 5 ran on."""
+    out = array_case("qdel_three_subjobs")
+    log = (ARRAYS / "server_log_qdel_three_subjobs.txt").read_text()
+    assert out.rc == 0
+    assert "323[1,3].pbsvm;delete job request received" in log
+    assert "323[5]" in pbs.running(array_case("qstat_t_after_qdel_three_subjobs").stdout)
+    ids = shlex.split(out.command)[1:]
+    assert pbs.cancel_commands(ids) == [["qdel", jobid] for jobid in ids]
+    single = array_case("qdel_running_subjob")
+    assert pbs.cancel_commands(shlex.split(single.command)[1:]) == [shlex.split(single.command)]
+
+
+def test_cancel_batches_plain_jobs_and_whole_arrays_and_splits_subjobs() -> None:
+    ids = ["5.pbsvm", "598[3].pbsvm", "9[].pbsvm", "598[5]", "6", "598[7].pbsvm"]
+    assert pbs.cancel_commands(ids) == [
+        ["qdel", "5.pbsvm", "9[].pbsvm", "6"],
+        ["qdel", "598[3].pbsvm"],
+        ["qdel", "598[5]"],
+        ["qdel", "598[7].pbsvm"],
+    ]
+    assert pbs.cancel_commands([]) == []
+    commands = pbs.cancel_commands([f"{n}[{i}].s" for n in (1, 2) for i in range(1, 4)])
+    assert all(len(argv) == 2 for argv in commands)
+
+
+def test_the_throttle_is_the_recorded_qsub_j_with_percent() -> None:
+    """`qsub -J 1-6%2` is accepted and caps running subjobs at 2; `%0` runs nothing."""
+    throttled = array_case("qsub_J_throttle")
+    assert (throttled.rc, pbs.getid(throttled.stdout)) == (0, "320[].pbsvm")
+    assert ["qsub", *pbs.array_args(6, 2), "quick.sh"] == shlex.split(throttled.command)
+    assert "max_run_subjobs = 2" in array_case("qstat_f_throttled_array").stdout
+    # %0 is accepted, and then every subjob stays queued: 0 (no limit) gives no %.
+    assert pbs.running(array_case("qstat_t_throttle_0").stdout)
+    assert " R " not in array_case("qstat_t_throttle_0").stdout
+    assert pbs.array_args(6, 0) == ["-J", "1-6"]
+    assert pbs.array_args(30, 5) == ["-J", "1-30%5"]
+    assert pbs.torque_array_args(30, 5) == ["-t", "1-30%5"]
+    assert pbs.torque_array_args(30, 0) == ["-t", "1-30"]
+    assert Scheme.of(pbs.scheme(), "pbs").array_throttle  # maxjobs reaches array_args
+
+
+@given(st.integers(1, 10_000), st.integers(-1, 10_000))
+def test_array_args_never_send_percent_zero(size: int, throttle: int) -> None:
+    (flag, spec) = pbs.array_args(size, throttle)
+    assert flag == "-J"
+    assert spec == (f"1-{size}%{throttle}" if throttle >= 1 else f"1-{size}")
+
+
+# --- transient submit refusals --------------------------------------------------------------
+
+FAULTS = Scheme.of(pbs.scheme(), "pbs").submit_faults
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "qsub: Server temporarily unavailable, please try again later\n",  # 2 of 20 jobs failed
+        "qsub: Resource temporarily unavailable\n",  # PBSE_RESCUNAV
+        "qsub: job rejected by hook: the scheduler is being restarted, try again later\n",
+        "Connection refused\nqsub: cannot connect to server pbsvm (errno=15010)\n",
+        "Communication failure.\nqsub: cannot connect to server pbsvm (errno=15031)\n",
+        "Too many open connections.\nqsub: cannot connect to server pbsvm (errno=15033)\n",
+        "qsub: No free connections\n",
+        "qsub: Server connection table full\n",
+        "qsub: Request not allowed: Server shutting down\n",
+        "No route to host\nqsub: cannot connect to server pbsvm (errno=15010)\n",
+        "qsub: Server is busy\n",
+    ],
+)
+def test_a_transient_refusal_is_tried_again(message: str) -> None:
+    assert classify_refusal(FAULTS, message) == "retry"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "qsub: End of File\n",
+        "qsub: Premature end of message\n",
+        "qsub: Batch protocol error\n",
+        "qsub: Connection timed out\n",
+        "qsub: Connection reset by peer\n",
+    ],
+)
+def test_a_lost_reply_is_looked_up_before_any_retry(message: str) -> None:
+    assert classify_refusal(FAULTS, message) == "uncertain"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "qsub: Unknown queue\n",
+        "qsub: illegal -l value\n",
+        "qsub: Job exceeds queue resource limits\n",
+        "qsub: Job violates queue and/or server resource limits\n",
+        "qsub: Bad UID for job execution\n",
+        "qsub: Unknown resource Resource_List.foo\n",
+        "qsub: Array job exceeds server or queue size limit\n",
+        "qsub: Maximum number of jobs already in queue\n",
+    ],
+)
+def test_a_permanent_refusal_is_not_retried(message: str) -> None:
+    assert classify_refusal(FAULTS, message) == "fail"
+
+
+@pytest.mark.parametrize("case", ["qsub_bad_option", "qsub_missing_script", "qsub_name_with_space"])
+def test_recorded_refusals_are_permanent(case: str) -> None:
+    out = recorded(case)
+    assert out.rc != 0
+    assert classify_refusal(FAULTS, f"{out.stdout}\n{out.stderr}") == "fail"

@@ -18,7 +18,7 @@ import pytest
 
 from runner_core import JobManager, JobStatus, SingleJob
 from runner_grid import GridRunner, Scheme
-from runner_grid._submitter import new_tag
+from runner_grid._submitter import classify_refusal, new_tag
 from runner_grid.schemes import SCHEMES, pbs, sge, slurm
 from runner_settings import Settings
 
@@ -59,6 +59,9 @@ if name == "tsub":
         fh.write((fault or "ok") + "\n")
     if fault == "retry":
         print("tsub: error: Slurm temporarily unable to accept job, try again", file=sys.stderr)
+        sys.exit(1)
+    if fault == "pbs-busy":  # what a real OpenPBS 23.06 site printed for 2 of 20 jobs
+        print("qsub: Server temporarily unavailable, please try again later", file=sys.stderr)
         sys.exit(1)
     if fault == "lost-before":
         print("tsub: error: Socket timed out on send/recv operation", file=sys.stderr)
@@ -180,6 +183,56 @@ def test_a_submit_that_hangs_after_queueing_is_found_by_its_tag(
     assert results.ok, results.error
     assert calls(tfake) == ["hang-after"]
     assert queued(tfake) == 1
+
+
+def test_pbs_temporarily_unavailable_is_tried_again(tfake: Path, tmp_path: Path) -> None:
+    results = run_one(tfake, tmp_path, "pbs-busy,pbs-busy", submit_faults=pbs.SUBMIT_FAULTS)
+    assert results.status is JobStatus.SUCCESSFUL, results.error
+    assert calls(tfake) == ["pbs-busy", "pbs-busy", "ok"]
+    assert queued(tfake) == 1
+
+
+@pytest.mark.parametrize("name", ["slurm", "sge", "pbs"])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Server temporarily unavailable, please try again later",
+        "error: Resource temporarily unavailable",
+        "submission refused by the site filter: please TRY AGAIN LATER",
+        "error: connect failed: Connection refused",
+        "error: No route to host",
+        "error: Network is unreachable",
+    ],
+)
+def test_every_predefined_scheme_retries_the_generic_transient_refusals(
+    name: str, message: str
+) -> None:
+    faults = Scheme.of(SCHEMES[name](), name).submit_faults
+    assert classify_refusal(faults, message) == "retry"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("slurm", "sbatch: error: Batch job submission failed: Invalid partition name specified"),
+        ("slurm", "sbatch: error: Invalid --distribution specification"),
+        ("slurm", "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy"),
+        ("sge", 'Unable to run job: Job was rejected because job requests unknown queue "x".'),
+        ("sge", "qsub: Unknown option -bogus"),
+        ("pbs", "qsub: Unknown queue"),
+        ("pbs", "qsub: illegal -l value"),
+        ("pbs", "qsub: Job exceeds queue resource limits"),
+    ],
+)
+def test_a_permanent_refusal_of_any_scheme_fails_at_once(name: str, message: str) -> None:
+    faults = Scheme.of(SCHEMES[name](), name).submit_faults
+    assert classify_refusal(faults, message) == "fail"
+
+
+def test_an_uncertain_fault_wins_over_a_refusal() -> None:
+    faults = {"retry": ["try again later"], "uncertain": ["timed out"]}
+    assert classify_refusal(faults, "timed out; try again later") == "uncertain"
+    assert classify_refusal({}, "try again later") == "fail"  # a scheme without faults
 
 
 def test_a_permanent_failure_is_not_retried(tfake: Path, tmp_path: Path) -> None:

@@ -11,7 +11,9 @@ The scheduler writes a task's output and error to the paths it is given, with th
 index put in for the scheme's placeholder (SLURM's ``%a``, Grid Engine's ``$TASK_ID``, PBS's
 ``^array_index^``). The array's folder holds, per task, ``<index>.out`` and ``<index>.err``
 as symbolic links to the job's own files, so whatever the scheduler writes there (its own
-messages too, such as a time-limit kill) lands in the job's folder. A scheme without a
+messages too, such as a time-limit kill) lands in the job's folder. The files are created
+before the links: PBS delivers output with ``cp``, which does not write through a link whose
+target does not exist yet. A scheme without a
 placeholder gets the redirection in the dispatcher instead.
 """
 
@@ -192,6 +194,19 @@ class ArrayFiles(NamedTuple):
     err: str  # the error path, likewise
 
 
+def _fresh_file(path: str) -> None:
+    """Create `path` empty, or empty it, so that a link to it never dangles.
+
+    PBS's mom delivers a task's output with ``cp -rp``, which refuses to write through a link
+    whose target does not exist: the output then never reaches the job's folder (and the
+    task hangs in state E for about 30 s). Emptying an existing file is what a plain
+    submission does too (the scheduler writes the file anew), so a job submitted again, on a
+    resume or a retry, starts with fresh output rather than the last try's under it.
+    """
+    with open(path, "wb"):
+        pass
+
+
 def write_array_files(
     folder: str,
     name: str,
@@ -204,7 +219,8 @@ def write_array_files(
     """Write an array's folder: the dispatcher, and per task links to its job's own files.
 
     Task ``i`` gets ``<i>.grid`` (its job wrapper), ``<i>.out`` and ``<i>.err`` (its job's
-    output and error files), all symbolic links into the job's folder.
+    output and error files), all symbolic links into the job's folder. The output and error
+    files are created empty first (emptied when they exist), so no link dangles.
 
     Args:
         folder: the array's folder (created; must not be shared with another array).
@@ -226,7 +242,9 @@ def write_array_files(
     for number, (wrapper, out, err) in enumerate(tasks, start=1):
         os.symlink(wrapper, os.path.join(folder, f"{number}.grid"))
         if out is not None and with_out:
+            _fresh_file(out)
             os.symlink(out, os.path.join(folder, f"{number}.out"))
+        _fresh_file(err)
         os.symlink(err, os.path.join(folder, f"{number}.err"))
     if output_index is not None:
         out_path = os.path.join(folder, f"{output_index}.out") if with_out else None

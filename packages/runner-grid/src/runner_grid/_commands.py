@@ -98,19 +98,27 @@ def _value_text(key: str, value: Any) -> str:
     return _no_nul(text, f"value of runflag {key!r}")
 
 
-def flag_args(key: str, value: Any, special: Mapping[str, str]) -> list[str]:
+def flag_args(
+    key: str, value: Any, special: Mapping[str, str], *, long_flags: bool = False
+) -> list[str]:
     """Return the arguments one runflag adds to the submit command.
 
     A special key's prefix is glued to the value (``"--mem="`` + ``"4G"`` -> ``--mem=4G``); a prefix
     ending in white space makes the value its own argument (``"-N "`` -> ``-N``, ``2``); a prefix
     with inner white space splits there (``"-l nodes="`` -> ``-l``, ``nodes=2``). Any other key
-    ``k`` gives ``-k``, ``value``. ``True`` or ``""`` gives the flag alone, ``None`` or ``False``
-    gives nothing. The value itself is never split or altered.
+    ``k`` gives ``-k``, ``value``; with `long_flags` (GNU-style options, as sbatch takes), a key
+    of more than one letter gives ``--key=value`` instead (``mem`` -> ``--mem=4G``), while a
+    one-letter key keeps ``-k``, ``value``. A key that starts with ``-`` gets one more ``-`` and
+    its value as its own argument in either style (``-mem`` -> ``--mem``, ``4G``), as in PLAMS.
+    ``True`` or ``""`` gives the flag alone (``--exclusive``), ``None`` or ``False`` gives
+    nothing. The value itself is never split or altered.
 
     Args:
         key: the runflag's name.
         value: its value.
         special: the scheme's special keys (name -> prefix).
+        long_flags: the scheme's ``long_flags``: whether a key of more than one letter is a
+            long option (``--key=value``) rather than ``-key value``.
 
     Returns:
         The arguments, possibly none.
@@ -144,6 +152,8 @@ def flag_args(key: str, value: Any, special: Mapping[str, str]) -> list[str]:
         if prefix[-1].isspace():
             return [*parts, text]
         return [*parts[:-1], parts[-1] + text]
+    if long_flags and len(key) > 1 and not key.startswith("-"):
+        return [f"--{key}"] if bare else [f"--{key}={text}"]
     flag = "-" + key
     return [flag] if bare else [flag, text]
 
@@ -172,10 +182,11 @@ def build_submit_argv(
     The layout is ``[submit, <workdir flag>, workdir, <error flag>, err, (<output flag>, out)?,
     FLAGS..., runscript]``: the output pair only when ``out`` is not None, the workdir pair only
     when the scheme has a workdir flag (PBS Pro has none), and FLAGS in the order of ``runflags``
-    (see `flag_args`).
+    (see `flag_args`; the scheme's ``long_flags`` chooses how a plain key becomes a flag).
 
     Args:
-        scheme: the scheme: ``workdir``, ``output``, ``error``, ``special``, ``commands.submit``.
+        scheme: the scheme: ``workdir``, ``output``, ``error``, ``special``, ``long_flags``,
+            ``commands.submit``.
         runscript: path of the script to submit (last argument).
         workdir: the job's folder.
         out: file for the job's standard output, or None when the runscript redirects it itself.
@@ -210,8 +221,9 @@ def build_submit_argv(
             argv += [output_flag, _no_nul(out, "output file path")]
     argv += [_no_nul(a, "tag") for a in tag_args]
     special = special_prefixes(scheme)
+    long_flags = bool(scheme.get("long_flags"))
     for key, value in runflags.items():
-        argv += flag_args(str(key), value, special)
+        argv += flag_args(str(key), value, special, long_flags=long_flags)
     argv.append(_no_nul(runscript, "runscript path"))
     return argv
 

@@ -120,6 +120,7 @@ _TOP: dict[str, _Check] = {
     "unset_env": _STRINGS,
     "directives": _STRINGS,
     "tag_flag": ("a flag prefix such as '--comment=' or '-N ', or None", _is_flag),
+    "long_flags": ("True or False", lambda v: v is None or isinstance(v, bool)),
     "submit_retries": ("a whole number >= 0", _is_count),
     "submit_backoff": _SECONDS,
     "submit_faults": (
@@ -205,6 +206,9 @@ class Scheme:
         unset_env: environment variable names (``*`` suffix: a prefix) left out of queries.
         directives: what a scheduler directive line of a runscript starts with, or ().
         tag_flag: the flag prefix that carries a job's tag in its submission, or None.
+        long_flags: whether a plain runflag key of more than one letter becomes
+            ``--key=value`` (GNU-style options, SLURM) rather than ``-key value`` (the
+            default, PLAMS's rule; Grid Engine and PBS have multi-letter single-dash options).
         submit_retries, submit_backoff: tries after the first for a transient submit
             fault, and the first wait between two (doubled each time, at most 60 s).
         submit_faults: ``{"retry": [...], "uncertain": [...]}`` regular expressions
@@ -228,6 +232,7 @@ class Scheme:
         "commands",
         "directives",
         "exitcode_wait",
+        "long_flags",
         "name",
         "raw",
         "submit_backoff",
@@ -249,6 +254,7 @@ class Scheme:
         self.unset_env = tuple(str(p) for p in raw.get("unset_env") or ())
         self.directives = tuple(str(p) for p in raw.get("directives") or ())
         self.tag_flag: Optional[str] = raw.get("tag_flag") or None
+        self.long_flags = bool(raw.get("long_flags"))
         retries = raw.get("submit_retries")
         self.submit_retries = DEFAULT_SUBMIT_RETRIES if retries is None else int(retries)
         backoff = raw.get("submit_backoff")

@@ -1,4 +1,4 @@
-"""Small pieces the predefined schemes share: the current user, the shape of a job's end."""
+"""Small pieces the predefined schemes share: the current user, a job's end, transient refusals."""
 
 from __future__ import annotations
 
@@ -9,11 +9,24 @@ from typing import TYPE_CHECKING, Optional
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["End", "combine_ends", "current_user"]
+__all__ = ["TRANSIENT_REFUSALS", "End", "combine_ends", "current_user"]
 
 #: What ``commands.parse_end`` returns for a job that has ended: its exit code and its end reason
 #: (None when it ended by itself, else one word of ``runner_core.REASONS``).
 End = tuple[int, Optional[str]]
+
+#: What a submit command of any scheduler may print when it queued nothing and the same
+#: submission may work a moment later (the "retry" kind of a scheme's ``submit_faults``): the
+#: server or a resource is temporarily unavailable, it asks to try again later (a site's
+#: submit filter, a server starting up), or it cannot be reached at all. Every predefined
+#: scheme adds its own messages to these.
+TRANSIENT_REFUSALS = (
+    r"(?i)temporarily unavailable",
+    r"(?i)try again later",
+    r"Connection refused",
+    r"No route to host",
+    r"Network is unreachable",
+)
 
 
 def current_user() -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from runner_grid._commands import batch_commands
 from runner_grid._ids import base_id, last_id, task_key
-from runner_grid.schemes._common import End, combine_ends, current_user
+from runner_grid.schemes._common import TRANSIENT_REFUSALS, End, combine_ends, current_user
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -172,9 +172,26 @@ def check_error(
     return queued
 
 
+_SUBJOB = re.compile(r"\[\d+\]")
+
+
 def cancel_commands(ids: Sequence[str]) -> list[list[str]]:
-    """Return the qdel commands that cancel the given jobs (batched to keep lines short)."""
-    return batch_commands(["qdel"], list(ids))
+    """Return the qdel commands that cancel the given jobs: one qdel per subjob, the rest batched.
+
+    qdel merges the subjob ids it is given into ranges and can lose some on the way: on OpenPBS
+    23.06 ``qdel 323[1].s 323[3].s 323[5].s`` exited 0 but the server received ``323[1,3].s``,
+    and subjob 5 ran on. So each subjob (``9[4].server``) gets a qdel of its own; plain jobs and
+    whole arrays (``9[].server``) share qdel commands batched to keep lines short.
+
+    Args:
+        ids: the ids to cancel, as qsub printed them or `task_id` made them.
+
+    Returns:
+        The argvs: first the batched ones, then one per subjob, in the order given.
+    """
+    subjobs = [jobid for jobid in ids if _SUBJOB.search(jobid)]
+    others = [jobid for jobid in ids if not _SUBJOB.search(jobid)]
+    return [*batch_commands(["qdel"], others), *(["qdel", jobid] for jobid in subjobs)]
 
 
 def exitcode_commands(jobid: str) -> list[list[str]]:
@@ -206,6 +223,9 @@ TORQUE_REASONS = {-10: "out_of_memory", -11: "timeout", -12: "timeout"}
 _ENDED = frozenset({"F", "X", "C"})
 
 _TEXT_RECORD = re.compile(r"^(?=Job Id:)", re.MULTILINE)
+_SUBJOB_RECORD = re.compile(r"^Job Id: \S*\[\d+\]")
+#: The comment PBS Pro gives the stand-in record of a finished subjob that has no job of its own.
+_STAND_IN_COMMENT = "Subjob finished"
 _XML_RECORD = re.compile(r"<Job>(.*?)</Job>", re.DOTALL)
 
 
@@ -215,6 +235,22 @@ def _attribute(record: str, name: str) -> Optional[str]:
     if match is None:
         match = re.search(rf"<{name}>(.*?)</{name}>", record, re.IGNORECASE)
     return match.group(1).strip() if match else None
+
+
+def _never_ran(record: str) -> bool:
+    """Whether a finished record is PBS Pro's stand-in for a subjob that never ran.
+
+    A subjob that starts becomes a job of its own, kept in the history with its ``exec_host``,
+    even when it then fails at once. One that never started (deleted while queued, or its whole
+    array deleted) has no job: ``qstat -x -f`` then shows the array's own record under the
+    subjob's id, with its ``substate`` and ``Exit_status`` (93 and 1 for an array whose subjob
+    failed, none while it runs), no ``exec_host`` and the comment "Subjob finished".
+    """
+    return (
+        _SUBJOB_RECORD.match(record) is not None
+        and _attribute(record, "exec_host") is None
+        and _attribute(record, "comment") == _STAND_IN_COMMENT
+    )
 
 
 def _status_code(status: int) -> int:
@@ -231,6 +267,9 @@ def _end(record: str, torque: bool) -> Optional[End]:
         return None  # queued, running, exiting (E), moved to another server (M)...
     if state is None and status is None:
         return None
+    if not torque and _never_ran(record):
+        # Its substate and Exit_status are the array's, not its own: it was deleted unstarted.
+        return 1, "cancelled"
     substate = None if torque else _attribute(record, "substate")  # Torque numbers its own
     if substate == str(SUBSTATE_TERMINATED):
         # Deleted (qdel): PBS Pro records Exit_status = 0 whatever the job's own status was.
@@ -253,6 +292,8 @@ def parse_end(output: str) -> Optional[End]:
     PBS Pro keeps a finished job (``job_state = F``, ``X`` for an array subjob) only with job
     history on; its ``substate`` tells how it ended: 92 finished, 93 failed, 91 terminated
     (deleted with qdel: reason "cancelled", whatever ``Exit_status`` says, which is 0 then). A
+    subjob deleted before it started has no record of its own: PBS shows its array's under the
+    subjob's id (no ``exec_host``, comment "Subjob finished"), which gives "cancelled" too. A
     negative ``Exit_status`` is PBS's own code, not the job's: -29 (walltime) and -28 (cput) give
     "timeout", -27 (mem) and -26 (vmem) "out_of_memory"; a failed job without any exit status
     lost its node ("node_fail"). Torque's XML answer (``<job_state>C</job_state>``) reads the
@@ -308,9 +349,35 @@ def detect(returncode: int, output: str) -> bool:
 
 #: What qsub prints when it queued nothing and trying again later may work, and when its
 #: reply was lost so the job may be queued all the same (then it is looked up by its tag).
+#: "retry": the generic `TRANSIENT_REFUSALS` ("Server temporarily unavailable, please try
+#: again later", PBSE_RESCUNAV's "Resource temporarily unavailable", "Connection refused"),
+#: then what OpenPBS's client library prints when it cannot connect (cnt2server: PBSE_PROTOCOL
+#: "Communication failure.", PBSE_NOCONNECTS "Too many open connections.", then "qsub: cannot
+#: connect to server S (errno=N)") and the server's refusals for now (PBSE_NOCONNECTS "No free
+#: connections", PBSE_CONNFULL "Server connection table full", PBSE_SVRSHUT "Request not
+#: allowed: Server shutting down"). "uncertain": a time-out, a connection lost mid-request
+#: ("End of File", "Premature end of message", "Connection reset by peer") and PBSE_PROTOCOL's
+#: "Batch protocol error" after the request was sent. Anything else ("Unknown queue",
+#: "illegal -l value", "Job violates queue and/or server resource limits", "Bad UID for job
+#: execution") is final.
 SUBMIT_FAULTS = {
-    "retry": [r"cannot connect to server", r"Connection refused", r"Server is busy"],
-    "uncertain": [r"[Tt]imed? ?out", r"End of File", r"Premature end of message"],
+    "retry": [
+        *TRANSIENT_REFUSALS,
+        r"cannot connect to server",
+        r"Communication failure",
+        r"Too many open connections",
+        r"No free connections",
+        r"Server connection table full",
+        r"Server shutting down",
+        r"Server is busy",
+    ],
+    "uncertain": [
+        r"[Tt]imed? ?out",
+        r"End of File",
+        r"Premature end of message",
+        r"Connection reset by peer",
+        r"Batch protocol error",
+    ],
 }
 
 
@@ -346,19 +413,27 @@ _MAX_ARRAY_SIZE = re.compile(r"^\s*max_array_size = (\d+)\s*$", re.MULTILINE)
 
 
 def array_args(size: int, throttle: int) -> list[str]:
-    """Return the qsub flag of an array of subjobs 1 to `size` (PBS Pro's ``-J 1-N``).
+    """Return the qsub flag of an array of subjobs 1 to `size`, `throttle` at most running at once.
 
-    PBS Pro has no throttle (``throttle`` is ignored: the runner holds jobs back instead);
-    Torque spells arrays ``-t 1-N`` (with a throttle ``%T``): set ``commands.array`` to
-    `torque_array_args` there.
+    PBS Pro's ``-J 1-N``, with ``%M`` for a throttle (``-J 1-N%M`` sets the array's
+    ``max_run_subjobs``; OpenPBS and PBS Pro have it since 2020). A throttle of 0 gives no
+    ``%``: PBS accepts ``-J 1-N%0`` and then never runs a subjob. Torque spells arrays ``-t``:
+    set ``commands.array`` to `torque_array_args` there; on an older PBS Pro without ``%``, set
+    ``array.throttle`` to False (the runner then holds jobs back itself).
+
+    Args:
+        size: the number of subjobs.
+        throttle: the most subjobs running at once, 0 for no limit.
     """
-    del throttle
-    return ["-J", f"1-{size}"]
+    return ["-J", f"1-{size}" + (f"%{throttle}" if throttle > 0 else "")]
 
 
 def torque_array_args(size: int, throttle: int) -> list[str]:
-    """Return Torque's qsub flag of an array of tasks 1 to `size`: ``-t 1-N`` or ``-t 1-N%T``."""
-    return ["-t", f"1-{size}" + (f"%{throttle}" if throttle else "")]
+    """Return Torque's qsub flag of an array of tasks 1 to `size`: ``-t 1-N`` or ``-t 1-N%T``.
+
+    Like `array_args`, a throttle of 0 gives no ``%`` (``%0`` would run nothing).
+    """
+    return ["-t", f"1-{size}" + (f"%{throttle}" if throttle > 0 else "")]
 
 
 def task_id(array_id: str, index: int) -> str:
@@ -425,7 +500,7 @@ def scheme() -> dict[str, Any]:
         "array": {
             "index": list(ARRAY_INDEX_VARS),
             "output_index": "^array_index^",
-            "throttle": False,
+            "throttle": True,
         },
         "tag_flag": "-N ",
         "submit_faults": SUBMIT_FAULTS,

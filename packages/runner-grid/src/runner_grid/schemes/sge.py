@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from runner_grid._commands import batch_commands
 from runner_grid._ids import expand_indices, last_id
-from runner_grid.schemes._common import End, combine_ends, current_user
+from runner_grid.schemes._common import TRANSIENT_REFUSALS, End, combine_ends, current_user
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -343,9 +343,9 @@ def detect(returncode: int, output: str) -> bool:
 #: reply was lost so the job may be queued all the same (then it is looked up by its tag).
 SUBMIT_FAULTS = {
     "retry": [
+        *TRANSIENT_REFUSALS,  # "Connection refused" among them
         r"unable to contact qmaster",
         r"commlib error: (can't connect|got select error|access denied)",
-        r"Connection refused",
     ],
     "uncertain": [
         r"commlib error: (read error|timeout)",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from runner_grid._commands import MAX_COMMAND_CHARS, batch_commands
 from runner_grid._ids import base_id, expand_indices, last_id, task_key
-from runner_grid.schemes._common import End, combine_ends, current_user
+from runner_grid.schemes._common import TRANSIENT_REFUSALS, End, combine_ends, current_user
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -299,9 +299,9 @@ def detect(returncode: int, output: str) -> bool:
 #: reply was lost so the job may be queued all the same (then it is looked up by its tag).
 SUBMIT_FAULTS = {
     "retry": [
+        *TRANSIENT_REFUSALS,  # "Resource temporarily unavailable" (EAGAIN) among them
         r"Unable to contact slurm controller",
         r"temporarily unable to accept job",
-        r"Resource temporarily unavailable",
         r"backup controller in standby mode",
     ],
     "uncertain": [
@@ -380,7 +380,12 @@ def parse_array_limit(output: str) -> Optional[int]:
 
 
 def scheme() -> dict[str, Any]:
-    """Return a fresh copy of the SLURM scheme (what ``GridRunner.config.slurm`` holds)."""
+    """Return a fresh copy of the SLURM scheme (what ``GridRunner.config.slurm`` holds).
+
+    sbatch's options of one dash are all one letter, so ``long_flags`` is on: a runflag of
+    several letters that is not a special key becomes ``--key=value`` (``mem`` -> ``--mem=4G``;
+    ``-mem 4G`` would read as ``-m em``).
+    """
     return {
         "workdir": "-D",
         "output": "-o",
@@ -422,6 +427,7 @@ def scheme() -> dict[str, Any]:
         },
         "array": {"index": [ARRAY_INDEX_VAR], "output_index": "%a", "throttle": True},
         "tag_flag": "--comment=",
+        "long_flags": True,
         "submit_faults": SUBMIT_FAULTS,
         "check_timeout": 60,
         "exitcode_wait": 5,
