@@ -31,7 +31,8 @@ from runner_core.cli._summary import json_document, write_table
 # A progress line: `[3/10] opt.002 (job 4711) CRASHED exit 3 1.2s [see work/opt.002/opt.err]`.
 PLAIN_LINE = re.compile(
     r"\[(?P<done>\d+)/(?P<total>\d+)\] (?P<name>\S+)(?: \(job (?P<jobid>[^)]+)\))?"
-    r" (?P<status>[A-Z]+)(?: exit (?P<exit>-?\d+))?(?: (?P<seconds>\d+\.\d)s)?"
+    r" (?P<status>[A-Z]+)(?: \((?P<reason>[a-z_]+)\))?(?: exit (?P<exit>-?\d+))?"
+    r"(?: (?P<seconds>\d+\.\d)s)?"
     r"(?: \[see (?P<see>[^]]+)\])?"
 )
 
@@ -182,15 +183,28 @@ def test_json_document_shape_and_values(scripts: Path, capsys: pytest.CaptureFix
         assert set(job) == {
             "name",
             "jobid",
+            "native_id",
             "status",
+            "reason",
             "exit_code",
             "seconds",
+            "wait_seconds",
+            "submitted_at",
+            "started_at",
+            "finished_at",
             "path",
             "err_path",
             "error",
             "restored",
         }
         assert job["jobid"] is None  # a local job has no scheduler id
+        assert job["native_id"] is None
+        assert job["reason"] is None
+        # A local job waits in no scheduler's queue; it has a start and an end.
+        assert job["wait_seconds"] is None
+        assert job["submitted_at"] is None
+        assert job["started_at"] <= job["finished_at"]
+        assert job["seconds"] == pytest.approx(job["finished_at"] - job["started_at"], abs=0.002)
         assert job["restored"] is False
         assert job["err_path"] == str(Path(job["path"], job["name"] + ".err"))
         assert isinstance(job["seconds"], float)
@@ -583,10 +597,17 @@ def test_the_table_gets_a_jobid_column_when_a_job_has_a_jobid(
 
     out = capsys.readouterr().out.splitlines()
     assert status == 1
-    assert out[0] == "job    jobid  status      exit  seconds  folder"
-    assert re.fullmatch(r"ok     4710   SUCCESSFUL     0     \d\.\d\d  work/ok", out[1])
-    assert re.fullmatch(r"bad    4711   CRASHED        3     \d\.\d\d  work/bad", out[2])
-    assert re.fullmatch(r"nosub  -      FAILED         1     \d\.\d\d  work/nosub", out[3])
+    # nosub's submission was refused: the table gets a reason column for it.
+    assert out[0] == "job    jobid  status      reason         exit  seconds  folder"
+    assert re.fullmatch(
+        r"ok     4710   SUCCESSFUL  -                 0     \d\.\d\d  work/ok", out[1]
+    )
+    assert re.fullmatch(
+        r"bad    4711   CRASHED     -                 3     \d\.\d\d  work/bad", out[2]
+    )
+    assert re.fullmatch(
+        r"nosub  -      FAILED      submit_failed     1     \d\.\d\d  work/nosub", out[3]
+    )
 
 
 def test_failure_lines_name_the_jobid_and_the_error_file(
@@ -658,7 +679,7 @@ def test_a_job_that_never_got_a_folder_has_no_err_path() -> None:
     assert (record["path"], record["err_path"], record["jobid"]) == (None, None, None)
     assert record["status"] == "CANCELLED"
     assert table.getvalue().splitlines()[1:] == [
-        "never  CANCELLED     -        -  -",
+        "never  CANCELLED  cancelled     -        -  -",
         "never: cancelled",
         "0 succeeded, 1 failed",
     ]

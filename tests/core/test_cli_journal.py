@@ -57,6 +57,53 @@ def test_run_resume_keeps_what_succeeded_and_reruns_the_rest(
     assert starts(scripts.parent / "work" / "bad") == 2
 
 
+def test_run_resume_unfinished_keeps_what_crashed_and_exits_1(
+    scripts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    batch = [str(scripts / "ok.sh"), str(scripts / "bad.sh")]
+    work = scripts.parent / "work"
+    assert main(["run", "--workdir", "work", *batch]) == 1
+    capsys.readouterr()
+    assert main(["run", "--resume-unfinished", "--json", "--workdir", "work", *batch]) == 1
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert [(j["name"], j["status"], j["exit_code"], j["restored"]) for j in document["jobs"]] == [
+        ("ok", "SUCCESSFUL", 0, True),
+        ("bad", "CRASHED", 3, True),
+    ]
+    assert document["failed"] == 1
+    assert "resuming its journal; jobs that crashed or failed before are kept" in captured.err
+    assert starts(work / "ok") == 1
+    assert starts(work / "bad") == 1
+    assert main(["run", "--resume", "--workdir", "work", *batch]) == 1  # now it runs again
+    out = capsys.readouterr().out
+    assert "bad  CRASHED" in out
+    assert starts(work / "bad") == 2
+
+
+def test_resume_and_resume_unfinished_together_are_a_usage_error(
+    scripts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = str(scripts / "ok.sh")
+    assert main(["run", "--resume", "--resume-unfinished", "--workdir", "work", script]) == 2
+    assert "not allowed with argument --resume" in capsys.readouterr().err
+    assert not (scripts.parent / "work").exists()
+
+
+def test_the_progress_line_of_a_restored_crash_says_so(
+    scripts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    batch = [str(scripts / "ok.sh"), str(scripts / "bad.sh")]
+    main(["run", "--workdir", "work", *batch])
+    capsys.readouterr()
+    main(["run", "--resume-unfinished", "--workdir", "work", *batch])
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if line.startswith("[2/2] bad ")]
+    assert "CRASHED" in line
+    assert "restored" in line
+    assert "succeeded" not in line
+
+
 def test_status_table_and_json(scripts: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main(["run", "--workdir", "work", str(scripts / "ok.sh"), str(scripts / "bad.sh")])
     capsys.readouterr()
@@ -173,6 +220,30 @@ def test_resume_dir_reruns_the_unfinished_jobs_of_a_dead_driver(tmp_path: Path) 
     assert [(j["name"], j["status"]) for j in document["jobs"]] == [("long0", "SUCCESSFUL")]
     assert process_start(pid) is None
     assert int((work / "long0" / "pid").read_text()) != pid
+
+
+def test_resume_dir_only_unfinished_keeps_what_crashed(
+    scripts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = scripts.parent / "work"
+    main(["run", "--workdir", "work", str(scripts / "ok.sh"), str(scripts / "bad.sh")])
+    capsys.readouterr()
+    assert main(["resume", "work", "--only-unfinished", "--json"]) == 1
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert [(j["name"], j["status"], j["restored"]) for j in document["jobs"]] == [
+        ("ok", "SUCCESSFUL", True),
+        ("bad", "CRASHED", True),
+    ]
+    assert "(local runner); jobs that crashed or failed before are kept" in captured.err
+    assert starts(work / "bad") == 1
+    assert main(["resume", "work", "--json"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert [(j["name"], j["restored"]) for j in document["jobs"]] == [
+        ("ok", True),
+        ("bad", False),
+    ]
+    assert starts(work / "bad") == 2
 
 
 def test_resume_dir_restores_successful_jobs(

@@ -34,6 +34,7 @@ def test_status_values_and_done() -> None:
     assert [s.name for s in JobStatus] == [
         "CREATED",
         "QUEUED",
+        "SUBMITTED",
         "RUNNING",
         "SUCCESSFUL",
         "CRASHED",
@@ -41,7 +42,7 @@ def test_status_values_and_done() -> None:
         "CANCELLED",
     ]
     assert all(isinstance(s.value, str) for s in JobStatus)
-    assert [s.done for s in JobStatus] == [False, False, False, True, True, True, True]
+    assert [s.done for s in JobStatus] == [False, False, False, False, True, True, True, True]
 
 
 def test_default_settings() -> None:

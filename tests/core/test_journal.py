@@ -79,7 +79,9 @@ def test_journal_false_records_nothing(tmp_path: Path) -> None:
 
 
 def test_bad_arguments_are_named() -> None:
-    with pytest.raises(TypeError, match="resume must be True or False"):
+    with pytest.raises(TypeError, match=r"resume must be False.*, not int 1"):
+        JobManager("w", resume=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="resume='yes' is not a resume policy"):
         JobManager("w", resume="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="drop journal=False"):
         JobManager("w", resume=True, journal=False)

@@ -37,6 +37,7 @@ def fresh(status: JobStatus = JobStatus.CREATED) -> Results:
     path = {
         JobStatus.CREATED: [],
         JobStatus.QUEUED: [JobStatus.QUEUED],
+        JobStatus.SUBMITTED: [JobStatus.QUEUED, JobStatus.SUBMITTED],
         JobStatus.RUNNING: [JobStatus.QUEUED, JobStatus.RUNNING],
     }.get(status, [JobStatus.QUEUED, JobStatus.RUNNING, status])
     for step in path:

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Optional, Union
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -32,7 +32,9 @@ from runner_core.ext import (
     current_results,
     detach_job,
     journaled,
+    report_failure,
     report_jobid,
+    report_reason,
     report_tag,
 )
 
@@ -42,11 +44,14 @@ if TYPE_CHECKING:
     from runner_settings import Settings
 
 
+Resume = Union[bool, Literal["unfinished"]]  # what JobManager(resume=...) takes
+
+
 def _jobs(codes: dict[str, int]) -> list[SingleJob]:
     return [SingleJob(name, counting_body(code)) for name, code in codes.items()]
 
 
-def _run(folder: Path, jobs: list[SingleJob], resume: bool) -> JobManager:
+def _run(folder: Path, jobs: list[SingleJob], resume: Resume) -> JobManager:
     manager = JobManager(folder, resume=resume)
     runner = JobRunner(parallel=True, maxjobs=2)
     for job in jobs:
@@ -118,12 +123,168 @@ def test_a_restored_job_whose_folder_is_gone_runs_again(tmp_path: Path) -> None:
     assert starts(folder / "a") == 1
 
 
+# --- resume="unfinished": keep what ended by itself, run what never finished ----------
+
+
+class EndingRunner(JobRunner):
+    """Ends each job as its runflags say: an exit code, an end reason, or a failure."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ran: list[str] = []
+
+    def call(
+        self, runscript: str, workdir: str, out: Optional[str], err: str, runflags: Settings
+    ) -> int:
+        self.ran.append(os.path.basename(workdir))
+        reason = runflags.get("reason")
+        if runflags.get("fail"):
+            report_failure("it could not run", reason=reason)
+        elif reason is not None:
+            report_reason(reason)
+        return int(runflags.get("code", 1))
+
+
+class Ending(NamedTuple):
+    """Runflags for EndingRunner, the end they give, and whether "unfinished" keeps it."""
+
+    flags: dict[str, Any]
+    status: JobStatus
+    reason: Optional[str]
+    kept: bool
+
+
+ENDINGS = {
+    "crashed": Ending({"code": 3}, JobStatus.CRASHED, None, True),
+    "timeout": Ending({"reason": "timeout"}, JobStatus.CRASHED, "timeout", True),
+    "oom": Ending({"reason": "out_of_memory"}, JobStatus.CRASHED, "out_of_memory", True),
+    "failed": Ending({"fail": True}, JobStatus.FAILED, None, True),
+    "node_fail": Ending({"reason": "node_fail"}, JobStatus.CRASHED, "node_fail", False),
+    "preempted": Ending({"reason": "preempted"}, JobStatus.CRASHED, "preempted", False),
+    "submit_failed": Ending(
+        {"fail": True, "reason": "submit_failed"}, JobStatus.FAILED, "submit_failed", False
+    ),
+    "cancelled": Ending({"reason": "cancelled"}, JobStatus.CANCELLED, "cancelled", False),
+}
+
+
+@pytest.mark.parametrize("resume", [True, "unfinished"])
+@pytest.mark.parametrize("ending", ENDINGS.values(), ids=ENDINGS.keys())
+def test_which_earlier_ends_a_resume_keeps(tmp_path: Path, resume: Resume, ending: Ending) -> None:
+    flags, status, reason, kept = ending
+    folder = tmp_path / "w"
+    first = SingleJob("j", "exit 0")
+    with JobManager(folder) as manager:
+        first.run(jobrunner=EndingRunner(), jobmanager=manager, **flags)
+    assert (first.results.status, first.results.reason) == (status, reason)
+    (record,) = read_journal(folder).jobs
+    again = SingleJob("j", "exit 0")
+    seen: list[tuple[JobStatus, Optional[float], Optional[float]]] = []
+    again.results.add_done_callback(lambda r: seen.append((r.status, r.started_at, r.finished_at)))
+    runner = EndingRunner()
+    with JobManager(folder, resume=resume) as manager:
+        again.run(jobrunner=runner, jobmanager=manager, **flags)
+    restored = kept and resume == "unfinished"
+    results = again.results
+    assert results.restored is restored
+    assert runner.ran == ([] if restored else ["j"])
+    assert (results.status, results.reason) == (status, reason)
+    assert again.path == folder / "j"
+    if restored:  # as the earlier try ended, times included, also for the callbacks
+        assert results.exit_code == record.exit_code
+        assert results.error == record.error
+        assert results.error is not None or status is JobStatus.CRASHED
+        assert results.jobid == record.jobid
+        assert (results.started_at, results.finished_at) == (record.started_at, record.finished_at)
+        assert seen == [(status, record.started_at, record.finished_at)]
+        assert read_journal(folder).jobs[0].number == record.number  # nothing new on record
+    else:
+        assert read_journal(folder).jobs[0].number != record.number
+
+
+def test_a_crash_kept_by_unfinished_runs_again_under_true(tmp_path: Path) -> None:
+    folder = tmp_path / "w"
+    _run(folder, _jobs({"ok": 0, "bad": 3}), resume=False)
+    kept = _jobs({"ok": 0, "bad": 3})
+    manager = _run(folder, kept, resume="unfinished")
+    assert manager.resume == "unfinished"
+    assert [(j.results.status, j.results.exit_code, j.results.restored) for j in kept] == [
+        (JobStatus.SUCCESSFUL, 0, True),
+        (JobStatus.CRASHED, 3, True),
+    ]
+    assert manager.jobs == kept
+    assert starts(folder / "bad") == 1
+    again = _jobs({"ok": 0, "bad": 3})
+    _run(folder, again, resume="unfinished")  # kept again: the record still says CRASHED
+    assert starts(folder / "bad") == 1
+    rerun = _jobs({"ok": 0, "bad": 3})
+    _run(folder, rerun, resume=True)
+    assert [j.results.restored for j in rerun] == [True, False]
+    assert starts(folder / "bad") == 2
+    assert rerun[1].path == folder / "bad"
+
+
+def test_unfinished_runs_a_crashed_job_whose_input_changed(tmp_path: Path) -> None:
+    folder = tmp_path / "w"
+    _run(folder, _jobs({"a": 3}), resume=False)
+    fixed = SingleJob("a", counting_body(0))
+    same = SingleJob("a", counting_body(3))
+    _run(folder, [fixed, same], resume="unfinished")
+    assert not fixed.results.restored
+    assert fixed.results.ok
+    assert fixed.path == folder / "a.002"
+    assert same.results.restored  # the unchanged job is still kept as it crashed
+    assert same.results.status is JobStatus.CRASHED
+
+
+@pytest.mark.parametrize("resume", [True, "unfinished"])
+def test_a_job_cancelled_while_running_runs_again(tmp_path: Path, resume: Resume) -> None:
+    folder = tmp_path / "w"
+    go = tmp_path / "go"
+    body = f"echo start >> starts\n[ -e {go} ] || sleep 30\n"
+    job = SingleJob("slow", body)
+    runner = JobRunner(parallel=True)
+    with JobManager(folder) as manager:
+        job.run(jobrunner=runner, jobmanager=manager)
+        wait_until(lambda: starts(folder / "slow") == 1, "the job started")
+        job.cancel()
+        job.results.wait(TIMEOUT)
+    assert job.results.status is JobStatus.CANCELLED
+    go.write_text("")
+    again = SingleJob("slow", body)
+    _run(folder, [again], resume=resume)
+    assert not again.results.restored
+    assert again.results.ok
+    assert starts(folder / "slow") == 2
+
+
+@pytest.mark.parametrize("value", [True, False, "unfinished"])
+def test_the_resume_property_gives_back_what_was_given(tmp_path: Path, value: Resume) -> None:
+    with JobManager(tmp_path / "w", resume=value) as manager:
+        assert manager.resume == value
+        assert type(manager.resume) is type(value)
+
+
+def test_an_unknown_resume_policy_is_named_with_the_allowed_ones(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="resume='all' is not a resume policy") as info:
+        JobManager(tmp_path, resume="all")  # type: ignore[arg-type]
+    assert "True" in str(info.value)
+    assert "'unfinished'" in str(info.value)
+    for wrong in (1, None, "True"):
+        error = ValueError if isinstance(wrong, str) else TypeError
+        with pytest.raises(error, match=repr(wrong)):
+            JobManager(tmp_path, resume=wrong)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"resume='unfinished'\).*journal=False"):
+        JobManager(tmp_path, resume="unfinished", journal=False)
+    assert not (tmp_path / ".runner").exists()
+
+
 # --- the driver SIGKILLed at every step -----------------------------------------------
 
 CODES = {"a": 0, "b": 2, "c": 0, "d": 1}
 
 
-def _spec(codes: dict[str, int], resume: bool, sleep: float = 0.0) -> dict[str, Any]:
+def _spec(codes: dict[str, int], resume: Resume, sleep: float = 0.0) -> dict[str, Any]:
     return {
         "jobs": [[name, counting_body(code, sleep)] for name, code in codes.items()],
         "parallel": True,
@@ -136,25 +297,29 @@ def _records_before_kill(folder: Path) -> dict[str, JobRecord]:
     return {r.name: r for r in read_journal(folder).jobs}
 
 
-def _kill_then_resume(tmp_path: Path, codes: dict[str, int], kill_at: int) -> None:
+def _kill_then_resume(
+    tmp_path: Path, codes: dict[str, int], kill_at: int, resume: Resume = True
+) -> None:
     folder = tmp_path / f"w{kill_at}"
     first = run_driver(tmp_path, _spec(codes, resume=False), folder, kill_at=kill_at)
     first.communicate()
     killed = first.returncode == -9
     before = _records_before_kill(folder) if folder.exists() else {}
     ended_before = {name for name, r in before.items() if r.done}
-    second = run_driver(tmp_path, _spec(codes, resume=True), folder)
+    second = run_driver(tmp_path, _spec(codes, resume=resume), folder)
     result = outcome(second)
     for name, code in codes.items():
         status, exit_code, restored = result[name]
         assert exit_code == code, (kill_at, name, result)
         assert status == ("SUCCESSFUL" if code == 0 else "CRASHED"), (kill_at, name)
-        # a job that succeeded on record is restored, never run again
-        if name in ended_before and code == 0:
-            assert restored, (kill_at, name)
+        # A job that ended on record is restored, never run again, when the policy keeps
+        # its end (success always, a crash with "unfinished"); every other job runs.
+        kept = name in ended_before and (code == 0 or resume == "unfinished")
+        assert restored == kept, (kill_at, name, resume)
+        if kept:
             assert starts(folder / name) == 1, (kill_at, name)
         if not killed:
-            assert restored == (code == 0), (kill_at, name)
+            assert restored == (code == 0 or resume == "unfinished"), (kill_at, name)
     state = read_journal(folder)
     assert state.dropped == []
     assert {r.name: r.exit_code for r in state.jobs} == codes
@@ -162,11 +327,14 @@ def _kill_then_resume(tmp_path: Path, codes: dict[str, int], kill_at: int) -> No
     assert not killed or first.returncode == -9
 
 
-def test_sigkill_of_the_driver_at_every_journal_record_then_resume(tmp_path: Path) -> None:
+@pytest.mark.parametrize("resume", [True, "unfinished"])
+def test_sigkill_of_the_driver_at_every_journal_record_then_resume(
+    tmp_path: Path, resume: Resume
+) -> None:
     # A whole run of CODES writes about 25 records (open, runner, and for each job: job,
     # running, pid, end; then close): kill after each one, and once never.
     for kill_at in range(1, 28):
-        _kill_then_resume(tmp_path, CODES, kill_at)
+        _kill_then_resume(tmp_path, CODES, kill_at, resume)
 
 
 @settings(
@@ -177,15 +345,17 @@ def test_sigkill_of_the_driver_at_every_journal_record_then_resume(tmp_path: Pat
         st.sampled_from(["p", "q", "r", "s", "t"]), st.sampled_from([0, 0, 1, 7]), min_size=1
     ),
     kill_at=st.integers(min_value=1, max_value=24),
+    resume=st.sampled_from([True, "unfinished"]),
 )
 def test_random_kill_points_and_outcomes(
-    tmp_path: Path, codes: dict[str, int], kill_at: int
+    tmp_path: Path, codes: dict[str, int], kill_at: int, resume: Resume
 ) -> None:
-    _kill_then_resume(Path(tempfile.mkdtemp(dir=tmp_path)), codes, kill_at)
+    _kill_then_resume(Path(tempfile.mkdtemp(dir=tmp_path)), codes, kill_at, resume)
 
 
+@pytest.mark.parametrize("resume", [True, "unfinished"])
 def test_a_local_job_left_running_by_a_killed_driver_is_stopped_before_its_rerun(
-    tmp_path: Path,
+    tmp_path: Path, resume: Resume
 ) -> None:
     folder = tmp_path / "w"
     go = tmp_path / "go"
@@ -201,7 +371,7 @@ def test_a_local_job_left_running_by_a_killed_driver_is_stopped_before_its_rerun
     assert process_start(old) is not None  # the job runs on without its driver
     go.write_text("")  # the rerun must not wait
     (folder / "long" / "pid").unlink()
-    resumed = run_driver(tmp_path, {**spec, "resume": True}, folder)
+    resumed = run_driver(tmp_path, {**spec, "resume": resume}, folder)
     assert outcome(resumed) == {"long": ["SUCCESSFUL", 0, False]}
     wait_until(lambda: process_start(old) is None, "the old job process stopped")
     assert int((folder / "long" / "pid").read_text()) != old
@@ -335,15 +505,16 @@ def _submit(folder: Path, codes: dict[str, int]) -> tuple[JobManager, list[Singl
     return manager, jobs
 
 
+@pytest.mark.parametrize("resume", [True, "unfinished"])
 def test_a_resumed_grid_job_still_queued_is_reattached_not_resubmitted(
-    tmp_path: Path, scheduler: FakeScheduler
+    tmp_path: Path, scheduler: FakeScheduler, resume: Resume
 ) -> None:
     folder = tmp_path / "w"
     first, old_jobs = _submit(folder, {"x": 0, "y": 5})
     ids = {j.name: j.results.jobid for j in old_jobs}
     _driver_dies(first)
     runner = FakeGridRunner(parallel=True)
-    manager = JobManager(folder, resume=True)
+    manager = JobManager(folder, resume=resume)
     jobs = [SingleJob(name, "exit 0") for name in ("x", "y")]
     for job, code in zip(jobs, (0, 5)):
         job.run(jobrunner=runner, jobmanager=manager, code=code)

@@ -538,8 +538,12 @@ def test_run_returns_at_once_past_maxthreads_and_queued_jobs_hold_no_thread(
     assert (snap.detached, snap.tasks, snap.queued) == (n, n, 0)
     wait_until(lambda: runner.snapshot().threads == 0)  # the submit workers have ended
     assert len(_job_threads()) - before <= 3  # the poller, perhaps the finisher
-    assert all(r.status is JobStatus.RUNNING for r in results)
+    assert all(r.status in (JobStatus.SUBMITTED, JobStatus.RUNNING) for r in results)
+    assert all(r.submitted_at is not None for r in results)
     assert {r.jobid for r in results} == set(runner.queued)
+    # The fake scheduler starts every job; the poller sees each one's start in its folder.
+    wait_until(lambda: all(r.status is JobStatus.RUNNING for r in results))
+    assert all(r.started_at is not None for r in results)
     gate.touch()
     runner.wait(timeout=TIMEOUT)
     assert all(r.ok for r in results)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Literal, Optional, Union
 
 from typing_extensions import assert_type
 
@@ -63,6 +63,8 @@ def check(runner: MyRunner, decorated: Decorated, job: SingleJob, flags: Setting
     assert_type(results.exit_code, Optional[int])
     assert_type(results.status.done, bool)
     job.run(jobrunner="local")  # type: ignore[arg-type]
+    assert_type(JobManager("w", resume="unfinished").resume, Union[bool, Literal["unfinished"]])
+    JobManager("w", resume="all")  # type: ignore[arg-type]
     runner.wait(timeout=2)
     runner.shutdown(cancel=True)
     with JobRunner(parallel=True) as same:

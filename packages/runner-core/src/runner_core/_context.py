@@ -20,9 +20,11 @@ __all__ = [
     "detach_job",
     "job_context",
     "journaled",
+    "report_end",
     "report_failure",
     "report_jobid",
     "report_reason",
+    "report_started",
     "report_tag",
 ]
 
@@ -154,12 +156,54 @@ def journaled(results: Results) -> bool:
     return results._journal is not None
 
 
-def report_jobid(jobid: str) -> None:
+def report_jobid(jobid: str, native_id: Optional[str] = None) -> None:
     """Record the scheduler's id of the job running in this thread (`results.jobid`).
 
-    Call it from a grid runner's `call` as soon as the submit command printed the id.
-    Outside a job's `call` it does nothing.
+    Call it from a grid runner's `call` as soon as the submit command printed the id:
+    the job is then in the scheduler's queue, and a job that is QUEUED becomes
+    SUBMITTED (a runner whose `scheduler_queue` is true keeps its jobs QUEUED until
+    then). Outside a job's `call` it does nothing.
+
+    Args:
+        jobid: the id the runner uses (for an array task, the array form ``123_4``).
+        native_id: the scheduler's own id of the job where it differs (`results.native_id`).
     """
     results = current_results()
     if results is not None:
-        results._note(jobid=str(jobid))
+        results._submitted(str(jobid), None if native_id is None else str(native_id))
+
+
+def report_started(
+    results: Results, at: Optional[float] = None, native_id: Optional[str] = None
+) -> bool:
+    """Say that a job in the scheduler's queue has started on a node; from any thread.
+
+    A SUBMITTED job becomes RUNNING, `results.started_at` set to `at` (when the job
+    itself recorded its start) or now. Whichever is seen first, the scheduler's
+    "running" or the job's own record of its start, should report it; later reports,
+    and reports for a job that has ended, change nothing.
+
+    Returns:
+        True when the job moved to RUNNING.
+    """
+    return results._started(at)
+
+
+def report_end(
+    *,
+    own_end: bool = False,
+    started_at: Optional[float] = None,
+    finished_at: Optional[float] = None,
+) -> None:
+    """Say, from inside `call`, what the job itself recorded of its end (for a blocking call).
+
+    Args:
+        own_end: the exit code `call` returns is the job's own: it ran to its end before
+            any cancel reached it, so a cancel requested meanwhile does not make it
+            CANCELLED (its work is kept).
+        started_at: when the runscript started, as the job recorded it.
+        finished_at: when the runscript ended, as the job recorded it.
+    """
+    results = current_results()
+    if results is not None:
+        results._note(own_end=own_end, started_at=started_at, finished_at=finished_at)

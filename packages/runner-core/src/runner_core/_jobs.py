@@ -28,6 +28,29 @@ _run_lock = threading.Lock()
 
 _NAME_FORBIDDEN = ("/", "\0")
 
+#: Lines of a CRASHED job's stderr kept as its `results.error`.
+STDERR_TAIL_LINES = 5
+_TAIL_BYTES = 8192
+
+
+def tail_of(path: str, lines: int = STDERR_TAIL_LINES) -> Optional[str]:
+    """The last `lines` non-blank lines of the text file at `path`, or None when it has none.
+
+    Reads at most the file's last 8 KiB, so a job that wrote gigabytes costs nothing.
+    """
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - _TAIL_BYTES))
+            data = handle.read(_TAIL_BYTES)
+    except OSError:
+        return None
+    text = data.decode("utf-8", errors="replace")
+    kept = [line.rstrip() for line in text.splitlines() if line.strip()]
+    if size > _TAIL_BYTES and kept:
+        kept = kept[1:]  # the first line read may be cut
+    return "\n".join(kept[-lines:]) or None
+
 
 def _check_name(name: object) -> str:
     if not isinstance(name, str):
@@ -299,15 +322,46 @@ class SingleJob:
         )
 
     def _finalize(self, exit_code: int, cancelled: bool) -> None:
-        """Set the final status from `call`'s exit code."""
+        """Set the final status from `call`'s exit code.
+
+        A job whose runner says the exit code is its own (it ran to its end before a
+        cancel reached it) ends by that code even when a cancel was requested: its
+        work is kept, and a resume does not run it again.
+        """
         results = self.results
         reason = results._end_reason
+        started_at, finished_at = results._stamps or (None, None)
         if results._failure is not None:
             status, error = JobStatus.FAILED, results._failure
+        elif results._own_end and reason != "cancelled":
+            status, error = (JobStatus.SUCCESSFUL if exit_code == 0 else JobStatus.CRASHED), None
         elif cancelled or results._cancel_requested:
-            status, error, reason = JobStatus.CANCELLED, "cancelled while running", "cancelled"
+            status, error, reason = JobStatus.CANCELLED, self._cancel_note(), "cancelled"
         elif reason == "cancelled":  # cancelled from outside (scancel by someone else)
             status, error = JobStatus.CANCELLED, "cancelled from outside the runner"
         else:
             status, error = (JobStatus.SUCCESSFUL if exit_code == 0 else JobStatus.CRASHED), None
-        results._move(status, exit_code=exit_code, error=error, reason=reason, once=True)
+        if status is JobStatus.CRASHED:
+            error = self._stderr_tail()
+        results._move(
+            status,
+            exit_code=exit_code,
+            error=error,
+            reason=reason,
+            once=True,
+            at=finished_at,
+            started_at=started_at,
+        )
+
+    def _cancel_note(self) -> str:
+        """The error of a job cancelled by the runner: whether it had started."""
+        results = self.results
+        if results.started_at is None and results.status is not JobStatus.RUNNING:
+            return "cancelled before it started"
+        return "cancelled while running"
+
+    def _stderr_tail(self, lines: int = STDERR_TAIL_LINES) -> Optional[str]:
+        """The last `lines` lines of the job's stderr file (what it printed last), or None."""
+        if self.path is None:
+            return None
+        return tail_of(os.path.join(str(self.path), self.name + ".err"), lines)

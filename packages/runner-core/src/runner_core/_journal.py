@@ -59,6 +59,8 @@ __all__ = [
     "close_all",
     "open_journal",
     "read_journal",
+    "record_outside_end",
+    "record_outside_ends",
 ]
 
 FORMAT = 1
@@ -103,6 +105,10 @@ def _when(stamp: Optional[float]) -> str:
 
 def _now() -> float:
     return round(time.time(), 3)
+
+
+def _stamp(at: Optional[float]) -> float:
+    return _now() if at is None else round(at, 3)
 
 
 def _host() -> str:
@@ -226,12 +232,16 @@ class JobRecord:
         reason: its end reason (a word of `REASONS`), or None.
         error: the first part of its error message, or None.
         jobid: the scheduler's id, or None.
+        native_id: the scheduler's own id of an array task where it differs from
+            `jobid` (SLURM's raw job id of a task), or None.
         tag: the tag the runner gave the job in the scheduler's queue, or None.
         runner: the runner's `journal_info()` (e.g. {"kind": "local"}), or {}.
         flags: the job's runflags as recorded, or {}.
         pid, pstart, boot, host: the local process group's leader (pid, start time),
             the boot id and host it ran on, for stopping it safely; None if unknown.
-        registered_at, started_at, finished_at: `time.time()` stamps, or None.
+        registered_at, submitted_at, started_at, finished_at: `time.time()` stamps, or
+            None: when the job was taken, first handed to the scheduler (kept across
+            resumes), started running, ended.
         session: the number of the driver session that recorded it last.
         left: True when the driver left it in the scheduler's queue on purpose at exit.
     """
@@ -248,6 +258,7 @@ class JobRecord:
         "jobid",
         "left",
         "name",
+        "native_id",
         "number",
         "path",
         "pid",
@@ -258,6 +269,7 @@ class JobRecord:
         "session",
         "started_at",
         "status",
+        "submitted_at",
         "tag",
     )
 
@@ -273,6 +285,7 @@ class JobRecord:
         self.reason: Optional[str] = None
         self.error: Optional[str] = None
         self.jobid: Optional[str] = None
+        self.native_id: Optional[str] = None
         self.tag: Optional[str] = None
         self.runner: dict[str, Any] = {}
         self.flags: dict[str, Any] = {}
@@ -281,6 +294,7 @@ class JobRecord:
         self.boot: Optional[str] = None
         self.host: Optional[str] = None
         self.registered_at: Optional[float] = None
+        self.submitted_at: Optional[float] = None
         self.started_at: Optional[float] = None
         self.finished_at: Optional[float] = None
         self.session = 0
@@ -307,6 +321,7 @@ class JobRecord:
             "path": self.path,
             "status": self.status.name,
             "jobid": self.jobid,
+            "native_id": self.native_id,
             "tag": self.tag,
             "exit_code": self.exit_code,
             "reason": self.reason,
@@ -314,6 +329,7 @@ class JobRecord:
             "runner": self.runner.get("kind", "local"),
             "hash": self.hash,
             "registered_at": self.registered_at,
+            "submitted_at": self.submitted_at,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "left": self.left,
@@ -462,6 +478,8 @@ def _replay(state: JournalState, data: bytes) -> None:
                     record.status = status
                     if status is JobStatus.RUNNING:
                         record.started_at = rec.get("t")
+                    elif status is JobStatus.SUBMITTED and record.submitted_at is None:
+                        record.submitted_at = rec.get("t")
             elif kind == "end":
                 status = _STATUS[rec["s"]]
                 if not record.status.done:
@@ -470,10 +488,13 @@ def _replay(state: JournalState, data: bytes) -> None:
                     record.reason = rec.get("why")
                     record.error = rec.get("err")
                     record.finished_at = rec.get("t")
-                    if record.started_at is None:
-                        record.started_at = rec.get("t0")
+                    if "t0" in rec:  # the job's own start, where the end corrected it
+                        record.started_at = rec["t0"]
+                    if record.submitted_at is None:
+                        record.submitted_at = rec.get("ts")
             elif kind == "id":
                 record.jobid = rec["id"]
+                record.native_id = rec.get("nid")
             elif kind == "tag":
                 record.tag = rec["tag"]
             elif kind == "pid":
@@ -518,13 +539,24 @@ class _Entry:
                 rec["err"] = results.error.strip()[:ERROR_CHARS]
             if results.started_at is not None:
                 rec["t0"] = results.started_at
+            if results.submitted_at is not None:
+                rec["ts"] = results.submitted_at
             self.journal.write(rec)
         elif status is JobStatus.RUNNING:
-            self.journal.write({"k": "st", "j": self.number, "s": "running", "t": _now()})
+            self.journal.write(
+                {"k": "st", "j": self.number, "s": "running", "t": _stamp(results.started_at)}
+            )
+        elif status is JobStatus.SUBMITTED:
+            self.journal.write(
+                {"k": "st", "j": self.number, "s": "submitted", "t": _stamp(results.submitted_at)}
+            )
 
-    def jobid(self, jobid: str) -> None:
-        """Record the scheduler's id of the job."""
-        self.journal.write({"k": "id", "j": self.number, "id": jobid})
+    def jobid(self, jobid: str, native_id: Optional[str] = None) -> None:
+        """Record the scheduler's id of the job (and its own id of an array task)."""
+        rec: dict[str, Any] = {"k": "id", "j": self.number, "id": jobid}
+        if native_id is not None:
+            rec["nid"] = native_id
+        self.journal.write(rec)
 
     def tag(self, tag: str) -> None:
         """Record the tag the runner gives the job in the scheduler's queue (before the submit)."""
@@ -956,16 +988,49 @@ def record_outside_ends(
     journal: Journal, records: Iterable[JobRecord], error: str, status: JobStatus
 ) -> None:
     """Record, for jobs of a driver that is gone, that they ended (cancelled from outside)."""
-    now = _now()
     for record in records:
-        rec: dict[str, Any] = {
-            "k": "end",
-            "j": record.number,
-            "s": status.value,
-            "code": record.exit_code,
-            "t": now,
-            "err": error,
-        }
-        if status is JobStatus.CANCELLED:
-            rec["why"] = "cancelled"
-        journal.write(rec)
+        record_outside_end(
+            journal,
+            record,
+            status,
+            error=error,
+            reason="cancelled" if status is JobStatus.CANCELLED else None,
+        )
+
+
+def record_outside_end(
+    journal: Journal,
+    record: JobRecord,
+    status: JobStatus,
+    *,
+    exit_code: Optional[int] = None,
+    reason: Optional[str] = None,
+    error: Optional[str] = None,
+    started_at: Optional[float] = None,
+    finished_at: Optional[float] = None,
+) -> None:
+    """Record how a job of a driver that is gone ended, as found from outside (its files, the
+    scheduler), and update `record` to match."""
+    rec: dict[str, Any] = {
+        "k": "end",
+        "j": record.number,
+        "s": status.value,
+        "code": record.exit_code if exit_code is None else exit_code,
+        "t": _stamp(finished_at),
+    }
+    if reason is not None:
+        rec["why"] = reason
+    if error:
+        rec["err"] = error.strip()[:ERROR_CHARS]
+    started = record.started_at if started_at is None else started_at
+    if started is not None:
+        rec["t0"] = started
+    if record.submitted_at is not None:
+        rec["ts"] = record.submitted_at
+    journal.write(rec)
+    record.status = status
+    record.exit_code = rec["code"]
+    record.reason = reason
+    record.error = rec.get("err")
+    record.started_at = started
+    record.finished_at = rec["t"]

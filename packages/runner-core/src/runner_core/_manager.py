@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 from runner_core._errors import JobError
 from runner_core._journal import (
@@ -34,6 +34,31 @@ def _check_flag(name: str, value: object) -> bool:
     return value
 
 
+_RESUME_CHOICES = (
+    "False (a new run), True (rerun every job that did not succeed) or "
+    "'unfinished' (rerun only the jobs that never finished)"
+)
+
+
+def _check_resume(value: object) -> Union[bool, Literal["unfinished"]]:
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"resume must be {_RESUME_CHOICES}, not {type(value).__name__} {value!r}")
+    if value != "unfinished":
+        raise ValueError(f"resume={value!r} is not a resume policy; use {_RESUME_CHOICES}")
+    return "unfinished"
+
+
+# The earlier tries that resume="unfinished" keeps although they did not succeed: a job
+# that ended CRASHED or FAILED by itself (reason None), or in its own time or memory
+# limit, would end so again with the same input (a fix of its flags changes its hash,
+# and so runs it). A job cut short from outside (cancelled, its node failed, preempted)
+# or never started (its submit failed) has not finished, and runs again; so does a job
+# with a reason this list does not name yet.
+_FINISHED_REASONS: frozenset[Optional[str]] = frozenset({None, "timeout", "out_of_memory"})
+
+
 class JobManager:
     """Hands out job folders (`name`, `name.002`, ...) under `folder` and keeps the run's journal.
 
@@ -55,10 +80,23 @@ class JobManager:
     driver left running is stopped first). A job whose input changed is a new job
     with a folder of its own. Without a journal to resume from it is a plain run.
 
+    With `resume="unfinished"` only the jobs that never finished run again: a job
+    whose earlier try ended CRASHED or FAILED by itself, or in its own time or memory
+    limit (reason None, "timeout", "out_of_memory"), is restored as it ended, like a
+    successful one: status, exit code, reason, error (the journal keeps its first 300
+    characters), times and scheduler id, `results.restored` True. So a job that fails
+    the same way each time (a crash, a hang until its time limit) is not run again on
+    every resume; change its input or flags, or resume with True, to run it. Jobs
+    cancelled, never ended, never submitted ("submit_failed"), or ended by their node
+    ("node_fail") or the scheduler ("preempted") run again, and queued grid jobs are
+    re-attached, as with True.
+
     Args:
         folder: the root folder; made absolute at once, created on first use (at once
-            with `resume=True`).
-        resume: resume the run recorded in `folder` (see above).
+            when resuming).
+        resume: False (a new run), True (resume the run recorded in `folder`, running
+            again every job that did not succeed) or "unfinished" (resume it, running
+            again only the jobs that never finished); see above.
         journal: keep the journal (default True); False records nothing, and makes
             `resume`, `runner status` and `runner cancel` unavailable for this run.
 
@@ -66,27 +104,28 @@ class JobManager:
         jobs: the jobs given a folder (or restored), in registration order.
 
     Raises:
-        TypeError: resume or journal is not a bool.
-        ValueError: resume=True with journal=False.
-        JournalLocked: (with resume=True) another live driver writes this folder's journal.
+        TypeError: resume is not a bool or a str, or journal is not a bool.
+        ValueError: resume is a string other than "unfinished" (naming it and the
+            allowed values), or resume is set with journal=False.
+        JournalLocked: (when resuming) another live driver writes this folder's journal.
     """
 
     def __init__(
         self,
         folder: Union[str, os.PathLike[str]] = "runner_workdir",
         *,
-        resume: bool = False,
+        resume: Union[bool, Literal["unfinished"]] = False,
         journal: bool = True,
     ) -> None:
         """Create a manager for `folder` (nothing is created on disk yet unless resuming)."""
         from pathlib import Path  # noqa: PLC0415 - pathlib costs ~10 ms; keep `import runner_core` light
 
         self._path = Path(os.path.abspath(os.fspath(folder)))
-        self._resume = _check_flag("resume", resume)
+        self._resume = _check_resume(resume)
         self._use_journal = _check_flag("journal", journal)
-        if resume and not journal:
+        if self._resume is not False and not journal:
             raise ValueError(
-                "JobManager(resume=True) resumes from the journal, but journal=False; "
+                f"JobManager(resume={resume!r}) resumes from the journal, but journal=False; "
                 "drop journal=False"
             )
         self.jobs: list[SingleJob] = []
@@ -117,8 +156,8 @@ class JobManager:
         return self._path
 
     @property
-    def resume(self) -> bool:
-        """True when this manager resumes the run recorded in its folder."""
+    def resume(self) -> Union[bool, Literal["unfinished"]]:
+        """What was given: False, True or "unfinished" (truthy when it resumes a run)."""
         return self._resume
 
     @property
@@ -206,7 +245,7 @@ class JobManager:
         """Take `job` into the run before its runner does; True when it was restored.
 
         Records the job's input hash and runner; on resume, finds the job's earlier
-        try (`job._previous`) or restores it when that ended SUCCESSFUL.
+        try (`job._previous`) or restores it when `_keeps` that try.
 
         Raises:
             JobError: `runner cancel` cancelled this run (the job does not run).
@@ -237,7 +276,7 @@ class JobManager:
         record = journal.take_previous(job.name, digest)
         if record is None:
             return False
-        if record.status is JobStatus.SUCCESSFUL:
+        if self._keeps(record):
             if not os.path.isdir(record.path):
                 logger().info("job %r: its earlier folder is gone; it runs again", job.name)
                 return False
@@ -247,11 +286,29 @@ class JobManager:
                 job.path = Path(record.path)
                 self.jobs.append(job)
             job.results._restore(
-                record.exit_code, record.started_at, record.finished_at, record.jobid
+                record.status,
+                exit_code=record.exit_code,
+                reason=record.reason,
+                error=record.error,
+                started_at=record.started_at,
+                finished_at=record.finished_at,
+                jobid=record.jobid,
+                submitted_at=record.submitted_at,
+                native_id=record.native_id,
             )
             return True
         job._previous = record
         return False
+
+    def _keeps(self, record: JobRecord) -> bool:
+        """True when the resume keeps this earlier try as it ended instead of running it again."""
+        if record.status is JobStatus.SUCCESSFUL:
+            return True
+        return (
+            self._resume == "unfinished"
+            and record.status in (JobStatus.CRASHED, JobStatus.FAILED)
+            and record.reason in _FINISHED_REASONS
+        )
 
     def _adopt(self, job: SingleJob) -> JobRecord:
         """Give a job that may be re-attached its old folder and journal record back."""
@@ -265,8 +322,12 @@ class JobManager:
             job.path = Path(record.path)
             self.jobs.append(job)
             self._adopted.add(id(job))
-            job.results.jobid = record.jobid
-            job.results._journal = journal.adopt(record.number)
+            results = job.results
+            results.jobid = record.jobid
+            results.native_id = record.native_id
+            results.submitted_at = record.submitted_at  # the first submit time is kept
+            results.started_at = record.started_at
+            results._journal = journal.adopt(record.number)
         return record
 
     def _open_journal(self) -> Journal:

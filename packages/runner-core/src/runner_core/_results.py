@@ -37,11 +37,16 @@ def _check_reason(reason: Optional[str]) -> None:
 
 
 class Results:
-    """The outcome of one job: status, exit code, reason, error, timing; can be waited on.
+    """The outcome of one job: status, exit code, reason, error, times; can be waited on.
 
     The job's state changes here only, through one method under one lock, along
-    CREATED -> QUEUED -> RUNNING -> one final state; a final state is never left
-    (see `JobStatus`). Read the attributes at any time from any thread.
+    CREATED -> QUEUED -> (SUBMITTED, grid jobs) -> RUNNING -> one final state; a
+    final state is never left (see `JobStatus`). Read the attributes at any time from
+    any thread.
+
+    Times are epoch seconds (`time.time()`), None while unknown. For a grid job they
+    come from the job itself where it can tell: its wrapper records when the
+    runscript started and ended on the node.
 
     Attributes:
         job: the job these results belong to.
@@ -49,14 +54,21 @@ class Results:
         exit_code: what the runner's `call` returned, or None while unknown.
         reason: None for a job that ended by itself; else why it was ended, one word
             of `runner_core.REASONS` ("cancelled", "timeout", "submit_failed", ...).
-        error: the failure message or formatted traceback when the job FAILED
-            (or a note when it was CANCELLED), else None.
-        started_at: `time.time()` when `call` started, or None.
-        finished_at: `time.time()` when the job ended, or None.
-        jobid: the scheduler's id of a grid job once submitted, else None.
-        restored: True when a resumed JobManager found the job ended SUCCESSFUL in an
-            earlier run with the same input, and gave back its results without
-            running it again.
+        error: why the job did not succeed, else None: the failure message or
+            formatted traceback when it FAILED, the last lines of its stderr when it
+            CRASHED (what the runscript printed last), a note when it was CANCELLED.
+        submitted_at: when a grid job was first handed to the scheduler (kept across
+            resumes), or None (local jobs are never submitted).
+        started_at: when the runscript started (a local job: when `call` started).
+        finished_at: when the job ended (the runscript's end where it is known).
+        jobid: the scheduler's id of a grid job once submitted, else None. For an
+            array task, the array form (``4031_1``).
+        native_id: the scheduler's own id of an array task where it differs from
+            `jobid` (SLURM gives each task a job id of its own, ``4052``, which its
+            messages use), else None.
+        restored: True when a resumed JobManager found the job ended in an earlier
+            run with the same input, and gave back its results without running it
+            again.
     """
 
     __slots__ = (
@@ -67,15 +79,19 @@ class Results:
         "_failure",
         "_journal",
         "_on_cancel",
+        "_own_end",
+        "_stamps",
         "error",
         "exit_code",
         "finished_at",
         "job",
         "jobid",
+        "native_id",
         "reason",
         "restored",
         "started_at",
         "status",
+        "submitted_at",
     )
 
     def __init__(self, job: SingleJob) -> None:
@@ -85,14 +101,18 @@ class Results:
         self.exit_code: Optional[int] = None
         self.reason: Optional[str] = None
         self.error: Optional[str] = None
+        self.submitted_at: Optional[float] = None
         self.started_at: Optional[float] = None
         self.finished_at: Optional[float] = None
         self.jobid: Optional[str] = None
+        self.native_id: Optional[str] = None
         self._event = threading.Event()
         self._callbacks: Optional[list[Callable[[Results], object]]] = None
         self._failure: Optional[str] = None
         self._end_reason: Optional[str] = None
         self._cancel_requested = False
+        self._own_end = False
+        self._stamps: Optional[tuple[Optional[float], Optional[float]]] = None
         self._on_cancel: Optional[Callable[[Results], None]] = None
         self._journal: Optional[_Entry] = None
         self.restored = False
@@ -121,12 +141,37 @@ class Results:
 
     @property
     def elapsed(self) -> Optional[float]:
-        """Seconds `call` took (so far, while running); None before it started."""
+        """Seconds the runscript ran (so far, while running); None before it started."""
         start = self.started_at
         if start is None:
             return None
         end = self.finished_at
-        return (time.time() if end is None else end) - start
+        return max(0.0, (time.time() if end is None else end) - start)
+
+    @property
+    def run_time(self) -> Optional[float]:
+        """Seconds from the runscript's start to the job's end; None until both are known."""
+        start, end = self.started_at, self.finished_at
+        if start is None or end is None:
+            return None
+        return max(0.0, end - start)
+
+    @property
+    def wait_time(self) -> Optional[float]:
+        """Seconds a grid job waited in the scheduler's queue before it started.
+
+        None for a local job, and until it started; a job cancelled while it waited
+        has waited until it was cancelled.
+        """
+        submitted = self.submitted_at
+        if submitted is None:
+            return None
+        start = self.started_at
+        if start is None:
+            start = self.finished_at
+        if start is None:
+            return None
+        return max(0.0, start - submitted)
 
     def wait(self, timeout: Optional[float] = None) -> Results:
         """Block until the job has ended.
@@ -176,14 +221,22 @@ class Results:
         error: Optional[str] = None,
         reason: Optional[str] = None,
         once: bool = False,
+        if_allowed: bool = False,
+        at: Optional[float] = None,
+        started_at: Optional[float] = None,
     ) -> bool:
         """Move the job to state `to`; the only place where a job's state changes.
 
-        Moving to RUNNING stamps `started_at`; moving to a final state stamps
+        Moving to SUBMITTED stamps `submitted_at` (unless it holds a first submit
+        time already), to RUNNING `started_at`; moving to a final state stamps
         `finished_at`, sets exit code, error and reason, releases every waiter and
-        runs the callbacks. With `once`, a move to a final state of a job that has
+        runs the callbacks. `at` is when the move happened (default: now), as the job
+        itself recorded it; `started_at`, with a final move, corrects the start time
+        to the one the job recorded. With `once`, a move to a final state of a job that has
         ended already changes nothing and returns False (for two parties that may
-        both end a job, such as a thread and a Ctrl-C in `run()`).
+        both end a job, such as a thread and a Ctrl-C in `run()`). With `if_allowed`, a
+        move the state machine refuses changes nothing and returns False (a grid job
+        seen started by the poller after it had ended, or twice).
 
         Returns:
             True when the state changed.
@@ -196,23 +249,29 @@ class Results:
         with _lock:
             current = self.status
             if not current.may_become(to):
-                if once and current.done and to.done:
+                if if_allowed or (once and current.done and to.done):
                     return False
                 raise JobStateError(
                     f"job {self.job.name!r} cannot move from {current.name} to {to.name}"
                     + (" (a final state is never left)" if current.done else "")
                 )
-            if to is JobStatus.RUNNING:
-                self.started_at = time.time()
+            now = time.time() if at is None else at
+            if to is JobStatus.SUBMITTED:
+                if self.submitted_at is None:
+                    self.submitted_at = now
+            elif to is JobStatus.RUNNING and (at is not None or self.started_at is None):
+                self.started_at = now
             entry = self._journal
             if not to.done:
                 self.status = to
             else:
                 if exit_code is not None:
                     self.exit_code = exit_code
+                if started_at is not None:
+                    self.started_at = started_at
                 self.error = error
                 self.reason = reason
-                self.finished_at = time.time()
+                self.finished_at = now
                 self._on_cancel = None
                 callbacks, self._callbacks = self._callbacks, None
                 self.status = to  # last: a reader that sees a final state sees its fields
@@ -224,6 +283,21 @@ class Results:
         for fn in callbacks or ():
             self._run_callback(fn)
         return True
+
+    def _submitted(self, jobid: str, native_id: Optional[str] = None) -> None:
+        """A grid job is in the scheduler's queue under `jobid`: record it, move to SUBMITTED."""
+        self._note(jobid=jobid, native_id=native_id)
+        self._move(JobStatus.SUBMITTED, if_allowed=True)
+
+    def _started(self, at: Optional[float] = None, native_id: Optional[str] = None) -> bool:
+        """A grid job started on a node (at `at`, as it recorded): move to RUNNING if not yet.
+
+        `native_id`, the scheduler's own id of the job as the job read it, is recorded
+        where it differs from `jobid`.
+        """
+        if native_id not in (None, self.jobid, self.native_id) and self.jobid is not None:
+            self._note(jobid=self.jobid, native_id=native_id)
+        return self._move(JobStatus.RUNNING, if_allowed=True, at=at)
 
     def _attach(self, on_cancel: Callable[[Results], None]) -> None:
         """Tell the job how to cancel it: `on_cancel(results)` runs on `job.cancel()`.
@@ -251,41 +325,84 @@ class Results:
 
     def _note(
         self,
+        *,
         failure: Optional[str] = None,
         reason: Optional[str] = None,
         jobid: Optional[str] = None,
+        own_end: Optional[bool] = None,
+        native_id: Optional[str] = None,
+        started_at: Optional[float] = None,
+        finished_at: Optional[float] = None,
     ) -> None:
-        """Remember, for the end, why the job failed or was ended; record its scheduler id."""
+        """Remember, for the end, why the job failed or was ended; record its scheduler id.
+
+        `own_end` True says the exit code is the job's own (it ran to its end, before
+        any cancel reached it): a cancel requested meanwhile does not make it CANCELLED.
+        """
         _check_reason(reason)
         if failure is not None:
             self._failure = failure
         if reason is not None:
             self._end_reason = reason
+        if own_end is not None:
+            self._own_end = own_end
+        if started_at is not None or finished_at is not None:
+            self._stamps = (started_at, finished_at)
         if jobid is not None:
             self.jobid = jobid
+            if native_id == jobid:
+                native_id = None
+            self.native_id = native_id
             entry = self._journal
             if entry is not None:
-                entry.jobid(jobid)
+                entry.jobid(jobid, native_id)
 
     def _restore(
         self,
+        status: JobStatus,
+        *,
         exit_code: Optional[int],
+        reason: Optional[str] = None,
+        error: Optional[str] = None,
         started_at: Optional[float],
         finished_at: Optional[float],
         jobid: Optional[str],
+        submitted_at: Optional[float] = None,
+        native_id: Optional[str] = None,
     ) -> None:
-        """End a job that has not started SUCCESSFUL with an earlier run's outcome (resume)."""
+        """End a job that has not started as an earlier run of it ended (a resume).
+
+        The job moves from CREATED straight to the final `status` with that run's
+        exit code, reason, error, times and scheduler id, `restored` True; waiters and
+        callbacks see those, never the time of the restore.
+
+        Raises:
+            JobStateError: the job has left CREATED, or `status` is not a final state.
+            ValueError: `reason` is not one of `REASONS`.
+        """
+        if not status.done:
+            raise JobStateError(
+                f"job {self.job.name!r} cannot be restored as {status.name}: "
+                "only an earlier run's final state is restored"
+            )
+        _check_reason(reason)  # before `restored` is set: a refused restore is no restore
         with _lock:
             if self.status is not JobStatus.CREATED:
                 raise JobStateError(
                     f"job {self.job.name!r} cannot be restored from {self.status.name}"
                 )
-            self.exit_code = exit_code
-            self.started_at = started_at
             self.jobid = jobid
+            self.native_id = native_id
+            self.submitted_at = submitted_at
             self.restored = True
-        self._move(JobStatus.SUCCESSFUL, exit_code=exit_code)
-        self.finished_at = finished_at
+        self._move(
+            status,
+            exit_code=exit_code,
+            error=error,
+            reason=reason,
+            at=finished_at,
+            started_at=started_at,
+        )
 
     def _run_callback(self, fn: Callable[[Results], object]) -> None:
         try:

@@ -15,10 +15,10 @@ import functools
 import os
 import threading
 import types
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, TypeVar
 
 from runner_core._config import config
-from runner_core._context import current_results, job_context, report_failure
+from runner_core._context import current_results, job_context, report_end, report_failure
 from runner_core._errors import JobError
 from runner_core._lifecycle import register
 from runner_core._log import logger
@@ -62,7 +62,9 @@ def _limit(func: Callable[Concatenate[R, P], T]) -> Callable[Concatenate[R, P], 
     holds the slot its job was given (see `_in_limited_thread`) and uses that one.
     A job whose runner or which itself was cancelled while it waited for a slot
     does not run (its `call` raises an internal exception that ends the job
-    CANCELLED). On entering, the job of the calling thread becomes RUNNING.
+    CANCELLED). On entering, the job of the calling thread becomes RUNNING, unless the
+    runner's jobs wait in a scheduler's queue (`JobRunner.scheduler_queue`): those
+    become SUBMITTED and RUNNING as the runner reports them.
     """
     if getattr(func, "__runner_limited__", False):
         return func
@@ -93,7 +95,11 @@ def _limit(func: Callable[Concatenate[R, P], T]) -> Callable[Concatenate[R, P], 
             raise _NotStarted
         tls.depth = 1
         try:
-            if results is not None and results.status is JobStatus.QUEUED:
+            if (
+                results is not None
+                and results.status is JobStatus.QUEUED
+                and not self.scheduler_queue
+            ):
                 results._move(JobStatus.RUNNING)
             return func(self, *args, **kwargs)
         finally:
@@ -189,14 +195,14 @@ class Completion:
         """The detached job's Results."""
         return self._job.results
 
-    def report_jobid(self, jobid: str) -> None:
+    def report_jobid(self, jobid: str, native_id: Optional[str] = None) -> None:
         """Record the scheduler's id of the job (`results.jobid`), like `ext.report_jobid`.
 
         For a runner that submits the job after `call` returned (a job array submitted
-        when a batch ends). Ignored once the job has ended.
+        when a batch ends): a QUEUED job becomes SUBMITTED. Ignored once the job has ended.
         """
         if not self._done:
-            self._job.results._note(jobid=str(jobid))
+            self._job.results._submitted(str(jobid), None if native_id is None else str(native_id))
 
     def report_tag(self, tag: str) -> None:
         """Record the job's tag in the scheduler's queue, like `ext.report_tag`; before submitting.
@@ -208,7 +214,15 @@ class Completion:
         if not self._done and entry is not None:
             entry.tag(str(tag))
 
-    def complete(self, exit_code: int, reason: Optional[str] = None) -> None:
+    def complete(
+        self,
+        exit_code: int,
+        reason: Optional[str] = None,
+        *,
+        own_end: bool = False,
+        started_at: Optional[float] = None,
+        finished_at: Optional[float] = None,
+    ) -> None:
         """End the job with `exit_code` as if `call` had returned it; the second call is ignored.
 
         Runs the job's finalize step and its callbacks in the calling thread, then frees
@@ -217,8 +231,14 @@ class Completion:
         Args:
             exit_code: the job's exit code.
             reason: its end reason (one word of `runner_core.REASONS`), or None.
+            own_end: the exit code is the job's own (it ran to its end before a cancel
+                reached it; see `ext.report_end`).
+            started_at: when the runscript started, as the job recorded it, or None.
+            finished_at: when the runscript ended, as the job recorded it, or None (now).
         """
         if self._claim():
+            results = self._job.results
+            results._note(own_end=own_end, started_at=started_at, finished_at=finished_at)
             self._runner._end_detached(self._job, self._lease, exit_code, reason=reason)
 
     def fail(self, message: str, exit_code: int = 1, reason: Optional[str] = None) -> None:
@@ -272,6 +292,11 @@ class JobRunner(metaclass=_MetaRunner):
         ValueError: maxjobs < 0 or maxthreads < 1.
     """
 
+    #: True for a runner whose `call` hands the job to a scheduler's queue (runner-grid):
+    #: the job then stays QUEUED until `ext.report_jobid` (SUBMITTED) and becomes RUNNING
+    #: on `ext.report_started`, instead of RUNNING as `call` starts.
+    scheduler_queue: ClassVar[bool] = False
+
     def __init__(self, parallel: bool = False, maxjobs: int = 0, maxthreads: int = 256) -> None:
         """Create a runner; see the class docstring."""
         # No overridable method runs here: a subclass may not be ready for it yet.
@@ -281,6 +306,7 @@ class JobRunner(metaclass=_MetaRunner):
         self._closed = False
         self._cancelled = False
         self._procs: dict[Popen[Any], Optional[Results]] = {}  # local processes running now
+        self._killed: set[int] = set()  # pids of those a kill reached while they ran
         self._waiting: dict[Results, Task] = {}  # parallel jobs in the pool's queue
         self._tls = threading.local()
         self._pool = Pool(
@@ -372,18 +398,32 @@ class JobRunner(metaclass=_MetaRunner):
             The exit code.
         """
         results = current_results()
+        started: list[Popen[Any]] = []
+
+        def on_start(proc: Popen[Any]) -> None:
+            started.append(proc)
+            self._track_process(proc, results)
+
         try:
-            return run_process(
+            code = run_process(
                 os.path.join(workdir, runscript),
                 workdir,
                 out,
                 err,
-                on_start=lambda proc: self._track_process(proc, results),
+                on_start=on_start,
                 on_end=self._untrack_process,
             )
         except SpawnError as exc:
             report_failure(str(exc))
             return exc.exit_code
+        if started:
+            with self._lock:
+                killed = started[0].pid in self._killed
+                self._killed.discard(started[0].pid)
+            # A process that ended before any kill reached it ended by itself: a cancel
+            # that came meanwhile does not make its work CANCELLED.
+            report_end(own_end=not killed)
+        return code
 
     # --- the journal and resume: hooks for runner authors ---------------------------------
 
@@ -488,6 +528,7 @@ class JobRunner(metaclass=_MetaRunner):
             self._pool.expedite(task)
         self._pool.wake_slot_waiters()  # a serial job waiting for a slot sees its cancel
         if procs:
+            self._mark_killed(procs)
             kill_in_background(procs)
 
     def _cancel_jobs(self) -> None:
@@ -498,6 +539,7 @@ class JobRunner(metaclass=_MetaRunner):
         with self._lock:
             procs = list(self._procs)
         if procs:
+            self._mark_killed(procs)
             kill_groups(procs)
 
     def wait(self, timeout: Optional[float] = None) -> None:
@@ -568,7 +610,14 @@ class JobRunner(metaclass=_MetaRunner):
             self._procs[proc] = results
             cancel = self._cancelled
         if cancel or (results is not None and results._cancel_requested):
+            self._mark_killed([proc])
             kill_groups([proc])
+
+    def _mark_killed(self, procs: list[Popen[Any]]) -> None:
+        """Note the processes a kill is about to reach while they still run (not ended)."""
+        alive = [proc.pid for proc in procs if proc.returncode is None]
+        with self._lock:
+            self._killed.update(alive)
 
     def _untrack_process(self, proc: Popen[Any]) -> None:
         with self._lock:

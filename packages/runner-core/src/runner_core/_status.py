@@ -10,16 +10,21 @@ __all__ = ["REASONS", "JobStatus"]
 class JobStatus(enum.Enum):
     """Where a job is in its life.
 
-    CREATED until a runner takes the job; QUEUED while it waits for a `maxjobs`
-    slot, a thread or a submission; RUNNING while the runner's `call` runs (for a
-    grid job: while it is in the scheduler's queue). The last four are final, and a
-    final state is never left: SUCCESSFUL (exit code 0), CRASHED (non-zero exit
-    code), FAILED (could not be run, raised, or `report_failure` was called) and
-    CANCELLED.
+    CREATED until a runner takes the job; QUEUED while it waits in the runner for
+    a `maxjobs` slot, a thread or a submission; SUBMITTED while a grid job is in
+    the scheduler's queue and has not started; RUNNING while the runner's `call`
+    runs a local job, or once a grid job has started on a node (the scheduler or
+    the job's wrapper said so, whichever was seen first). Local jobs go from QUEUED
+    straight to RUNNING; a grid job may end straight from SUBMITTED (cancelled while
+    pending, or it ran too briefly for a poll to see it running). The last four are
+    final, and a final state is never left: SUCCESSFUL (exit code 0), CRASHED
+    (non-zero exit code), FAILED (could not be run, raised, or `report_failure` was
+    called) and CANCELLED.
     """
 
     CREATED = "created"
     QUEUED = "queued"
+    SUBMITTED = "submitted"
     RUNNING = "running"
     SUCCESSFUL = "successful"
     CRASHED = "crashed"
@@ -43,7 +48,8 @@ _FINAL = frozenset({JobStatus.SUCCESSFUL, JobStatus.CRASHED, JobStatus.FAILED, J
 # back, and a final state has no successor.
 _NEXT: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.CREATED: _FINAL | {JobStatus.QUEUED},
-    JobStatus.QUEUED: _FINAL | {JobStatus.RUNNING},
+    JobStatus.QUEUED: _FINAL | {JobStatus.SUBMITTED, JobStatus.RUNNING},
+    JobStatus.SUBMITTED: _FINAL | {JobStatus.RUNNING},
     JobStatus.RUNNING: _FINAL,
     **{final: frozenset() for final in _FINAL},
 }

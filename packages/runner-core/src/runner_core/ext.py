@@ -8,8 +8,14 @@ A runner is a `JobRunner` subclass that overrides `call()` (see the docs page
   although `call` returns an exit code.
 - `report_reason(reason)`: why the job ended (the scheduler's "timeout",
   "out_of_memory", ...), for `results.reason`.
-- `report_jobid(jobid)`: the scheduler's id of the job, for `results.jobid` (and
-  the run journal).
+- `report_jobid(jobid, native_id=None)`: the scheduler's id of the job, for
+  `results.jobid` (and the run journal); the job is in the scheduler's queue now
+  (SUBMITTED, for a runner whose `scheduler_queue` is true).
+- `report_started(results, at=None)`: from any thread, a SUBMITTED job has started
+  on a node (RUNNING), at the time the job recorded or now.
+- `report_end(own_end=..., started_at=..., finished_at=...)`: what the job itself
+  recorded of its end (a blocking `call`): its exit code is its own (a cancel that
+  came meanwhile does not make it CANCELLED), and its real start and end times.
 - `report_tag(tag)`: the tag a grid runner gives the job in the scheduler's queue,
   on record before the submit, so a resume finds a job whose id never reached the
   journal.
@@ -50,6 +56,9 @@ Hooks for the run journal and resume (see the docs page "Long runs"):
 - `JobRunner._leave_jobs_queued()`: with `config.grid_jobs_on_exit = "keep"`, at an
   interrupted exit: `Completion.leave()` each journaled job and return how many.
 
+`tail_of(path)` gives the last lines of a job's stderr, the text `results.error`
+holds for a CRASHED job.
+
 `REASONS` lists the words `results.reason` may hold.
 """
 
@@ -60,9 +69,11 @@ from runner_core._context import (
     current_results,
     detach_job,
     journaled,
+    report_end,
     report_failure,
     report_jobid,
     report_reason,
+    report_started,
     report_tag,
 )
 from runner_core._errors import JobStateError
@@ -74,6 +85,7 @@ from runner_core._interrupts import (
     wait_event,
     wait_slice,
 )
+from runner_core._jobs import tail_of
 from runner_core._journal import JobRecord
 from runner_core._pool import PoolSnapshot
 from runner_core._runner import Completion
@@ -93,10 +105,13 @@ __all__ = [
     "detach_job",
     "in_main_thread",
     "journaled",
+    "report_end",
     "report_failure",
     "report_jobid",
     "report_reason",
+    "report_started",
     "report_tag",
+    "tail_of",
     "wait_event",
     "wait_slice",
 ]

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Optional, Union
 
-from runner_core import JobRunner
+from runner_core import JobRunner, JobStatus
 from runner_core.ext import (
     Terminated,
     can_detach,
@@ -18,9 +18,11 @@ from runner_core.ext import (
     deferred_interrupts,
     detach_job,
     journaled,
+    report_end,
     report_failure,
     report_jobid,
     report_reason,
+    report_started,
     report_tag,
     wait_event,
 )
@@ -48,9 +50,14 @@ from runner_grid._submitter import TASK_TAG, find_recorded, new_tag, submit_job
 from runner_grid._worker import Worker
 from runner_grid._wrapper import (
     DIRECTIVE_PREFIXES,
+    NO_TIMES,
+    Times,
     Wrapper,
     exitcode_path,
     read_exitcode,
+    read_times,
+    remove_temporaries,
+    times_for,
     write_wrapper,
 )
 from runner_grid.schemes import SCHEMES
@@ -87,7 +94,7 @@ def _tag_for(scheme: Scheme, runscript: str, runflags: Mapping[str, Any]) -> Opt
     head = flag.split()[0] if any(c.isspace() for c in flag) else flag
     special = special_prefixes(scheme.raw)
     for key, value in runflags.items():
-        args = flag_args(str(key), value, special)
+        args = flag_args(str(key), value, special, long_flags=scheme.long_flags)
         if args and (args[0] == head if head != flag else args[0].startswith(flag)):
             return None
     stem = runscript[: -len(".run")] if runscript.endswith(".run") else runscript
@@ -111,6 +118,15 @@ def _seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
     return float(value)
+
+
+class _End(NamedTuple):
+    """How a job that left the queue ended, as far as its files and the scheduler tell."""
+
+    code: int
+    reason: Optional[str]
+    own_end: bool  # the exit code is the job's own: it ran to its end before any cancel
+    times: Times  # what its wrapper recorded of its run
 
 
 class _Collected(NamedTuple):
@@ -165,6 +181,7 @@ class GridRunner(JobRunner):
     """
 
     config: ClassVar[Settings] = Settings({name: factory() for name, factory in SCHEMES.items()})
+    scheduler_queue: ClassVar[bool] = True  # SUBMITTED in the queue, RUNNING once started
 
     def __init__(
         self,
@@ -183,6 +200,8 @@ class GridRunner(JobRunner):
         self.settings: Settings = scheme
         self._grid_lock = threading.Lock()
         self._queued: dict[str, Optional[Results]] = {}  # job id -> Results, None outside a job
+        self._exit_files: dict[str, str] = {}  # job id -> its exit-code file
+        self._ended_first: set[str] = set()  # ids whose job ended by itself before a cancel
         self._detached: dict[str, Completion] = {}  # job id -> how to end it, detached jobs
         self._array_tasks: dict[str, set[str]] = {}  # array id -> its tasks not ended yet
         self._array_of: dict[str, str] = {}  # task id -> its array's id
@@ -195,7 +214,12 @@ class GridRunner(JobRunner):
         self._batch_thread: Optional[int] = None  # the thread in the open batch's block
         self._array_limits: dict[str, int] = {}  # largest array, per scheme name
         self._check = SchemeCheck(self.scheme)
-        self._poller = QueuePoller(self._check, step, name=f"runner-grid-poller:{self.scheme_name}")
+        self._poller = QueuePoller(
+            self._check,
+            step,
+            name=f"runner-grid-poller:{self.scheme_name}",
+            on_round=self._look_for_starts,
+        )
         self._finisher = Worker(f"runner-grid-finish:{self.scheme_name}")
         self._canceller = Worker(f"runner-grid-cancel:{self.scheme_name}")
         # A job in the queue needs a thread only when a subclass's own call must block.
@@ -359,6 +383,7 @@ class GridRunner(JobRunner):
             report_jobid(jobid)
             with self._grid_lock:
                 self._queued[jobid] = results
+                self._exit_files[jobid] = exit_file
                 cancelling = self._cancelling or _job_cancelled(results)
         if cancelling:
             self._cancel_ids([jobid])
@@ -368,12 +393,15 @@ class GridRunner(JobRunner):
             return 0
         try:
             wait_event(self._poller.register(jobid))
+            end = self._end_of(scheme, jobid, exit_file, _job_cancelled(results))
         finally:
             self._forget(jobid)
-        code, reason = self._end_of(scheme, jobid, exit_file, _job_cancelled(results))
-        if reason is not None:
-            report_reason(reason)
-        return code
+        if end.reason is not None:
+            report_reason(end.reason)
+        report_end(
+            own_end=end.own_end, started_at=end.times.started, finished_at=end.times.finished
+        )
+        return end.code
 
     def _complete(
         self,
@@ -409,12 +437,22 @@ class GridRunner(JobRunner):
                 after=min(delay, deadline - now),
             )
             return
+        with self._grid_lock:
+            ended_first = jobid in self._ended_first
         self._forget(jobid)
-        completion.complete(end[0], reason=end[1])
+        completion.complete(
+            end.code,
+            reason=end.reason,
+            own_end=end.own_end or (ended_first and end.code == 0),
+            started_at=end.times.started,
+            finished_at=end.times.finished,
+        )
 
     def _forget(self, jobid: str) -> None:
         with self._grid_lock:
             self._queued.pop(jobid, None)
+            exit_file = self._exit_files.pop(jobid, None)
+            self._ended_first.discard(jobid)
             self._detached.pop(jobid, None)
             self._cancel_sent.discard(jobid)
             array = self._array_of.pop(jobid, None)
@@ -423,6 +461,8 @@ class GridRunner(JobRunner):
                 tasks.discard(jobid)
                 if not tasks:
                     del self._array_tasks[array]
+        if exit_file is not None:  # a job killed while its wrapper wrote a file leaves it
+            remove_temporaries(exit_file, times_for(exit_file))
 
     def _submit(
         self, scheme: Scheme, argv: list[str], command: str, tag: Optional[str]
@@ -442,10 +482,8 @@ class GridRunner(JobRunner):
         logger.info("submitted job %s: %s", outcome.jobid, command)
         return outcome.jobid
 
-    def _end_of(
-        self, scheme: Scheme, jobid: str, exit_file: str, job_cancelled: bool
-    ) -> tuple[int, Optional[str]]:
-        """How a job that left the queue ended: (exit code, reason), waiting for it to tell.
+    def _end_of(self, scheme: Scheme, jobid: str, exit_file: str, job_cancelled: bool) -> _End:
+        """How a job that left the queue ended, waiting for it to tell.
 
         Looks with `_end_step` until it tells or ``exitcode_wait`` seconds have passed (at
         once when the job was cancelled). For a thread that waits for one job (a blocking
@@ -465,7 +503,7 @@ class GridRunner(JobRunner):
 
     def _end_step(
         self, scheme: Scheme, jobid: str, exit_file: str, cancelled: bool, last: bool
-    ) -> Optional[tuple[int, Optional[str]]]:
+    ) -> Optional[_End]:
         """One look at how a job ended; None when nothing tells yet and this is not the last.
 
         The job's own exit-code file first; when it is missing or non-zero, the scheduler's
@@ -473,34 +511,61 @@ class GridRunner(JobRunner):
         PLAMS-era ``parse_exitcode``, which knows no reason). Accounting may be written late
         (Grid Engine's flush_time), so until the last look a missing record means "ask
         again". At the last look with nothing known, the exit code is 1 (see the docs page
-        on exit codes).
+        on exit codes). The times are what the job's wrapper recorded.
+
+        An exit code the job wrote is its own end (its work is kept even when a cancel
+        came meanwhile) unless the scheduler says the job was cancelled, or a cancel was
+        requested and nothing says why a non-zero code came.
         """
         code = read_exitcode(exit_file)
+        times = read_times(times_for(exit_file)) if code is not None else NO_TIMES
         if code == 0:
-            return 0, None
+            return _End(0, None, True, times)
         if code is not None:  # the runscript's own code; the scheduler may know why
             if scheme.get("parse_end") is None:
-                return code, None
+                return _End(code, None, not cancelled, times)
             told = self._query_end(scheme, jobid)
             if told is not None:
-                return code, told[1]
-            return (code, None) if last else None
+                return _End(code, told[1], told[1] != "cancelled", times)
+            return _End(code, None, not cancelled, times) if last else None
+        times = read_times(times_for(exit_file))
         told = self._query_end(scheme, jobid)
         if told is not None:
             logger.info("job %s wrote no exit code; the scheduler reports %d", jobid, told[0])
-            return told
+            return _End(told[0], told[1], told[0] == 0 and told[1] is None, times)
         if not last:
             return None
         if cancelled:
             logger.info("job %s was cancelled before it wrote an exit code; reporting 1", jobid)
-            return 1, "cancelled"
+            return _End(1, "cancelled", False, times)
         logger.warning(
             "exit code of job %s is unknown: it wrote no %s (killed, cancelled or its node "
             "failed) and the scheduler no longer reports it; reporting 1",
             jobid,
             exit_file,
         )
-        return 1, None
+        return _End(1, None, False, times)
+
+    def _look_for_starts(self, ids: Sequence[str]) -> None:
+        """After a queue check: the jobs still queued that have started become RUNNING.
+
+        A job has started when its wrapper recorded its start (``<name>.times``); its real
+        start time is taken from there. Runs in the poller's thread; a stat per job that
+        has not started yet.
+        """
+        with self._grid_lock:
+            pending = [
+                (results, self._exit_files.get(jobid))
+                for jobid in ids
+                if (results := self._queued.get(jobid)) is not None
+                and results.status is JobStatus.SUBMITTED
+            ]
+        for results, exit_file in pending:
+            if exit_file is None:
+                continue
+            times = read_times(times_for(exit_file))
+            if times.started is not None:
+                report_started(results, at=times.started, native_id=times.native_id)
 
     def _query_end(self, scheme: Scheme, jobid: str) -> Optional[tuple[int, Optional[str]]]:
         """(exit code, reason) from the scheduler's records, or None when they do not tell."""
@@ -622,7 +687,11 @@ class GridRunner(JobRunner):
             return False
         # The runflags' own arguments (build_submit_argv accepted them already), for grouping.
         special = special_prefixes(scheme.raw)
-        flags = [a for k, v in runflags.items() for a in flag_args(str(k), v, special)]
+        flags = [
+            a
+            for k, v in runflags.items()
+            for a in flag_args(str(k), v, special, long_flags=scheme.long_flags)
+        ]
         with self._grid_lock:
             collected = self._collected
             if collected is None:
@@ -809,6 +878,7 @@ class GridRunner(JobRunner):
             for jobid, job in submitted:
                 results = job.completion.results
                 self._queued[jobid] = results
+                self._exit_files[jobid] = job.exit_file
                 if self._cancelling or results.cancel_requested:
                     cancel.append(jobid)
         if cancel:
@@ -897,6 +967,7 @@ class GridRunner(JobRunner):
         exit_file = exitcode_path(record.path, results.job.runscript_name)
         with self._grid_lock:
             self._queued[jobid] = results
+            self._exit_files[jobid] = exit_file
         logger.info("job %s of %s is waited for again (resumed)", jobid, record.path)
         self._watch_detached(jobid, exit_file, detach_job())
         return True
@@ -971,12 +1042,30 @@ class GridRunner(JobRunner):
         super()._cancel_jobs()
         with self._grid_lock:
             self._cancelling = True
-            ids = self._whole_arrays(list(self._queued))
+            queued = list(self._queued)
+        ended = self._ended_by_themselves(queued)
+        with self._grid_lock:
+            ids = [jobid for jobid in self._whole_arrays(queued) if jobid not in ended]
         self._stop.set()
         if ids:
             self._cancel_ids(ids)
         self._poller.wake()
         self._finisher.hurry()
+
+    def _ended_by_themselves(self, ids: Sequence[str]) -> set[str]:
+        """The ids among `ids` whose job has written its exit code: it ended by itself.
+
+        Such a job is not cancelled (the cancel would come after its end): it keeps its
+        real state and exit code when the poller sees it gone. A stat per job.
+        """
+        with self._grid_lock:
+            files = [(jobid, self._exit_files.get(jobid)) for jobid in ids]
+        ended = {jobid for jobid, path in files if path is not None and os.path.exists(path)}
+        if ended:
+            with self._grid_lock:
+                self._ended_first.update(jobid for jobid in ended if jobid in self._queued)
+            logger.info("not cancelling %d job(s) that have ended by themselves", len(ended))
+        return ended
 
     def _whole_arrays(self, ids: list[str]) -> list[str]:
         """`ids`, with the tasks of an array replaced by the array's id where all of them are in.
@@ -1003,6 +1092,10 @@ class GridRunner(JobRunner):
                 for jobid, owner in self._queued.items()
                 if owner is results and jobid not in self._cancel_sent
             ]
+        ended = self._ended_by_themselves(ids)
+        ids = [jobid for jobid in ids if jobid not in ended]
+        with self._grid_lock:
+            ids = [jobid for jobid in ids if jobid not in self._cancel_sent]
             if not ids:
                 return
             self._cancel_sent.update(ids)

@@ -147,6 +147,9 @@ class QueuePoller:
         sleepstep: seconds between two checks.
         backoff_max: longest wait after failed checks (never below ``sleepstep``).
         name: name of the thread, for debugging.
+        on_round: called in the poller's thread after each successful check with the ids
+            still waited for (to look at jobs that are still queued, such as whether they
+            started); it must return quickly, and an exception in it is logged.
     """
 
     def __init__(
@@ -155,8 +158,10 @@ class QueuePoller:
         sleepstep: float,
         backoff_max: float = 60.0,
         name: str = "runner-grid-poller",
+        on_round: Optional[Callable[[Sequence[str]], object]] = None,
     ) -> None:
         self._check = check
+        self._on_round = on_round
         self.sleepstep = float(sleepstep)
         self.backoff_max = float(backoff_max)
         self._name = name
@@ -253,15 +258,23 @@ class QueuePoller:
             delay = self.sleepstep
             still = _Listed(queued)
             left: list[Callable[[], object]] = []
+            staying: list[str] = []
             with self._lock:
                 for jobid in ids:
                     if jobid not in still:
                         logger.debug("job %s has left the queue", jobid)
-                        left.extend(self._jobs.pop(jobid))
+                        left.extend(self._jobs.pop(jobid, ()))
                         self._events.pop(jobid, None)
+                    else:
+                        staying.append(jobid)
                 last = not self._jobs
                 if last:
                     self._thread = None
+            if self._on_round is not None and staying:
+                try:
+                    self._on_round(staying)
+                except Exception:
+                    logger.exception("the poller's round hook raised")
             for on_left in left:
                 try:
                     on_left()

@@ -31,7 +31,15 @@ if TYPE_CHECKING:
 
     from runner_grid._scheme import Scheme
 
-__all__ = ["TASK_TAG", "SubmitOutcome", "find_by_tag", "find_recorded", "new_tag", "submit_job"]
+__all__ = [
+    "TASK_TAG",
+    "SubmitOutcome",
+    "classify_refusal",
+    "find_by_tag",
+    "find_recorded",
+    "new_tag",
+    "submit_job",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +75,27 @@ def _matches(patterns: Sequence[str], text: str) -> bool:
     return any(re.search(p, text) for p in patterns)
 
 
+def classify_refusal(faults: Mapping[str, Sequence[str]], said: str) -> str:
+    """Return what a failed submit command's output means: "uncertain", "retry" or "fail".
+
+    "uncertain" wins over "retry": when the output holds both (a refusal after a lost
+    connection), the job may be queued, so it is looked up by its tag before any retry.
+
+    Args:
+        faults: the scheme's ``submit_faults`` (``{"retry": [...], "uncertain": [...]}``).
+        said: what the command printed, standard output and error.
+
+    Returns:
+        "uncertain" (it may have queued the job), "retry" (it queued nothing; try again) or
+        "fail" (a permanent refusal).
+    """
+    if _matches(faults.get("uncertain", ()), said):
+        return "uncertain"
+    if _matches(faults.get("retry", ()), said):
+        return "retry"
+    return "fail"
+
+
 def _attempt(
     scheme: Scheme, argv: list[str], env: Mapping[str, str]
 ) -> tuple[str, Optional[str], str]:
@@ -81,16 +110,18 @@ def _attempt(
         return "fail", None, f"the submit command did not complete: {exc}"
     stderr = proc.stderr.strip()
     if proc.returncode != 0:
+        # The scheduler's own words first: the first line is what a summary shows.
+        said_last = next(
+            (line.strip() for line in reversed(stderr.splitlines()) if line.strip()),
+            proc.stdout.strip().splitlines()[-1].strip() if proc.stdout.strip() else "",
+        )
         message = (
-            f"the submit command failed with exit status {proc.returncode}: {command}\n"
+            f"the submit command failed with exit status {proc.returncode}: "
+            f"{said_last or '(it printed nothing)'}\n"
+            f"command: {command}\n"
             f"{stderr or '(nothing on stderr)'}"
         )
-        said = f"{proc.stdout}\n{proc.stderr}"
-        if _matches(faults.get("uncertain", ()), said):
-            return "uncertain", None, message
-        if _matches(faults.get("retry", ()), said):
-            return "retry", None, message
-        return "fail", None, message
+        return classify_refusal(faults, f"{proc.stdout}\n{proc.stderr}"), None, message
     try:
         found = scheme.commands["getid"](proc.stdout)
     except Exception as exc:  # a user's parser: its failure is the job's failure

@@ -13,10 +13,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DIRECTIVE_PREFIXES",
+    "NO_TIMES",
+    "Times",
     "Wrapper",
     "directive_lines",
     "exitcode_path",
     "read_exitcode",
+    "read_times",
+    "remove_temporaries",
+    "times_for",
+    "times_path",
     "write_wrapper",
 ]
 
@@ -68,36 +74,91 @@ def wrapper_path(workdir: str, runscript: str) -> str:
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
-def wrapper_text(script_path: str, workdir: str, exit_file: str, directives: Sequence[str]) -> str:
+def times_path(workdir: str, runscript: str) -> str:
+    """Return the absolute path of the file where the wrapper records the runscript's times.
+
+    ``<workdir>/<runscript without .run>.times`` (``opt.run`` -> ``opt.times``): one line,
+    ``start=<t> id=<id>`` while the runscript runs, ``start=<t> end=<t> id=<id>`` once it
+    ended (epoch seconds); ``id`` is the scheduler's own id of the job where the wrapper
+    can read it (``SLURM_JOB_ID``, which differs from the array form for an array task).
+    """
+    stem = runscript[: -len(".run")] if runscript.endswith(".run") else runscript
+    return os.path.join(os.path.abspath(workdir), stem + ".times")
+
+
+def times_for(exit_file: str) -> str:
+    """Return the times file that belongs with the exit-code file `exit_file` (same stem)."""
+    stem = exit_file[: -len(".exitcode")] if exit_file.endswith(".exitcode") else exit_file
+    return stem + ".times"
+
+
+def temporary_paths(exit_file: str, times_file: str) -> tuple[str, str]:
+    """The wrapper's temporary files, renamed over `exit_file` and `times_file` when complete.
+
+    Their names are fixed (no pid in them), so the runner removes a leftover one (a job
+    killed while writing it) when the job ends.
+    """
+    return exit_file + ".tmp", times_file + ".tmp"
+
+
+# The wrapper's clock: epoch seconds with a fraction where `date` has %N (GNU, busybox),
+# whole seconds where it has not (BSD date prints a literal N).
+_NOW = (
+    "runner_grid_now() { runner_grid_t=$(date +%s.%N 2>/dev/null); "
+    "case $runner_grid_t in ''|*[!0-9.]*) runner_grid_t=$(date +%s) ;; esac; }"
+)
+
+
+def wrapper_text(
+    script_path: str,
+    workdir: str,
+    exit_file: str,
+    directives: Sequence[str],
+    times_file: Optional[str] = None,
+) -> str:
     """Return the wrapper's text.
 
     It starts with ``#!/bin/sh`` and the runscript's directive lines (so the scheduler still
-    reads them), changes into the job's folder (PBS Pro has no working-directory flag), runs the
-    runscript (through its own interpreter line), and writes the exit status to ``exit_file``
-    atomically (a temporary file renamed into place), then exits with that status. A job killed
-    before the runscript ends writes nothing: the runner then asks the scheduler.
+    reads them), changes into the job's folder (PBS Pro has no working-directory flag),
+    records the start time (`times_path`), runs the runscript (through its own interpreter
+    line), records the end time and writes the exit status to ``exit_file``, then exits with
+    that status. Every file is written to a temporary file first and renamed into place, so a
+    reader never sees half of one. A job killed before the runscript ends writes no exit
+    code: the runner then asks the scheduler. A stale exit-code file of an earlier run of
+    the same job (a job the scheduler requeued) is removed at the start.
 
     Args:
         script_path: absolute path of the runscript.
         workdir: absolute path of the job's folder.
         exit_file: absolute path of the exit-code file.
         directives: directive lines to copy.
+        times_file: absolute path of the times file; by default beside `exit_file`.
 
     Returns:
         The script's text.
     """
     q = shlex.quote
+    if times_file is None:
+        times_file = times_for(exit_file)
+    exit_tmp, times_tmp = temporary_paths(exit_file, times_file)
     lines = [
         "#!/bin/sh",
         *directives,
-        "# Written by runner_grid's GridRunner: runs the job's runscript and records its exit",
-        "# status for the runner, which reads it when the job has left the queue.",
+        "# Written by runner_grid's GridRunner: runs the job's runscript, records when it",
+        "# started and ended and its exit status for the runner.",
         f"cd {q(workdir)} || exit 1",
+        _NOW,
+        f"rm -f {q(exit_file)}",
+        "runner_grid_now; runner_grid_start=$runner_grid_t",
+        f'printf \'start=%s id=%s\\n\' "$runner_grid_start" "${{SLURM_JOB_ID:-}}" '
+        f"> {q(times_tmp)} && mv -f {q(times_tmp)} {q(times_file)}",
         f"{q(script_path)}",
         "runner_grid_status=$?",
-        f"runner_grid_tmp={q(exit_file)}.$$",
-        'printf \'%s\\n\' "$runner_grid_status" > "$runner_grid_tmp" && '
-        f'mv -f "$runner_grid_tmp" {q(exit_file)}',
+        "runner_grid_now",
+        f'printf \'start=%s end=%s id=%s\\n\' "$runner_grid_start" "$runner_grid_t" '
+        f'"${{SLURM_JOB_ID:-}}" > {q(times_tmp)} && mv -f {q(times_tmp)} {q(times_file)}',
+        f"printf '%s\\n' \"$runner_grid_status\" > {q(exit_tmp)} && "
+        f"mv -f {q(exit_tmp)} {q(exit_file)}",
         'exit "$runner_grid_status"',
         "",
     ]
@@ -138,15 +199,53 @@ def write_wrapper(
     if not mode & 0o100:
         os.chmod(script_path, mode | 0o100)
     exit_file = exitcode_path(workdir, runscript)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(exit_file)
+    times_file = times_path(workdir, runscript)
+    for stale in (exit_file, times_file, *temporary_paths(exit_file, times_file)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(stale)
     path = wrapper_path(workdir, runscript)
     directives = tuple(directive_lines(script, prefixes))
-    text = wrapper_text(script_path, workdir, exit_file, directives)
+    text = wrapper_text(script_path, workdir, exit_file, directives, times_file)
     with open(path, "w", encoding="utf-8", errors="surrogateescape") as handle:
         handle.write(text)
     os.chmod(path, 0o755)
     return Wrapper(path, exit_file, directives)
+
+
+class Times(NamedTuple):
+    """What a job's wrapper recorded of its run (`read_times`)."""
+
+    started: Optional[float]  # when the runscript started, epoch seconds
+    finished: Optional[float]  # when it ended, or None while it runs (or was killed)
+    native_id: Optional[str]  # the scheduler's own id of the job (SLURM_JOB_ID), or None
+
+
+NO_TIMES = Times(None, None, None)
+
+
+def read_times(times_file: str) -> Times:
+    """Return what the wrapper recorded in `times_file`; `NO_TIMES` when it has not started."""
+    try:
+        with open(times_file, encoding="ascii", errors="replace") as handle:
+            fields = handle.read(200).split()
+    except OSError:
+        return NO_TIMES
+    values = dict(field.partition("=")[::2] for field in fields)
+    return Times(_number(values.get("start")), _number(values.get("end")), values.get("id") or None)
+
+
+def _number(text: Optional[str]) -> Optional[float]:
+    try:
+        return None if not text else float(text)
+    except ValueError:
+        return None
+
+
+def remove_temporaries(exit_file: str, times_file: str) -> None:
+    """Remove the wrapper's temporary files a killed job may have left in its folder."""
+    for path in temporary_paths(exit_file, times_file):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def read_exitcode(exit_file: str) -> Optional[int]:

@@ -109,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         dest="flags",
         help=(
-            "a runflag for every job (repeatable), e.g. --flag mem=4G; KEY= gives an empty "
-            "value, which grid schemes turn into the flag alone"
+            "a runflag for every job (repeatable), e.g. --flag mem=4G (on SLURM: --mem=4G; a "
+            "one-letter key K gives -K VALUE, and Grid Engine and PBS give -KEY VALUE); KEY= "
+            "gives an empty value, which grid schemes turn into the flag alone"
         ),
     )
     run.add_argument(
@@ -118,12 +119,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the summary as a JSON document on stdout instead of a table",
     )
-    run.add_argument(
+    resume = run.add_mutually_exclusive_group()
+    resume.add_argument(
         "--resume",
-        action="store_true",
+        action="store_const",
+        const=True,
+        default=False,
         help=(
             "resume the run recorded in --workdir: jobs that succeeded there with the same "
             "script and flags are not run again, grid jobs still queued are waited for"
+        ),
+    )
+    resume.add_argument(
+        "--resume-unfinished",
+        action="store_const",
+        const="unfinished",
+        dest="resume",
+        help=(
+            "as --resume, but jobs that crashed or failed there (by themselves or at their "
+            "time or memory limit) are not run again either: only the unfinished run"
         ),
     )
     _add_folder_commands(commands, verbosity)
@@ -184,12 +198,25 @@ def _add_folder_commands(
             "Resume the run recorded in DIR from its journal alone: jobs that succeeded are\n"
             "kept, grid jobs still in the queue are waited for (not submitted again), and\n"
             "every prepared job that did not succeed runs again in its folder, on the\n"
-            "runner it had. Prints the summary, like `runner run`.\n\n"
-            "Exit status: as `runner run`; 2 when DIR has no run journal or a live driver."
+            "runner it had (with --only-unfinished: every job that never finished). Prints\n"
+            "the summary, like `runner run`.\n\n"
+            "Exit status: as `runner run` (a job kept as it crashed or failed counts as\n"
+            "failed); 2 when DIR has no run journal or a live driver."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     resume.add_argument("folder", metavar="DIR", help=folder_help)
+    resume.add_argument(
+        "--only-unfinished",
+        action="store_const",
+        const="unfinished",
+        default=True,
+        dest="resume",
+        help=(
+            "keep the jobs that crashed or failed (by themselves or at their time or memory "
+            "limit) as they ended; run again only those cancelled, cut short or never run"
+        ),
+    )
     resume.add_argument(
         "--json",
         action="store_true",

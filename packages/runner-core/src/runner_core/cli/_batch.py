@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 
 from runner_core import JobStatus, SingleJob
 from runner_core.cli._args import UsageError
+from runner_core.ext import tail_of
 
 
 def display_path(path: Optional[Path]) -> str:
@@ -122,8 +123,22 @@ class Batch:
         return job.path.name if job.path is not None else job.name
 
     def jobid(self, index: int) -> Optional[str]:
-        """Return the scheduler's id of the job, or None (a local job, or not submitted)."""
-        return self.jobs[index].results.jobid
+        """Return the scheduler's id of the job, or None (a local job, or not submitted).
+
+        An array task whose scheduler gives it an id of its own (SLURM) shows both,
+        ``4031_1 (4052)``, so the scheduler's messages can be matched to the job.
+        """
+        results = self.jobs[index].results
+        if results.jobid is None or results.native_id is None:
+            return results.jobid
+        return f"{results.jobid} ({results.native_id})"
+
+    def reason(self, index: int) -> Optional[str]:
+        """Return why the job was ended (a word of `runner_core.REASONS`), or None."""
+        results = self.jobs[index].results
+        if results.reason is None and self.status(index) is JobStatus.CANCELLED:
+            return "cancelled"
+        return results.reason
 
     def label_with_jobid(self, index: int) -> str:
         """Return the label followed by ` (job ID)` when the job has a scheduler id."""
@@ -165,31 +180,70 @@ class Batch:
         return line if hint is None else f"{line} {hint}"
 
     def error(self, index: int) -> Optional[str]:
-        """Return why the job did not succeed, in full; None when it succeeded or still runs."""
+        """Return why the job did not succeed, in full; None when it succeeded or still runs.
+
+        Its first line is what the summary shows: for a CRASHED job the end reason (a
+        timeout with the time it ran), the exit code and the last line it printed on
+        stderr; for a FAILED one the library's message (a refused submission: the
+        scheduler's own words).
+        """
         status = self.status(index)
         if status is JobStatus.SUCCESSFUL or not status.done:
             return None
         results = self.jobs[index].results
-        if results.error:
-            return results.error
         if status is JobStatus.CANCELLED:
-            return "cancelled before it finished" if results.started_at else "cancelled"
+            return results.error or "cancelled"
+        if status is JobStatus.FAILED:
+            return results.error or "failed"
+        why = describe_reason(results.reason, results.run_time)
         detail = f"exit code {results.exit_code}"
-        last = self._last_stderr_line(index)
-        return f"{detail}: {last}" if last else detail
+        if why is not None:
+            detail = f"{why}, {detail}"
+        tail = results.error
+        if tail is None and not results.restored:
+            tail = self._stderr_tail(index)
+        if not tail:
+            return detail
+        return f"{detail}: {tail.strip().splitlines()[-1].strip()}"
 
-    def _last_stderr_line(self, index: int) -> Optional[str]:
+    def _stderr_tail(self, index: int) -> Optional[str]:
         err_path = self.jobs[index].err_path
-        if err_path is None:
-            return None
-        try:
-            text = err_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return None
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        return lines[-1] if lines else None
+        return None if err_path is None else tail_of(str(err_path))
 
     def seconds(self, index: int) -> Optional[float]:
-        """Return the seconds the job ran (its call), or None when it never started."""
+        """Return the seconds the runscript ran, or None when it never started."""
         elapsed = self.jobs[index].results.elapsed
         return None if elapsed is None else round(elapsed, 3)
+
+    def wait(self, index: int) -> Optional[float]:
+        """Return the seconds a grid job waited in the scheduler's queue, or None (local jobs)."""
+        waited = self.jobs[index].results.wait_time
+        return None if waited is None else round(waited, 3)
+
+
+#: How a summary names each end reason.
+_REASON_TEXT = {
+    "cancelled": "cancelled",
+    "out_of_memory": "out of memory (killed at its memory limit)",
+    "node_fail": "its node failed",
+    "preempted": "preempted by the scheduler",
+    "submit_failed": "the submission failed",
+}
+
+
+def describe_reason(reason: Optional[str], run_time: Optional[float]) -> Optional[str]:
+    """Return the end reason for people: ``timeout after 0:01:00 of walltime``; None for none."""
+    if reason is None:
+        return None
+    if reason == "timeout":
+        if run_time is None:
+            return "timeout (killed at its time limit)"
+        return f"timeout after {clock(run_time)} of walltime"
+    return _REASON_TEXT.get(reason, reason)
+
+
+def clock(seconds: float) -> str:
+    """Return `seconds` as ``H:MM:SS`` (``0:01:00``), rounded to the second."""
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{rest:02d}"

@@ -26,6 +26,9 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+# What the first progress line adds for a resume that keeps the jobs that crashed or failed.
+_ONLY_UNFINISHED = {"unfinished": "; jobs that crashed or failed before are kept as they ended"}
+
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the `runner` command line.
@@ -108,7 +111,9 @@ def _command_run(args: argparse.Namespace) -> int:
     limit = f", at most {args.maxjobs} at once" if args.maxjobs else ""
     plural = "" if len(jobs) == 1 else "s"
     where = Path(args.workdir).resolve()
-    again = ", resuming its journal" if args.resume else ""
+    again = ""
+    if args.resume:
+        again = ", resuming its journal" + _ONLY_UNFINISHED.get(args.resume, "")
     sys.stderr.write(
         f"{PROG}: {len(jobs)} job{plural} {how}{limit}, folders under {where}{again}\n"
     )
@@ -121,9 +126,12 @@ def _command_resume(args: argparse.Namespace) -> int:
     jobs, runner, notes = resume_plan(args.folder)
     for note in notes:
         sys.stderr.write(f"{PROG}: {note}\n")
-    manager = JobManager(args.folder, resume=True)
+    manager = JobManager(args.folder, resume=args.resume)
     kind = runner.journal_info().get("kind", "local")
-    sys.stderr.write(f"{PROG}: resuming {len(jobs)} job(s) of {manager.path} ({kind} runner)\n")
+    only = _ONLY_UNFINISHED.get(args.resume, "")
+    sys.stderr.write(
+        f"{PROG}: resuming {len(jobs)} job(s) of {manager.path} ({kind} runner){only}\n"
+    )
     sys.stderr.flush()
     return _run_and_summarise(Batch(jobs), runner, manager, {}, json_out=args.json)
 

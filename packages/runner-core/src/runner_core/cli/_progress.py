@@ -105,12 +105,15 @@ class Progress:
             batch.label_with_jobid(index),
             status.name,
         ]
+        reason = batch.reason(index)
+        if reason is not None and status is not JobStatus.CANCELLED:
+            parts.append(f"({reason})")
         if code is not None:
             parts.append(f"exit {code}")
         if seconds is not None:
             parts.append(f"{seconds:.1f}s")
         if batch.jobs[index].results.restored:
-            parts.append("(restored: succeeded in an earlier run)")
+            parts.append(restored_note(status))
         if status is not JobStatus.SUCCESSFUL:
             hint = batch.error_file_hint(index)
             if hint is not None:
@@ -121,13 +124,22 @@ class Progress:
         # The core pushes a job's end but not its start, so the running jobs are
         # counted among the unreported ones: at most once per REFRESH, on a terminal.
         running = sum(r.status is JobStatus.RUNNING for r in self.unreported.values())
+        pending = sum(r.status is JobStatus.SUBMITTED for r in self.unreported.values())
         total = len(self.batch.jobs)
-        waiting = total - self.reported - running
+        waiting = total - self.reported - running - pending
         elapsed = time.monotonic() - self.batch.started
+        queued = f"{pending} pending in the scheduler, " if pending else ""
         return (
             f"{self.reported}/{total} done ({self.failed} failed), {running} running, "
-            f"{waiting} waiting, {format_duration(elapsed)}"
+            f"{queued}{waiting} waiting, {format_duration(elapsed)}"
         )
+
+
+def restored_note(status: JobStatus) -> str:
+    """`(restored: succeeded in an earlier run)`, or how else the restored job ended there."""
+    if status is JobStatus.SUCCESSFUL:
+        return "(restored: succeeded in an earlier run)"
+    return f"(restored: {status.name.lower()} in an earlier run, not run again)"
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -11,14 +11,17 @@ if TYPE_CHECKING:
     from runner_core.cli._batch import Batch
 
 # Columns of numbers line up on the right.
-RIGHT_ALIGNED = frozenset({"exit", "seconds"})
+RIGHT_ALIGNED = frozenset({"exit", "wait", "seconds"})
 
 
 def write_table(batch: Batch, stream: TextIO) -> None:
     """Write the summary table, a line per job that did not succeed, and the counts.
 
     The table has a `jobid` column only when some job of the batch has a scheduler
-    id, so the table of a local run has none.
+    id, a `reason` column only when some job has an end reason, and a `wait` column
+    (seconds in the scheduler's queue) only when some job waited in one, so the table
+    of a local run that went well has none of them. `seconds` is how long the
+    runscript ran.
 
     Args:
         batch: the batch, every job ended (or shown CANCELLED).
@@ -26,22 +29,27 @@ def write_table(batch: Batch, stream: TextIO) -> None:
     """
     count = len(batch.jobs)
     with_jobid = any(batch.jobid(i) is not None for i in range(count))
-    header = ["job", "status", "exit", "seconds", "folder"]
-    if with_jobid:
-        header.insert(1, "jobid")
+    with_reason = any(batch.reason(i) is not None for i in range(count))
+    with_wait = any(batch.wait(i) is not None for i in range(count))
+    header = ["job"]
+    header += ["jobid"] if with_jobid else []
+    header += ["status"]
+    header += ["reason"] if with_reason else []
+    header += ["exit"]
+    header += ["wait"] if with_wait else []
+    header += ["seconds", "folder"]
     rows = []
     for i, job in enumerate(batch.jobs):
         code = batch.exit_code(i)
         seconds = batch.seconds(i)
-        row = [
-            batch.label(i),
-            batch.status(i).name,
-            "-" if code is None else str(code),
-            "-" if seconds is None else f"{seconds:.2f}",
-            display_path(job.path),
-        ]
-        if with_jobid:
-            row.insert(1, batch.jobid(i) or "-")
+        waited = batch.wait(i)
+        row = [batch.label(i)]
+        row += [batch.jobid(i) or "-"] if with_jobid else []
+        row += [batch.status(i).name]
+        row += [batch.reason(i) or "-"] if with_reason else []
+        row += ["-" if code is None else str(code)]
+        row += (["-" if waited is None else f"{waited:.2f}"]) if with_wait else []
+        row += ["-" if seconds is None else f"{seconds:.2f}", display_path(job.path)]
         rows.append(row)
     widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
     right = {c for c, name in enumerate(header) if name in RIGHT_ALIGNED}
@@ -72,19 +80,29 @@ def json_document(batch: Batch) -> dict[str, Any]:
         batch: the batch, every job ended (or shown CANCELLED).
 
     Returns:
-        A dict ready for `json.dump`; each job has `name`, `jobid`, `status`,
-        `exit_code`, `seconds`, `path`, `err_path`, `error` and `restored` (True for a
-        job a resume took from an earlier run instead of running it).
+        A dict ready for `json.dump`; each job has `name`, `jobid` (and `native_id`, the
+        scheduler's own id of an array task where it differs), `status`, `reason`,
+        `exit_code`, `seconds` (how long the runscript ran), `wait_seconds` (in the
+        scheduler's queue), `submitted_at`, `started_at`, `finished_at` (epoch
+        seconds), `path`, `err_path`, `error` and `restored` (True for a job a resume
+        took from an earlier run instead of running it).
     """
     jobs = []
     for i, job in enumerate(batch.jobs):
+        results = job.results
         jobs.append(
             {
                 "name": batch.label(i),
-                "jobid": batch.jobid(i),
+                "jobid": results.jobid,
+                "native_id": results.native_id,
                 "status": batch.status(i).name,
+                "reason": batch.reason(i),
                 "exit_code": batch.exit_code(i),
                 "seconds": batch.seconds(i),
+                "wait_seconds": batch.wait(i),
+                "submitted_at": results.submitted_at,
+                "started_at": results.started_at,
+                "finished_at": results.finished_at,
                 "path": None if job.path is None else str(job.path),
                 "err_path": None if job.err_path is None else str(job.err_path),
                 "error": batch.error(i),
