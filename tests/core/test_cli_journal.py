@@ -110,9 +110,11 @@ def test_status_table_and_json(scripts: Path, capsys: pytest.CaptureFixture[str]
     assert main(["status", "work"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0].split() == ["job", "status", "jobid", "exit", "reason", "folder"]
-    assert lines[1].split()[:4] == ["ok", "SUCCESSFUL", "-", "0"]
-    assert lines[2].split()[:4] == ["bad", "CRASHED", "-", "3"]
+    header = ["job", "status", "jobid", "exit", "reason", "wait", "run", "folder"]
+    assert lines[0].split() == header
+    assert lines[1].split()[:6] == ["ok", "SUCCESSFUL", "-", "0", "-", "-"]
+    assert lines[2].split()[:6] == ["bad", "CRASHED", "-", "3", "-", "-"]
+    assert float(lines[1].split()[6]) >= 0  # a local job has a run time and no wait
     assert "2 jobs: 1 SUCCESSFUL, 1 CRASHED" in out
     assert "driver: none (the run has ended)" in out
     assert main(["status", "work", "--json"]) == 0

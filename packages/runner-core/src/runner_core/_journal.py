@@ -36,7 +36,7 @@ import os
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from runner_core._errors import JobError
 from runner_core._log import logger
@@ -56,6 +56,7 @@ __all__ = [
     "Journal",
     "JournalLocked",
     "JournalState",
+    "RecordedState",
     "close_all",
     "open_journal",
     "read_journal",
@@ -335,6 +336,21 @@ class JobRecord:
             "left": self.left,
             "number": self.number,
         }
+
+
+class RecordedState(NamedTuple):
+    """Where a recorded job is now, as found from outside its driver (its files, the scheduler).
+
+    Given by `JobRunner.observe_recorded` for jobs whose record has not ended: a final
+    `status` means the job ended by itself while no driver recorded it (with its exit
+    code, reason and times); SUBMITTED or RUNNING that it is still in the queue.
+    """
+
+    status: JobStatus
+    exit_code: Optional[int] = None
+    reason: Optional[str] = None
+    started_at: Optional[float] = None
+    finished_at: Optional[float] = None
 
 
 class JournalState:

@@ -12,8 +12,10 @@ from runner_core._journal import (
     JobRecord,
     Journal,
     JournalLocked,
+    RecordedState,
     open_journal,
     read_journal,
+    record_outside_end,
     record_outside_ends,
     write_request,
 )
@@ -421,6 +423,8 @@ class CancelOutcome:
         driver_alive: True when a live driver was asked to cancel (and did, within the
             time-out, for the jobs not in `not_stopped`).
         cancelled: the records of the jobs now ended CANCELLED.
+        ended: the records of jobs that had ended by themselves (found from their files
+            or the scheduler), recorded as they ended, not cancelled: their work is kept.
         not_stopped: records of jobs that could not be stopped from here (run on
             another host, no runner installed for their kind, or still ending), with why.
     """
@@ -430,6 +434,7 @@ class CancelOutcome:
         self.folder = folder
         self.driver_alive = driver_alive
         self.cancelled: list[JobRecord] = []
+        self.ended: list[JobRecord] = []
         self.not_stopped: list[tuple[JobRecord, str]] = []
 
 
@@ -446,7 +451,9 @@ def cancel_run(
     driver) has its process group killed from here. With no live driver: takes the
     journal over, cancels each job through `runners[record.kind].cancel_recorded()`
     (local process groups killed, grid jobs cancelled in the scheduler's queue) and
-    records them CANCELLED.
+    records them CANCELLED. A job that has ended by itself is never cancelled: each
+    job's runner first says how it ended (`observe_recorded`: its exit-code file,
+    then the scheduler, as a resume finds out), and that end is recorded instead.
 
     Args:
         folder: the JobManager folder.
@@ -485,6 +492,8 @@ def cancel_run(
                     del pending[record.number]
                     if record.status is JobStatus.CANCELLED:
                         outcome.cancelled.append(record)
+                    else:  # it ended by itself before the cancel reached it
+                        outcome.ended.append(record)
             if now.driver is None or not now.driver.live:
                 break
         local = [r for r in pending.values() if r.kind == "local"]
@@ -506,21 +515,69 @@ def cancel_run(
                     (r, f"no runner for {kind!r} jobs here") for r in records
                 )
                 continue
-            stopped = list(cls.cancel_recorded(records))
-            record_outside_ends(
-                journal,
-                stopped,
-                "cancelled by `runner cancel` (its driver was gone)",
-                JobStatus.CANCELLED,
-            )
-            done = {r.number for r in stopped}
-            outcome.cancelled.extend(stopped)
-            outcome.not_stopped.extend(
-                (r, "could not be stopped from this host") for r in records if r.number not in done
-            )
+            _cancel_kind(journal, cls, records, outcome)
     finally:
         journal.close()
     return outcome
+
+
+def _cancel_kind(
+    journal: Journal, cls: Any, records: list[JobRecord], outcome: CancelOutcome
+) -> None:
+    """Cancel the records of one runner kind with no live driver; keep the ends of jobs that ended.
+
+    First asks how each job is now (`observe_recorded`, scheduler included): a job that
+    ended is recorded as it ended. The rest are cancelled; one that wrote exit code 0
+    while its cancel went out ended by itself all the same, and is recorded so.
+    """
+    seen: dict[int, RecordedState] = dict(cls.observe_recorded(records, True))
+    live: list[JobRecord] = []
+    for record in records:
+        state = seen.get(record.number)
+        if state is not None and state.status.done:
+            _record_end(journal, record, state, "ended by itself while no driver ran")
+            outcome.ended.append(record)
+        else:
+            live.append(record)
+    if not live:
+        return
+    stopped = list(cls.cancel_recorded(live))
+    after: dict[int, RecordedState] = dict(cls.observe_recorded(stopped, False))
+    for record in stopped:
+        state = after.get(record.number)
+        if state is not None and state.status is JobStatus.SUCCESSFUL:
+            _record_end(journal, record, state, "ended by itself as it was cancelled")
+            outcome.ended.append(record)
+            continue
+        before = seen.get(record.number)
+        started = None if before is None else before.started_at
+        note = "while running" if started is not None else "before it started"
+        record_outside_end(
+            journal,
+            record,
+            JobStatus.CANCELLED,
+            reason="cancelled",
+            error=f"cancelled by `runner cancel` {note} (its driver was gone)",
+            started_at=started,
+        )
+        outcome.cancelled.append(record)
+    done = {r.number for r in stopped}
+    outcome.not_stopped.extend(
+        (r, "could not be stopped from this host") for r in live if r.number not in done
+    )
+
+
+def _record_end(journal: Journal, record: JobRecord, state: RecordedState, note: str) -> None:
+    record_outside_end(
+        journal,
+        record,
+        state.status,
+        exit_code=state.exit_code,
+        reason=state.reason,
+        error=None if state.status is JobStatus.SUCCESSFUL else note,
+        started_at=state.started_at,
+        finished_at=state.finished_at,
+    )
 
 
 __all__ = ["CancelOutcome", "JobManager", "JournalLocked", "cancel_run", "stop_local_jobs"]

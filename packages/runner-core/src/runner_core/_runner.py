@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from typing_extensions import Concatenate, ParamSpec
 
     from runner_core._jobs import SingleJob
-    from runner_core._journal import JobRecord
+    from runner_core._journal import JobRecord, RecordedState
     from runner_core._manager import JobManager
     from runner_core._pool import Lease, PoolSnapshot, Task
     from runner_core._results import Results
@@ -475,6 +475,27 @@ class JobRunner(metaclass=_MetaRunner):
             True when the job was re-attached (and detached from this thread).
         """
         return False
+
+    @classmethod
+    def observe_recorded(
+        cls, records: Sequence[JobRecord], ask_scheduler: bool = False
+    ) -> dict[int, RecordedState]:
+        """Hook: where jobs whose records have not ended are now, seen from outside their driver.
+
+        For `runner status` and `runner cancel` with a dead driver: a job may have
+        started, or ended by itself, since its driver last wrote. A grid runner reads
+        what each job's wrapper wrote in its folder (start and end times, exit code)
+        and, with `ask_scheduler`, the scheduler's queue and records. The local runner
+        knows nothing from outside: a local job writes no such files.
+
+        Args:
+            records: records that have not ended, all of this runner's kind.
+            ask_scheduler: also ask the scheduler (slower; `runner cancel` does).
+
+        Returns:
+            {record number: RecordedState} for the records it can tell something of.
+        """
+        return {}
 
     @classmethod
     def cancel_recorded(cls, records: Sequence[JobRecord]) -> list[JobRecord]:

@@ -50,6 +50,10 @@ Hooks for the run journal and resume (see the docs page "Long runs"):
 - `JobRunner.reattach(record)`: a resumed job whose earlier try did not end (a
   `JobRecord` with `jobid`/`tag`) goes here instead of `call`; detach and return
   True to wait for it, False to run it again.
+- `JobRunner.observe_recorded(records, ask_scheduler)` (classmethod): where jobs
+  of a dead driver are now (a `RecordedState` each: started, or ended by
+  themselves with exit code and times), from their folders and the scheduler;
+  `runner status` shows it and `runner cancel` keeps the ends it finds.
 - `JobRunner.cancel_recorded(records)` (classmethod): cancel jobs from their records
   with no live runner (`runner cancel DIR` with a dead driver); the CLI finds the
   class of "grid" records through the entry point group `runner_core.grid_runners`.
@@ -86,7 +90,7 @@ from runner_core._interrupts import (
     wait_slice,
 )
 from runner_core._jobs import tail_of
-from runner_core._journal import JobRecord
+from runner_core._journal import JobRecord, RecordedState
 from runner_core._pool import PoolSnapshot
 from runner_core._runner import Completion
 from runner_core._status import REASONS
@@ -98,6 +102,7 @@ __all__ = [
     "JobRecord",
     "JobStateError",
     "PoolSnapshot",
+    "RecordedState",
     "Terminated",
     "can_detach",
     "current_results",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Optional, Union
 
 from runner_core import JobRunner, JobStatus
 from runner_core.ext import (
+    RecordedState,
     Terminated,
     can_detach,
     current_results,
@@ -44,7 +47,7 @@ from runner_grid._commands import (
     split_command,
 )
 from runner_grid._detect import detect_scheme
-from runner_grid._poller import QueuePoller, SchemeCheck, query_env
+from runner_grid._poller import QueuePoller, SchemeCheck, listed_ids, query_env
 from runner_grid._scheme import DEFAULT_QUERY_TIMEOUT, Scheme, SchemeError
 from runner_grid._submitter import TASK_TAG, find_recorded, new_tag, submit_job
 from runner_grid._worker import Worker
@@ -57,6 +60,7 @@ from runner_grid._wrapper import (
     read_exitcode,
     read_times,
     remove_temporaries,
+    safe_job_name,
     times_for,
     write_wrapper,
 )
@@ -142,6 +146,7 @@ class _Collected(NamedTuple):
     tag: Optional[str]
     group: tuple[tuple[str, ...], tuple[str, ...], bool]  # flags, directives, out is None
     completion: Completion
+    batch: Optional[str]  # the name given to batch(), or None
 
 
 class GridRunner(JobRunner):
@@ -212,6 +217,7 @@ class GridRunner(JobRunner):
         self._batch_depth = 0
         self._collected: Optional[list[_Collected]] = None  # jobs of the open batch
         self._batch_thread: Optional[int] = None  # the thread in the open batch's block
+        self._batch_name: Optional[str] = None  # the open batch's name
         self._array_limits: dict[str, int] = {}  # largest array, per scheme name
         self._check = SchemeCheck(self.scheme)
         self._poller = QueuePoller(
@@ -222,6 +228,13 @@ class GridRunner(JobRunner):
         )
         self._finisher = Worker(f"runner-grid-finish:{self.scheme_name}")
         self._canceller = Worker(f"runner-grid-cancel:{self.scheme_name}")
+        # maxjobs across every array and batch: each submitted unit (an array, or a job of
+        # a batch submitted alone) holds a share of maxjobs (its throttle) until it has
+        # left the queue; units that find no share wait here, submitted as shares free.
+        self._shares: dict[str, int] = {}  # array id or job id -> its share of maxjobs
+        self._waiting_units: collections.deque[list[_Collected]] = collections.deque()
+        self._unit_scheme: Optional[Scheme] = None
+        self._releaser = Worker(f"runner-grid-batch:{self.scheme_name}")
         # A job in the queue needs a thread only when a subclass's own call must block.
         self._detaching = type(self).call is GridRunner.call
         super().__init__(parallel=parallel, maxjobs=maxjobs, maxthreads=maxthreads)
@@ -455,12 +468,17 @@ class GridRunner(JobRunner):
             self._ended_first.discard(jobid)
             self._detached.pop(jobid, None)
             self._cancel_sent.discard(jobid)
+            freed = self._shares.pop(jobid, 0)
             array = self._array_of.pop(jobid, None)
             if array is not None:
                 tasks = self._array_tasks[array]
                 tasks.discard(jobid)
                 if not tasks:
                     del self._array_tasks[array]
+                    freed += self._shares.pop(array, 0)
+            more = bool(freed and self._waiting_units)
+        if more:
+            self._releaser.put(self._start_waiting_units)
         if exit_file is not None:  # a job killed while its wrapper wrote a file leaves it
             remove_temporaries(exit_file, times_for(exit_file))
 
@@ -600,8 +618,13 @@ class GridRunner(JobRunner):
     # --- job arrays ----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self, name: Optional[str] = None) -> Iterator[None]:
         """Collect the jobs run inside the block; submit them as job arrays when it ends.
+
+        Args:
+            name: what the arrays are called in the scheduler's queue (``squeue``,
+                ``qstat``), so that a person sees which campaign a task belongs to; by
+                default the name of the jobs' JobManager folder.
 
         ``job.run()`` returns at once as always. When the block ends, the jobs run inside it
         are grouped: jobs whose submissions differ only in their folder and files (the same
@@ -613,8 +636,11 @@ class GridRunner(JobRunner):
         reason; ``job.cancel()`` cancels its task only, and a task that fails fails its own
         job only. ``results.jobid`` is the task's id (``123_4``, ``123.4``, ``9[4].server``).
 
-        ``maxjobs`` becomes each array's throttle (``%N`` on SLURM, ``-tc N`` on Grid
-        Engine): the most tasks of it running at once. PBS Pro has none, so there only the
+        ``maxjobs`` caps the runner's jobs in the queue across all its arrays and batches:
+        each array gets a share of it as its throttle (``%N`` on SLURM, ``-tc N`` on Grid
+        Engine, ``-J 1-N%M`` on PBS), the shares of all arrays summing to at most
+        ``maxjobs``; an array that finds no share free waits in the runner and is
+        submitted when another has left the queue. On a scheme without a throttle only the
         first ``maxjobs`` jobs go in the arrays and the rest wait in the runner, submitted
         one by one as others leave the queue. The block returns once the arrays are
         submitted. Nested blocks submit when the outermost ends. A serial runner, a subclass
@@ -634,6 +660,7 @@ class GridRunner(JobRunner):
             if outer:
                 self._collected = []
                 self._batch_thread = threading.get_ident()
+                self._batch_name = name
         if outer and self.scheme().array_throttle:
             self._pool.limit = 0  # all jobs reach call() to be collected; maxjobs throttles
         submit = False
@@ -708,6 +735,7 @@ class GridRunner(JobRunner):
                     tag,
                     (tuple(flags), wrapped.directives, out is None),
                     detach_job(),
+                    self._batch_name,
                 )
             )
         return True
@@ -792,7 +820,7 @@ class GridRunner(JobRunner):
             for job in collected:
                 job.completion.fail(f"could not submit the batch: {exc}", reason="submit_failed")
             return
-        throttle = self.maxjobs if scheme.array_throttle else 0
+        units = []
         for group in partition(collected, lambda job: job.group, size):
             live = []
             for job in group:
@@ -800,12 +828,60 @@ class GridRunner(JobRunner):
                     job.completion.complete(1, reason="cancelled")
                 else:
                     live.append(job)
-            if len(live) == 1:
-                self._submit_alone(scheme, live[0])
-            elif live:
-                self._submit_array(scheme, live, throttle)
+            if live:
+                units.append(live)
+        if not (self.maxjobs and scheme.array_throttle):
+            for unit in units:  # no cap, or the pool's maxjobs holds jobs back (no throttle)
+                self._submit_unit(scheme, unit, 0)
+            return
+        with self._grid_lock:
+            self._waiting_units.extend(units)
+            self._unit_scheme = scheme
+        self._start_waiting_units()
 
-    def _submit_alone(self, scheme: Scheme, job: _Collected) -> None:
+    def _start_waiting_units(self) -> None:
+        """Submit the waiting units of batches that fit in what is left of ``maxjobs``.
+
+        The runner's jobs in the queue take ``maxjobs`` as shares: a plain job one, an
+        array its throttle. A unit gets an even part of what is free (at least 1, at most
+        its size) as its throttle; units that find nothing free wait until a unit leaves
+        the queue. So two arrays under ``maxjobs=4`` run at most 4 tasks at once in all.
+        """
+        while True:
+            with self._grid_lock:
+                scheme = self._unit_scheme
+                if not self._waiting_units or scheme is None or self.cancelled:
+                    return
+                plain = sum(1 for jobid in self._queued if jobid not in self._array_of)
+                held = sum(self._shares.values())
+                unshared = plain - sum(1 for jobid in self._shares if jobid in self._queued)
+                free = self.maxjobs - held - max(0, unshared)
+                if free < 1:
+                    return
+                unit = self._waiting_units.popleft()
+                share = min(len(unit), max(1, free // (len(self._waiting_units) + 1)))
+                key = f"unit-{id(unit)}"
+                self._shares[key] = share  # held from now: the submit runs outside the lock
+            try:
+                self._submit_unit(scheme, unit, share, key)
+            finally:
+                with self._grid_lock:
+                    self._shares.pop(key, None)
+
+    def _submit_unit(
+        self, scheme: Scheme, unit: list[_Collected], throttle: int, key: Optional[str] = None
+    ) -> None:
+        """Submit one unit of a batch: an array of its jobs, or its one job alone."""
+        if len(unit) == 1:
+            jobid = self._submit_alone(scheme, unit[0])
+        else:
+            jobid = self._submit_array(scheme, unit, throttle)
+        if jobid is not None and key is not None:
+            with self._grid_lock:
+                if jobid in self._queued or jobid in self._array_tasks:
+                    self._shares[jobid] = throttle
+
+    def _submit_alone(self, scheme: Scheme, job: _Collected) -> Optional[str]:
         command = format_command(job.argv)
         if job.tag is not None:
             job.completion.report_tag(job.tag)
@@ -813,14 +889,19 @@ class GridRunner(JobRunner):
         outcome = submit_job(scheme, job.argv, os.environ, job.tag, self._stop.wait)
         if outcome.jobid is None:
             job.completion.fail(outcome.error or "the submission failed", reason="submit_failed")
-            return
+            return None
         logger.info("submitted job %s: %s", outcome.jobid, command)
         self._watch_submitted([(outcome.jobid, job)])
+        return outcome.jobid
 
-    def _submit_array(self, scheme: Scheme, jobs: Sequence[_Collected], throttle: int) -> None:
+    def _submit_array(
+        self, scheme: Scheme, jobs: Sequence[_Collected], throttle: int
+    ) -> Optional[str]:
         """Submit `jobs` as one array, task i running ``jobs[i - 1]``; register every task."""
         first = jobs[0]
-        stem = os.path.splitext(os.path.basename(first.wrapper))[0]
+        # Schedulers name the array after its script: the batch's name, so that a person
+        # reading the queue sees which campaign a task belongs to.
+        stem = safe_job_name(first.batch or os.path.basename(os.path.dirname(first.workdir)))
         tag = None if first.tag is None else new_tag(stem)
         folder = os.path.join(os.path.dirname(first.workdir), ARRAYS_FOLDER, new_tag(stem))
         try:
@@ -848,7 +929,7 @@ class GridRunner(JobRunner):
             message = f"could not prepare the array of {len(jobs)} jobs in {folder!r}: {exc}"
             for job in jobs:
                 job.completion.fail(message, reason="submit_failed")
-            return
+            return None
         command = format_command(argv)
         if tag is not None:
             for index, job in enumerate(jobs, start=1):
@@ -860,7 +941,7 @@ class GridRunner(JobRunner):
                 job.completion.fail(
                     outcome.error or "the submission failed", reason="submit_failed"
                 )
-            return
+            return None
         logger.info("submitted job %s: an array of %d tasks: %s", outcome.jobid, len(jobs), command)
         task_id = scheme.commands["task_id"]
         tasks = [(str(task_id(outcome.jobid, i)), job) for i, job in enumerate(jobs, 1)]
@@ -868,6 +949,7 @@ class GridRunner(JobRunner):
             self._array_tasks[outcome.jobid] = {jobid for jobid, _job in tasks}
             self._array_of.update((jobid, outcome.jobid) for jobid, _job in tasks)
         self._watch_submitted(tasks)
+        return outcome.jobid
 
     def _watch_submitted(self, submitted: Sequence[tuple[str, _Collected]]) -> None:
         """Record the ids of submitted batch jobs and hand them to the poller."""
@@ -995,6 +1077,82 @@ class GridRunner(JobRunner):
         return len(left)
 
     @classmethod
+    def observe_recorded(
+        cls, records: Sequence[JobRecord], ask_scheduler: bool = False
+    ) -> dict[int, RecordedState]:
+        """Where recorded grid jobs are now, from their folders and (optionally) the scheduler.
+
+        A job whose wrapper wrote its exit code has ended by itself: SUCCESSFUL (0) or,
+        with the scheduler's reason where it is asked, CRASHED or CANCELLED. One that
+        recorded its start and no end is RUNNING. With `ask_scheduler`, a job that wrote
+        nothing and is no longer in the queue ended as the scheduler's records say (if
+        they say). See `runner_core.JobRunner.observe_recorded`.
+        """
+        seen: dict[int, RecordedState] = {}
+        unknown: list[tuple[JobRecord, Times]] = []
+        by_scheme: dict[str, list[JobRecord]] = {}
+        for record in records:
+            by_scheme.setdefault(str(record.runner.get("scheme", "auto")), []).append(record)
+        for name, group in by_scheme.items():
+            runner: Optional[GridRunner] = None
+            scheme: Optional[Scheme] = None
+            if ask_scheduler:
+                try:
+                    runner = cls.from_journal_info({"scheme": name, "sleepstep": 1})
+                    scheme = runner.scheme()
+                except (ValueError, TypeError) as exc:
+                    logger.error("cannot ask the scheduler of scheme %r: %s", name, exc)
+            unknown = []
+            for record in group:
+                exit_file = exitcode_path(record.path, record.name + ".run")
+                times = read_times(times_for(exit_file))
+                code = read_exitcode(exit_file)
+                if code is None:
+                    unknown.append((record, times))
+                    continue
+                reason = None
+                if code != 0 and runner is not None and scheme is not None and record.jobid:
+                    told = runner._query_end(scheme, record.jobid)
+                    reason = None if told is None else told[1]
+                if code == 0:
+                    status = JobStatus.SUCCESSFUL
+                elif reason == "cancelled":
+                    status = JobStatus.CANCELLED
+                else:
+                    status = JobStatus.CRASHED
+                seen[record.number] = RecordedState(
+                    status, code, reason, times.started, times.finished
+                )
+            gone: set[str] = set()
+            ids = [r.jobid for r, _t in unknown if r.jobid]
+            if runner is not None and scheme is not None and ids:
+                try:
+                    still = SchemeCheck(functools.partial(lambda view: view, scheme))(ids)
+                except CheckFailed as exc:
+                    logger.error("could not ask which jobs are still queued: %s", exc)
+                else:
+                    gone = {jobid for jobid in ids if jobid not in listed_ids(still)}
+            for record, times in unknown:
+                if record.jobid in gone and runner is not None and scheme is not None:
+                    told = runner._query_end(scheme, record.jobid)
+                    if told is not None:
+                        code, reason = told
+                        status = (
+                            JobStatus.CANCELLED
+                            if reason == "cancelled"
+                            else JobStatus.SUCCESSFUL
+                            if code == 0 and reason is None
+                            else JobStatus.CRASHED
+                        )
+                        seen[record.number] = RecordedState(
+                            status, code, reason, times.started, times.finished
+                        )
+                        continue
+                if times.started is not None:
+                    seen[record.number] = RecordedState(JobStatus.RUNNING, started_at=times.started)
+        return seen
+
+    @classmethod
     def cancel_recorded(cls, records: Sequence[JobRecord]) -> list[JobRecord]:
         """Cancel a run's grid jobs from their journal records, with no live runner.
 
@@ -1037,12 +1195,16 @@ class GridRunner(JobRunner):
         """Cancel every job of this runner still in the queue (scancel/qdel), then stop waiting.
 
         Extends JobRunner's hook: local processes first, then the scheme's cancel command for
-        the queued ids (batched), logging what was cancelled.
+        the queued ids (batched; on PBS one qdel per subjob), logging what was cancelled.
         """
         super()._cancel_jobs()
         with self._grid_lock:
             self._cancelling = True
             queued = list(self._queued)
+            waiting, self._waiting_units = list(self._waiting_units), collections.deque()
+        for unit in waiting:  # arrays that waited for a share of maxjobs never ran
+            for job in unit:
+                job.completion.complete(1, reason="cancelled")
         ended = self._ended_by_themselves(queued)
         with self._grid_lock:
             ids = [jobid for jobid in self._whole_arrays(queued) if jobid not in ended]
@@ -1114,6 +1276,10 @@ class GridRunner(JobRunner):
             self._cancel_ids(ids)
         finally:
             self._poller.wake()
+            # A scheduler takes a moment to remove a cancelled job: look again soon, so
+            # the job ends within seconds whatever the sleepstep.
+            for after in (1.0, 3.0, 7.0):
+                self._canceller.put(self._poller.wake, after=after)
 
     def _cancel_ids(self, ids: list[str]) -> bool:
         """Run the scheme's cancel command for `ids`; False when a command could not run.

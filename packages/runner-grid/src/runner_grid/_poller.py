@@ -12,9 +12,9 @@ from runner_grid._ids import base_id, task_key
 from runner_grid._scheme import Scheme
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping, Sequence
+    from collections.abc import Collection, Container, Mapping, Sequence
 
-__all__ = ["CheckFailed", "QueuePoller", "SchemeCheck", "query_env", "run_query"]
+__all__ = ["CheckFailed", "QueuePoller", "SchemeCheck", "listed_ids", "query_env", "run_query"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +128,11 @@ class _Listed:
     def __contains__(self, jobid: object) -> bool:
         key = task_key(str(jobid))
         return key in self._tasks if key is not None else base_id(str(jobid)) in self._jobs
+
+
+def listed_ids(listed: Collection[str]) -> Container[str]:
+    """What a check listed, as a container asking for jobs and array tasks as the poller does."""
+    return _Listed(listed)
 
 
 class QueuePoller:

@@ -21,6 +21,7 @@ __all__ = [
     "read_exitcode",
     "read_times",
     "remove_temporaries",
+    "safe_job_name",
     "times_for",
     "times_path",
     "write_wrapper",
@@ -65,10 +66,20 @@ def wrapper_path(workdir: str, runscript: str) -> str:
     ``opt.run`` -> ``opt.grid``, ``my job.run`` -> ``my_job.grid``, ``1st.run`` -> ``job_1st.grid``.
     """
     stem = runscript[: -len(".run")] if runscript.endswith(".run") else runscript
-    name = _UNSAFE.sub("_", os.path.basename(stem)) or "job"
+    return os.path.join(os.path.abspath(workdir), safe_job_name(os.path.basename(stem)) + ".grid")
+
+
+def safe_job_name(name: str) -> str:
+    """`name` as every scheduler takes it as a job name (``my job`` -> ``my_job``).
+
+    Only letters, digits, ``_``, ``.`` and ``-`` are kept (others become ``_``), and a
+    name that does not start with a letter gets a ``job_`` prefix (Grid Engine refuses a
+    leading digit).
+    """
+    name = _UNSAFE.sub("_", name) or "job"
     if not name[0].isascii() or not name[0].isalpha():
         name = "job_" + name
-    return os.path.join(os.path.abspath(workdir), name + ".grid")
+    return name
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")

@@ -39,7 +39,7 @@ def driver_line(state: JournalState) -> str:
     """One line on who drives the run: `driver pid 4711 on host login1: running`."""
     driver = state.driver
     if driver is None:
-        ended = state.sessions and not any(r.status is JobStatus.RUNNING for r in state.jobs)
+        ended = state.sessions and all(r.done for r in state.jobs)
         return "driver: none (the run has ended)" if ended else "driver: none (it was stopped)"
     if driver.alive is False:
         return (
@@ -52,9 +52,46 @@ def driver_line(state: JournalState) -> str:
     return f"driver: pid {driver.pid} on host {driver.host}: running{seen}"
 
 
+def observe(state: JournalState) -> None:
+    """With no live driver, bring the records of unfinished jobs up to date from their folders.
+
+    A grid job may have started, or ended, since its driver died: its runner reads what
+    the job's wrapper wrote (`observe_recorded`, no scheduler query, so status stays
+    fast). What it finds is shown, not written to the journal (a resume records it).
+    """
+    driver = state.driver
+    if driver is not None and driver.live:
+        return
+    pending = [r for r in state.jobs if not r.done and r.kind != "local"]
+    if not pending:
+        return
+    classes = grid_runner_class(sorted({r.kind for r in pending}), quiet=True)
+    for kind in {r.kind for r in pending}:
+        cls = classes.get(kind)
+        if cls is None:
+            continue
+        records = [r for r in pending if r.kind == kind]
+        try:
+            seen = cls.observe_recorded(records, False)
+        except Exception as exc:  # a status must show what it has
+            sys.stderr.write(f"{PROG}: could not look at the {kind} jobs' folders: {exc}\n")
+            continue
+        for record in records:
+            now = seen.get(record.number)
+            if now is None or not record.status.may_become(now.status):
+                continue
+            record.status = now.status
+            record.started_at = now.started_at or record.started_at
+            if now.status.done:
+                record.exit_code = now.exit_code
+                record.reason = now.reason
+                record.finished_at = now.finished_at
+
+
 def command_status(args: argparse.Namespace) -> int:
     """`runner status DIR [--json]`."""
     state = load(args.folder)
+    observe(state)
     counts = state.counts()
     if args.json:
         document = {
@@ -75,19 +112,38 @@ def command_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _seconds(start: Optional[float], end: Optional[float]) -> str:
+    if start is None or end is None:
+        return "-"
+    return f"{max(0.0, end - start):.1f}"
+
+
 def write_status(state: JournalState, stream: TextIO) -> None:
-    """The status table of a run: a row per job, the counts, the driver."""
-    header = ["job", "status", "jobid", "exit", "reason", "folder"]
+    """The status table of a run: a row per job, the counts, the driver.
+
+    `wait` is the seconds a grid job waited in the scheduler's queue, `run` the seconds
+    its runscript ran (so far, for a running job).
+    """
+    header = ["job", "status", "jobid", "exit", "reason", "wait", "run", "folder"]
     rows = []
+    now = time.time()
     for record in state.jobs:
         status = record.status.name + (" (left queued)" if record.left else "")
+        jobid = record.jobid or "-"
+        if record.native_id is not None:
+            jobid = f"{jobid} ({record.native_id})"
+        started = record.started_at
+        end = record.finished_at if record.status.done else now
+        wait_end = started if started is not None else end
         rows.append(
             [
                 record.folder,
                 status,
-                record.jobid or "-",
+                jobid,
                 "-" if record.exit_code is None else str(record.exit_code),
                 record.reason or "-",
+                _seconds(record.submitted_at, wait_end),
+                _seconds(started, end),
                 display_path(Path(record.path)),
             ]
         )
@@ -101,14 +157,15 @@ def write_status(state: JournalState, stream: TextIO) -> None:
     stream.write(driver_line(state) + "\n")
 
 
-def grid_runner_class(kinds: Sequence[str]) -> dict[str, Any]:
+def grid_runner_class(kinds: Sequence[str], quiet: bool = False) -> dict[str, Any]:
     """The runner class for each kind of record: JobRunner for "local", GridRunner for "grid"."""
     classes: dict[str, Any] = {"local": JobRunner}
     if "grid" in kinds:
         try:
             classes["grid"] = find_grid_runner("(from the journal)")
         except UsageError as exc:
-            sys.stderr.write(f"{PROG}: the grid jobs cannot be cancelled from here: {exc}\n")
+            if not quiet:
+                sys.stderr.write(f"{PROG}: the grid jobs cannot be cancelled from here: {exc}\n")
     return classes
 
 
@@ -132,6 +189,13 @@ def command_cancel(args: argparse.Namespace) -> int:
         sys.stderr.write(f"{PROG}: {record.folder}: not stopped: {why}\n")
     how = "by its driver" if outcome.driver_alive else "from here (its driver was gone)"
     sys.stderr.write(f"{PROG}: {len(outcome.cancelled)} job(s) cancelled {how}\n")
+    if outcome.ended:
+        counts = Counter(record.status.name for record in outcome.ended)
+        summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
+        sys.stderr.write(
+            f"{PROG}: {len(outcome.ended)} job(s) had ended by themselves and keep their "
+            f"end ({summary}); a resume does not run the successful ones again\n"
+        )
     return EXIT_FAILED if outcome.not_stopped else EXIT_OK
 
 
