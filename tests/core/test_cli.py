@@ -23,9 +23,9 @@ import pytest
 import runner_core
 import runner_core.cli._runners
 import runner_core.ext
-from runner_core import JobRunner
+from runner_core import JobManager, JobRunner, JobStatus, SingleJob
 from runner_core.cli import main
-from runner_core.cli._batch import Batch, make_job
+from runner_core.cli._batch import Batch, clock, describe_reason, make_job
 from runner_core.cli._summary import json_document, write_table
 
 # A progress line: `[3/10] opt.002 (job 4711) CRASHED exit 3 1.2s [see work/opt.002/opt.err]`.
@@ -953,3 +953,75 @@ def test_sigterm_and_sighup_cancel_every_job_then_end_by_the_signal(
     pid = int((tmp_path / "work" / "slow" / "slow.pid").read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+# --- reasons and times in the summary --------------------------------------------------
+
+
+class _TimedOut(JobRunner):
+    """Stands in for a grid runner whose scheduler killed the job at its time limit.
+
+    The job runs locally (so its stderr is real) and is reported killed for its
+    walltime, with SLURM's message last on its stderr, as a real timeout leaves it.
+    """
+
+    def __init__(self, grid: str = "auto", maxjobs: int = 0) -> None:
+        super().__init__(parallel=True, maxjobs=maxjobs)
+
+    def call(self, runscript: str, workdir: str, out: str | None, err: str, runflags: Any) -> int:
+        runner_core.ext.report_jobid("4031_1", native_id="4052")
+        super().call(runscript, workdir, out, err, runflags)
+        runner_core.ext.report_reason("timeout")
+        return 143
+
+
+def test_a_timeout_shows_its_reason_and_run_time_in_the_table_lines_and_json(
+    scripts: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    grid_entry_point: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    module = types.ModuleType("runner_grid")
+    module.GridRunner = _TimedOut  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "runner_grid", module)
+    slow = _script(
+        scripts,
+        "slow.sh",
+        "echo 'step 1 done' >&2\n"
+        "echo 'slurmstepd: error: *** JOB 4052 CANCELLED DUE TO TIME LIMIT ***' >&2\n",
+    )
+
+    assert main(["run", "--grid", "slurm", "--workdir", "work", slow]) == 1
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert out[0].split() == ["job", "jobid", "status", "reason", "exit", "seconds", "folder"]
+    assert out[1].split()[:6] == ["slow", "4031_1", "(4052)", "CRASHED", "timeout", "143"]
+    assert out[2] == (
+        "slow (job 4031_1 (4052)): timeout after 0:00:00 of walltime, exit code 143: "
+        "slurmstepd: error: *** JOB 4052 CANCELLED DUE TO TIME LIMIT *** [see work/slow/slow.err]"
+    )
+    assert "CRASHED (timeout) exit 143" in captured.err
+
+    assert main(["run", "--grid", "slurm", "--json", "--workdir", "work2", slow]) == 1
+    (job,) = json.loads(capsys.readouterr().out)["jobs"]
+    assert (job["jobid"], job["native_id"], job["reason"]) == ("4031_1", "4052", "timeout")
+    assert job["error"].startswith("timeout after 0:00:00 of walltime, exit code 143: slurmstepd")
+
+
+def test_a_crashed_jobs_error_is_the_tail_of_its_stderr_built_by_the_library(
+    tmp_path: Path,
+) -> None:
+    lines = "".join(f"line {i}\n" for i in range(20))
+    job = SingleJob("crash", f"cat >&2 <<'EOF'\n{lines}EOF\nexit 4\n")
+    results = job.run(jobrunner=JobRunner(), jobmanager=JobManager(tmp_path / "w"))
+    assert results.status is JobStatus.CRASHED
+    assert results.error == "\n".join(f"line {i}" for i in range(15, 20))
+    assert runner_core.ext.tail_of(str(job.err_path), 2) == "line 18\nline 19"
+
+
+def test_describe_reason_and_clock() -> None:
+    assert describe_reason(None, 3.0) is None
+    assert describe_reason("timeout", 61.4) == "timeout after 0:01:01 of walltime"
+    assert describe_reason("timeout", None) == "timeout (killed at its time limit)"
+    assert describe_reason("out_of_memory", 1.0) == "out of memory (killed at its memory limit)"
+    assert clock(3725) == "1:02:05"

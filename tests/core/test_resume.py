@@ -29,6 +29,7 @@ from runner_core import (
 from runner_core._process import boot_id, kill_recorded_groups, process_start
 from runner_core.ext import (
     Completion,
+    RecordedState,
     current_results,
     detach_job,
     journaled,
@@ -362,9 +363,11 @@ def test_a_local_job_left_running_by_a_killed_driver_is_stopped_before_its_rerun
     body = f"echo $$ > pid\nwhile [ ! -e {go} ]; do sleep 0.02; done\n" + counting_body(0)
     spec = {"jobs": [["long", body]], "parallel": True, "maxjobs": 1, "resume": False}
     driver = run_driver(tmp_path, spec, folder, wait=False)
-    wait_until((folder / "long" / "pid").exists, "the job started")
+    pid_file = folder / "long" / "pid"
+    # the file exists before the shell has written the pid into it
+    wait_until(lambda: pid_file.exists() and pid_file.read_text().strip() != "", "the job started")
     wait_until(lambda: read_journal(folder).jobs[0].pid is not None, "its pid on record")
-    old = int((folder / "long" / "pid").read_text())
+    old = int(pid_file.read_text())
     assert process_start(old) is not None
     driver.kill()
     driver.communicate()
@@ -411,6 +414,7 @@ class FakeGridRunner(JobRunner):
     """A grid runner in miniature: submits to FakeScheduler, holds no thread per queued job."""
 
     scheduler: ClassVar[FakeScheduler]
+    scheduler_queue = True  # SUBMITTED once it has an id, as GridRunner's jobs are
     fail_reattach = False
 
     def journal_info(self) -> dict[str, Any]:
@@ -520,7 +524,7 @@ def test_a_resumed_grid_job_still_queued_is_reattached_not_resubmitted(
         job.run(jobrunner=runner, jobmanager=manager, code=code)
     wait_until(lambda: len(scheduler.waiting) == 2, "both re-attached")
     assert scheduler.submits == 2  # nothing submitted again
-    assert [j.results.status for j in jobs] == [JobStatus.RUNNING] * 2
+    assert [j.results.status for j in jobs] == [JobStatus.SUBMITTED] * 2
     assert [j.path for j in jobs] == [folder / "x", folder / "y"]
     assert [j.results.jobid for j in jobs] == [ids["x"], ids["y"]]
     for jobid in list(ids.values()):
@@ -593,7 +597,7 @@ def test_keep_leaves_journaled_grid_jobs_queued_and_says_how_to_resume(
     lifecycle.cancel_all_runners()
     assert scheduler.cancelled == []
     assert len(scheduler.queue) == 2  # still queued
-    assert [j.results.status for j in jobs] == [JobStatus.RUNNING] * 2
+    assert [j.results.status for j in jobs] == [JobStatus.SUBMITTED] * 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "2 grid jobs left in the scheduler's queue" in err
@@ -630,3 +634,102 @@ def test_cancel_run_with_a_dead_driver_uses_the_runner_kinds_cancel_recorded(
     outcome = cancel_run(folder, {})
     assert outcome.cancelled == []
     assert outcome.not_stopped == []
+
+
+class _ObservingGridRunner(FakeGridRunner):
+    """FakeGridRunner whose jobs can be seen from outside, as GridRunner's folders show them.
+
+    Stands in for a real grid runner's `observe_recorded` (the exit-code and times files
+    its wrapper writes, and the scheduler): `seen` says where each job is now, by name.
+    """
+
+    seen: ClassVar[dict[str, RecordedState]] = {}
+    asked: ClassVar[list[bool]] = []
+
+    @classmethod
+    def observe_recorded(
+        cls, records: Sequence[JobRecord], ask_scheduler: bool = False
+    ) -> dict[int, RecordedState]:
+        cls.asked.append(ask_scheduler)
+        return {r.number: cls.seen[r.name] for r in records if r.name in cls.seen}
+
+
+def test_cancel_run_with_a_dead_driver_keeps_the_jobs_that_ended_by_themselves(
+    tmp_path: Path, scheduler: FakeScheduler
+) -> None:
+    folder = tmp_path / "w"
+    first, jobs = _submit(folder, {"done": 0, "crashed": 0, "running": 0, "pending": 0})
+    ids = {j.name: j.results.jobid for j in jobs}
+    _driver_dies(first)
+    (folder / ".runner" / "lock").unlink()
+    _ObservingGridRunner.asked = []
+    _ObservingGridRunner.seen = {
+        "done": RecordedState(JobStatus.SUCCESSFUL, 0, None, 100.0, 101.0),
+        "crashed": RecordedState(JobStatus.CRASHED, 3, "timeout", 100.0, 160.0),
+        "running": RecordedState(JobStatus.RUNNING, started_at=100.5),
+    }
+
+    outcome = cancel_run(folder, {"fake-grid": _ObservingGridRunner})
+
+    assert sorted(r.folder for r in outcome.ended) == ["crashed", "done"]
+    assert sorted(r.folder for r in outcome.cancelled) == ["pending", "running"]
+    # Only the jobs still in the queue were cancelled in the scheduler.
+    assert sorted(scheduler.cancelled) == sorted([ids["running"], ids["pending"]])
+    assert _ObservingGridRunner.asked == [True, False]  # the scheduler first, files after
+    state = {r.folder: r for r in read_journal(folder).jobs}
+    done = state["done"]
+    assert (done.status, done.exit_code, done.reason, done.error) == (
+        JobStatus.SUCCESSFUL,
+        0,
+        None,
+        None,
+    )
+    assert (done.started_at, done.finished_at) == (100.0, 101.0)
+    crashed = state["crashed"]
+    assert (crashed.status, crashed.exit_code, crashed.reason) == (
+        JobStatus.CRASHED,
+        3,
+        "timeout",
+    )
+    running, pending = state["running"], state["pending"]
+    assert (running.status, running.reason) == (JobStatus.CANCELLED, "cancelled")
+    assert running.started_at == 100.5
+    assert running.error is not None
+    assert "while running" in running.error
+    assert pending.started_at is None
+    assert pending.error is not None
+    assert "before it started" in pending.error
+
+    # A resume reruns none of the jobs that ended well.
+    manager = JobManager(folder, resume=True)
+    again = SingleJob("done", "exit 0")
+    again.run(jobrunner=FakeGridRunner(parallel=True), jobmanager=manager, code=0)
+    assert again.results.restored
+    manager.close()
+
+
+def test_a_job_that_wrote_exit_code_0_as_its_cancel_went_out_keeps_its_success(
+    tmp_path: Path, scheduler: FakeScheduler
+) -> None:
+    folder = tmp_path / "w"
+    first, _jobs = _submit(folder, {"racer": 0})
+    _driver_dies(first)
+    (folder / ".runner" / "lock").unlink()
+
+    class _Racing(_ObservingGridRunner):
+        @classmethod
+        def observe_recorded(
+            cls, records: Sequence[JobRecord], ask_scheduler: bool = False
+        ) -> dict[int, RecordedState]:
+            if ask_scheduler:  # before the cancel: still running
+                return {r.number: RecordedState(JobStatus.RUNNING, started_at=1.0) for r in records}
+            return {
+                r.number: RecordedState(JobStatus.SUCCESSFUL, 0, None, 1.0, 2.0) for r in records
+            }
+
+    outcome = cancel_run(folder, {"fake-grid": _Racing})
+
+    assert [r.folder for r in outcome.ended] == ["racer"]
+    assert outcome.cancelled == []
+    (record,) = read_journal(folder).jobs
+    assert (record.status, record.exit_code) == (JobStatus.SUCCESSFUL, 0)

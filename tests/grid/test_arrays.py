@@ -816,3 +816,154 @@ def test_array_keys_of_a_scheme_are_checked() -> None:
     scheme.commands.array = "--array"
     with pytest.raises(SchemeError, match=r"commands\.array"):
         GridRunner(grid=scheme)
+
+
+# --- maxjobs across arrays and batches, and the name of a batch ----------------------------
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def _tasks_at_once(folder: Path) -> int:
+    """The most tasks of every array running at once, from the start/end stamps they wrote."""
+    spans = [
+        (float(start.read_text()), float(start.with_suffix(".end").read_text()))
+        for start in folder.glob("*.start")
+    ]
+    return max(sum(1 for a, b in spans if a <= t < b) for t, _end in spans)
+
+
+def _stamped(name: str, stamps: Path, seconds: float = 0.3) -> SingleJob:
+    body = (
+        f"date +%s.%N > {stamps}/{name}.start\nsleep {seconds}\ndate +%s.%N > {stamps}/{name}.end\n"
+    )
+    return SingleJob(name, body)
+
+
+def test_maxjobs_caps_the_tasks_of_several_arrays_together(fake: Path, tmp_path: Path) -> None:
+    grid = runner(maxjobs=4)
+    manager = JobManager(tmp_path / "w")
+    stamps = tmp_path / "stamps"
+    stamps.mkdir()
+    with grid.batch():
+        results = [
+            _stamped(f"a{i}", stamps).run(jobrunner=grid, jobmanager=manager) for i in range(6)
+        ]
+        results += [
+            _stamped(f"b{i}", stamps).run(jobrunner=grid, jobmanager=manager, nice="1")
+            for i in range(6)
+        ]
+    grid.wait(timeout=TIMEOUT)
+    assert all(r.ok for r in results), [r.error for r in results]
+    # Each array's throttle is its share: the shares sum to maxjobs, never more.
+    assert sorted(array_flags(fake)) == ["--array=1-6%2", "--array=1-6%2"]
+    assert _tasks_at_once(stamps) <= 4
+    grid.shutdown()
+
+
+def test_an_array_that_finds_no_share_free_waits_for_one(fake: Path, tmp_path: Path) -> None:
+    """Three arrays under maxjobs=2: the third is submitted only once another has left."""
+    grid = runner(maxjobs=2)
+    manager = JobManager(tmp_path / "w")
+    stamps = tmp_path / "stamps"
+    stamps.mkdir()
+    with grid.batch():
+        results = [
+            _stamped(f"{group}{i}", stamps).run(jobrunner=grid, jobmanager=manager, nice=str(n))
+            for n, group in enumerate("abc")
+            for i in range(3)
+        ]
+    wait_until(lambda: len(submits(fake)) >= 2)
+    time.sleep(0.1)
+    assert len(submits(fake)) == 2, "the third array went in with no share of maxjobs free"
+    grid.wait(timeout=TIMEOUT)
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert array_flags(fake) == ["--array=1-3%1"] * 3
+    assert _tasks_at_once(stamps) <= 2
+    grid.shutdown()
+
+
+def test_a_later_batch_shares_maxjobs_with_the_arrays_still_queued(
+    fake: Path, tmp_path: Path
+) -> None:
+    grid = runner(maxjobs=3)
+    manager = JobManager(tmp_path / "w")
+    stamps = tmp_path / "stamps"
+    stamps.mkdir()
+    with grid.batch():
+        first = [
+            _stamped(f"a{i}", stamps, 1.0).run(jobrunner=grid, jobmanager=manager) for i in range(4)
+        ]
+    with grid.batch():
+        second = [
+            _stamped(f"b{i}", stamps).run(jobrunner=grid, jobmanager=manager) for i in range(4)
+        ]
+    grid.wait(timeout=TIMEOUT)
+    assert all(r.ok for r in first + second)
+    assert array_flags(fake)[0] == "--array=1-4%3"
+    assert _tasks_at_once(stamps) <= 3
+    grid.shutdown()
+
+
+def test_shutdown_cancels_the_arrays_waiting_for_a_share(fake: Path, tmp_path: Path) -> None:
+    grid = runner(maxjobs=1)
+    manager = JobManager(tmp_path / "w")
+    gate = tmp_path / "gate"
+    with grid.batch():
+        results = [
+            SingleJob(f"{group}{i}", f"while [ ! -e {gate} ]; do sleep 0.05; done").run(
+                jobrunner=grid, jobmanager=manager, nice=str(n)
+            )
+            for n, group in enumerate("ab")
+            for i in range(2)
+        ]
+    wait_until(lambda: len(submits(fake)) == 1)
+    grid.shutdown(cancel=True, timeout=TIMEOUT)
+    gate.touch()
+    assert len(submits(fake)) == 1  # the waiting array never went in
+    assert all(r.status is JobStatus.CANCELLED for r in results)
+    waited = [r for r in results if r.jobid is None]
+    assert len(waited) == 2
+    assert all(r.error == "cancelled before it started" for r in waited)
+
+
+def test_an_array_is_named_after_its_batch(fake: Path, tmp_path: Path) -> None:
+    grid = runner()
+    manager = JobManager(tmp_path / "xtb campaign")
+    run_batch(grid, manager, jobs(2))
+    with grid.batch(name="round 2"):
+        [job.run(jobrunner=grid, jobmanager=manager) for job in jobs(2)]
+    grid.wait(timeout=TIMEOUT)
+    scripts = [Path(argv[-1]).name for argv in submits(fake)]
+    assert scripts == ["xtb_campaign.array", "round_2.array"]
+    grid.shutdown()
+
+
+# --- which jobs the scheduler shows started (the other half of "whichever is seen first") ---
+
+_DATA = Path(__file__).parent / "data"
+
+
+def test_slurm_started_reads_running_tasks_not_pending_ones() -> None:
+    listing = (_DATA / "slurm" / "squeue_array_tasks_pinned_array_flag.stdout").read_text()
+    assert slurm.started(listing) == ["21_1", "21_2", "21_3", "21_4", "21_5", "22_1", "22_2"]
+    assert slurm.started("23_[1-5%2] PD\n24 CG\n25 PD\n") == ["24"]
+
+
+def test_sge_started_reads_r_and_t_states_not_qw() -> None:
+    listing = (_DATA / "sge" / "qstat_default.stdout").read_text()
+    assert sge.started(listing) == ["55", "56.1", "56.2", "56.3", "56.4", "56.5"]
+    assert sge.started('<?xml version="1.0"?>\n<job_info/>') == []
+
+
+def test_pbs_started_reads_running_subjobs_not_the_array_or_queued_ones() -> None:
+    recorded = (_DATA / "pbs-arrays" / "qstat_t_running_array.txt").read_text()
+    stdout = recorded.split("--- stdout ---\n", 1)[1].split("--- stderr ---", 1)[0]
+    assert pbs.started(stdout) == ["318[1]", "318[2]", "318[3]", "318[4]"]
+    mixed = (_DATA / "pbs" / "qstat_default_mixed.txt").read_text()
+    stdout = mixed.split("--- stdout ---\n", 1)[1].split("--- stderr ---", 1)[0]
+    assert pbs.started(stdout) == ["5", "6"]

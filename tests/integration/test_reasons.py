@@ -58,6 +58,13 @@ def test_time_limit_ends_with_reason_timeout(
     assert results.status is JobStatus.CRASHED
     assert results.exit_code not in (None, 0)
     assert not set(submitted.snapshot()) & queue_ids(scheduler)
+    # It ran: its start is its own, and it ran about as long as its limit allowed.
+    assert results.started_at is not None
+    assert results.run_time is not None
+    # Nothing the wrapper was writing when it was killed is left behind.
+    assert job.path is not None
+    left = sorted(p.name for p in job.path.iterdir())
+    assert not [name for name in left if name.endswith(".tmp") or ".exitcode." in name], left
 
 
 def _cancel_from_outside(scheduler: str, jobid: str) -> None:
@@ -110,3 +117,6 @@ def test_pending_job_cancelled_from_outside_ends_cancelled_slurm(
     assert results.status is JobStatus.CANCELLED, (results.status, results.reason, results.error)
     assert results.reason == "cancelled"
     assert results.exit_code == 1
+    # It never ran: no start time, and it says so.
+    assert results.started_at is None
+    assert results.error == "cancelled from outside the runner"

@@ -709,6 +709,8 @@ class JobRunner(metaclass=_MetaRunner):
                             "detach_job(); return False to run the job again"
                         )
                     code = 0  # ignored: the Completion ends the job
+                    if results.jobid is not None:  # it is in the scheduler's queue again
+                        results._submitted(results.jobid, results.native_id)
                 else:
                     args = job._prepare(jobmanager)
                     code = self.call(*args)

@@ -567,10 +567,12 @@ class GridRunner(JobRunner):
     def _look_for_starts(self, ids: Sequence[str]) -> None:
         """After a queue check: the jobs still queued that have started become RUNNING.
 
-        A job has started when its wrapper recorded its start (``<name>.times``); its real
-        start time is taken from there. Runs in the poller's thread; a stat per job that
-        has not started yet.
+        A job has started when its wrapper recorded its start (``<name>.times``; its real
+        start time is taken from there) or when the scheduler's listing shows it running
+        (``commands.started``), whichever is seen first: a node's file system may show the
+        file late. Runs in the poller's thread; a stat per job that has not started yet.
         """
+        begun = self._check.started
         with self._grid_lock:
             pending = [
                 (results, self._exit_files.get(jobid))
@@ -579,11 +581,11 @@ class GridRunner(JobRunner):
                 and results.status is JobStatus.SUBMITTED
             ]
         for results, exit_file in pending:
-            if exit_file is None:
-                continue
-            times = read_times(times_for(exit_file))
+            times = NO_TIMES if exit_file is None else read_times(times_for(exit_file))
             if times.started is not None:
                 report_started(results, at=times.started, native_id=times.native_id)
+            elif results.jobid is not None and results.jobid in listed_ids(begun):
+                report_started(results)
 
     def _query_end(self, scheme: Scheme, jobid: str) -> Optional[tuple[int, Optional[str]]]:
         """(exit code, reason) from the scheduler's records, or None when they do not tell."""

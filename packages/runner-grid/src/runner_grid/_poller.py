@@ -65,6 +65,7 @@ class SchemeCheck:
         self._scheme = scheme
         self._lock = threading.Lock()
         self._count = 0
+        self.started: set[str] = set()  # ids the last check listed as started (running)
 
     @property
     def count(self) -> int:
@@ -85,6 +86,8 @@ class SchemeCheck:
         """
         scheme = _view(self._scheme())
         running: Callable[[str], Any] = scheme.commands["running"]
+        started = scheme.get("started")
+        begun: set[str] = set()
         check_error = scheme.get("check_error")
         timeout = scheme.check_timeout
         env = query_env(scheme)
@@ -113,6 +116,12 @@ class SchemeCheck:
                 raise CheckFailed(
                     f"{format_command(argv)} printed what the parser refused: {exc}"
                 ) from exc
+            if callable(started):
+                try:
+                    begun.update(str(jobid) for jobid in started(proc.stdout))
+                except (ValueError, TypeError) as exc:  # only a hint: the job's files tell too
+                    logger.debug("commands.started refused %s: %s", format_command(argv), exc)
+        self.started = begun
         return queued
 
 

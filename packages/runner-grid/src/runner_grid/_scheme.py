@@ -134,6 +134,7 @@ _COMMANDS: dict[str, _Check] = {
     "getid": _CALLABLE,
     "check": _COMMAND_OR_CALLABLE,
     "running": _CALLABLE,
+    "started": _CALLABLE,
     "check_error": _CALLABLE,
     "cancel": _COMMAND_OR_CALLABLE,
     "exitcode": _CALLABLE,

@@ -119,6 +119,30 @@ def running(output: str) -> list[str]:
     return list(ids)
 
 
+#: States of a job or subjob that has started: running, exiting, suspended.
+STARTED_STATES = frozenset({"R", "E", "S", "U"})
+
+
+def started(output: str) -> list[str]:
+    """Return the ids of the jobs and subjobs that have started, from a qstat listing.
+
+    The state column (next to last) is R (running), E (exiting), S or U (suspended); an
+    array's own line (B, begun) is not a job that runs.
+    """
+    ids: dict[str, None] = {}
+    for line in output.splitlines():
+        if not line.strip() or _HEADER.match(line):
+            continue
+        match = _JOB_LINE.match(line)
+        fields = line.split()
+        if not match or len(fields) < 3:
+            continue
+        if fields[-2] in STARTED_STATES:
+            listed = match.group(1)
+            ids[task_key(listed) or base_id(listed)] = None
+    return list(ids)
+
+
 #: qstat's exit statuses that may be answers: some ids are unknown (153) or finished (35).
 QSTAT_UNKNOWN, QSTAT_FINISHED = 153, 35
 _GONE = (
@@ -483,6 +507,7 @@ def scheme() -> dict[str, Any]:
             "getid": getid,
             "check": check_commands,
             "running": running,
+            "started": started,
             "check_error": check_error,
             "cancel": cancel_commands,
             "exitcode": exitcode_commands,

@@ -121,6 +121,33 @@ def running(output: str) -> list[str]:
     return list(ids)
 
 
+def started(output: str) -> list[str]:
+    """Return the ids of the jobs and tasks that have started, from a plain qstat listing.
+
+    A job's state (the fifth column) with ``r`` (running, also ``Rr``, ``dr``) or ``t``
+    (being transferred to its node) in it has started; ``qw``, ``hqw``, ``Eqw`` have not.
+    A pending range of tasks never has. The ``-xml`` form says nothing here (an empty list:
+    the runner then waits for the job's own record of its start).
+    """
+    ids: dict[str, None] = {}
+    if output.lstrip().startswith("<?xml"):
+        return []
+    for line in output.splitlines():
+        if not line.strip() or _HEADER.match(line):
+            continue
+        match = _JOB_LINE.match(line)
+        fields = line.split()
+        if not match or len(fields) < 5:
+            continue
+        state = fields[4]
+        if "r" in state or "t" in state:
+            tasks = _task_column(line)
+            if tasks is None or tasks.isdigit():
+                for jobid in _listed(match.group(1), tasks):
+                    ids[jobid] = None
+    return list(ids)
+
+
 def _task_column(line: str) -> Optional[str]:
     """The ``ja-task-ID`` of a plain qstat job line, or None for a job that is no array.
 
@@ -438,6 +465,7 @@ def scheme() -> dict[str, Any]:
             "getid": getid,
             "check": check_commands,
             "running": running,
+            "started": started,
             "cancel": cancel_commands,
             "exitcode": exitcode_commands,
             "parse_exitcode": parse_exitcode,

@@ -146,6 +146,34 @@ def running(output: str) -> list[str]:
     return list(ids)
 
 
+#: States of a job that has started on a node (running, finishing, suspended or stopped).
+STARTED_STATES = frozenset(
+    {"R", "RUNNING", "CG", "COMPLETING", "S", "SUSPENDED", "ST", "STOPPED", "SO", "STAGE_OUT"}
+)
+
+
+def started(output: str) -> list[str]:
+    """Return the ids of the jobs that have started, from the same squeue listing as `running`.
+
+    A job whose state is one of `STARTED_STATES` has started on a node; PENDING ones have
+    not. A pending range of tasks has not started. The runner takes this, or the job's own
+    record of its start, whichever it sees first.
+
+    Raises:
+        ValueError: a line is not in the pinned format.
+    """
+    ids: dict[str, None] = {}
+    for line in output.splitlines():
+        if not line.strip() or _CLUSTER.match(line):
+            continue
+        match = _LINE.match(line.strip())
+        if not match:
+            raise ValueError(f"squeue line {line!r} is not in the pinned format {SQUEUE_FORMAT!r}")
+        if match.group(2) in STARTED_STATES and _PENDING_TASKS.match(match.group(1)) is None:
+            ids[match.group(1)] = None
+    return list(ids)
+
+
 _PENDING_TASKS = re.compile(r"^(\d+)_\[([^\]]+)\]$")
 
 
@@ -411,6 +439,7 @@ def scheme() -> dict[str, Any]:
             "getid": getid,
             "check": check_commands,
             "running": running,
+            "started": started,
             "check_error": check_error,
             "cancel": cancel_commands,
             "exitcode": exitcode_commands,
