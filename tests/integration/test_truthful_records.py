@@ -208,26 +208,31 @@ def test_two_arrays_under_maxjobs_4_never_run_more_than_4_tasks_at_once(
     assert most <= 4, f"{most} tasks ran at once under maxjobs=4"
 
 
-@pytest.mark.parametrize("flag", [("mem", "100M"), ("time", "5")])
-def test_a_long_run_flag_works_on_slurm(
-    scheduler: str, make_runner: Callable[..., GridRunner], tmp_path: Path, flag: tuple[str, str]
-) -> None:
+@pytest.mark.parametrize("flag", ["mem=100M", "time=5"])
+def test_a_long_run_flag_works_on_slurm(scheduler: str, tmp_path: Path, flag: str) -> None:
+    """`runner run --flag mem=...` (the docs' example) used to become `-mem ...`: FAILED."""
     if scheduler != "slurm":
         pytest.skip("multi-letter run flags become --key=value on SLURM only")
-    job = SingleJob("flagged", "exit 0\n")
-    job.settings.run[flag[0]] = flag[1]
-    results = job.run(jobrunner=make_runner(), jobmanager=JobManager(tmp_path / "run"))
-    results.wait(timeout=PATIENCE)
-    assert results.ok, results.error
+    script = tmp_path / "flagged.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    proc = _runner_cli(
+        "run", "--grid", "slurm", "--json", "--flag", flag,
+        "--workdir", str(tmp_path / "run"), str(script),
+    )  # fmt: skip
+    (job,) = json.loads(proc.stdout)["jobs"]
+    assert (job["status"], job["exit_code"]) == ("SUCCESSFUL", 0), job["error"]
+    assert proc.returncode == 0
 
 
+@pytest.mark.parametrize("form", ["table", "json"])
 def test_a_job_cancelled_from_outside_shows_reason_cancelled_in_the_cli(
-    scheduler: str, tmp_path: Path
+    scheduler: str, tmp_path: Path, form: str
 ) -> None:
     script = tmp_path / "long.sh"
     script.write_text("#!/bin/sh\nsleep 120\n")
+    json_flag = ["--json"] if form == "json" else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runner_core", "run", "--grid", scheduler, "--json",
+        [sys.executable, "-m", "runner_core", "run", "--grid", scheduler, *json_flag,
          "--workdir", str(tmp_path / "run"), str(script)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -244,9 +249,16 @@ def test_a_job_cancelled_from_outside_shows_reason_cancelled_in_the_cli(
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=PATIENCE)
-    (job,) = json.loads(out)["jobs"]
-    assert job["status"] == "CANCELLED", err
-    assert job["reason"] == "cancelled"
+    if form == "json":
+        (job,) = json.loads(out)["jobs"]
+        assert job["status"] == "CANCELLED", err
+        assert job["reason"] == "cancelled"
+        return
+    header, row = out.splitlines()[:2]
+    assert header.split()[:5] == ["job", "jobid", "status", "reason", "exit"], out
+    assert row.split()[:4] == ["long", jobid, "CANCELLED", "cancelled"], out
+    assert "long (job " in out
+    assert "cancelled from outside the runner" in out
 
 
 def _recorded_id(tmp_path: Path) -> str | None:
