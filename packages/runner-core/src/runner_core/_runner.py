@@ -176,8 +176,9 @@ def _check_parallel(value: object) -> bool:
 class Completion:
     """How a job detached from its thread ends: `complete()` or `fail()`, once, from any thread.
 
-    Returned by `runner_core.ext.detach_job()`. Until it ends, the job stays RUNNING,
-    keeps its `maxjobs` slot and counts in `runner.wait()`.
+    Returned by `runner_core.ext.detach_job()`. Until it ends, the job keeps its state
+    (RUNNING, or SUBMITTED in a scheduler's queue), its `maxjobs` slot, and counts in
+    `runner.wait()`.
     """
 
     __slots__ = ("_done", "_job", "_lease", "_lock", "_runner")

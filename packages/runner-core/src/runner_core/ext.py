@@ -27,7 +27,7 @@ A runner is a `JobRunner` subclass that overrides `call()` (see the docs page
 - `can_detach(runner)`: whether this thread runs a job of `runner` that may
   detach (not a call made by user code, nor one from inside another runner's job).
 - `detach_job()`: the job leaves its thread. `call` returns at once (its return
-  value is ignored), the job stays RUNNING and keeps its `maxjobs` slot, and the
+  value is ignored), the job keeps its state and its `maxjobs` slot, and the
   returned `Completion` ends it later from any thread: `complete(exit_code,
   reason=None)` or `fail(message)` (and `report_jobid(jobid)` before that, for a job
   submitted after `call` returned, as a task of a job array). One poller thread can
