@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,15 +13,17 @@ from runner_grid._wrapper import (
     NO_TIMES,
     directive_lines,
     exitcode_path,
+    leftovers,
     read_exitcode,
     read_times,
-    remove_temporaries,
-    temporary_paths,
-    times_for,
+    remove_leftovers,
     times_path,
     wrapper_path,
     write_wrapper,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.mark.parametrize(
@@ -67,7 +69,7 @@ def test_wrapper_runs_the_runscript_in_its_folder_and_records_the_code(
     assert proc.returncode == code
     assert read_exitcode(exit_file) == code
     assert (folder / "where").read_text().strip() == str(folder)
-    # No temporary file is left: only the exit code and the times beside the job's files.
+    # No temporary file: only the exit code and the times beside the job's files.
     assert sorted(p.name for p in folder.iterdir()) == [
         "j.exitcode",
         "j.grid",
@@ -114,15 +116,24 @@ def test_read_times_of_a_missing_or_garbled_file_knows_nothing(tmp_path: Path) -
     assert read_times(str(tmp_path / "bad.times")) == NO_TIMES
 
 
-def test_a_job_killed_while_writing_leaves_nothing_once_the_runner_tidies(tmp_path: Path) -> None:
+def test_an_older_wrappers_leftover_is_removed_and_nothing_else(tmp_path: Path) -> None:
     exit_file = str(tmp_path / "j.exitcode")
-    for leftover in temporary_paths(exit_file, times_for(exit_file)):
-        Path(leftover).write_text("")  # what a kill between printf and mv leaves
-    remove_temporaries(exit_file, times_for(exit_file))
-    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "j.exitcode.4711").write_text("")  # what a kill between printf and mv left
+    (tmp_path / "j.exitcode.notes").write_text("mine")
+    assert leftovers(exit_file) == [str(tmp_path / "j.exitcode.4711")]
+    remove_leftovers(exit_file)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["j.exitcode.notes"]
 
 
-def test_read_exitcode_of_garbage_is_none(tmp_path: Path) -> None:
-    (tmp_path / "x").write_text("not a number")
-    assert read_exitcode(str(tmp_path / "x")) is None
-    assert read_exitcode(str(tmp_path / "missing")) is None
+def test_a_record_without_its_line_end_does_not_count(tmp_path: Path) -> None:
+    """What a reader sees while the wrapper writes, or after a kill cut a write short."""
+    exit_file = tmp_path / "j.exitcode"
+    exit_file.write_text("14")  # "143\n" cut short: not exit code 14
+    assert read_exitcode(str(exit_file)) is None
+    exit_file.write_text("143\n")
+    assert read_exitcode(str(exit_file)) == 143
+    times = tmp_path / "j.times"
+    times.write_text("start=1796640000.25 id=4052\nend=17966")  # the end line is cut
+    assert read_times(str(times)) == (1796640000.25, None, "4052")
+    times.write_text("start=17966")
+    assert read_times(str(times)) == NO_TIMES

@@ -59,7 +59,7 @@ from runner_grid._wrapper import (
     exitcode_path,
     read_exitcode,
     read_times,
-    remove_temporaries,
+    remove_leftovers,
     safe_job_name,
     times_for,
     write_wrapper,
@@ -479,8 +479,8 @@ class GridRunner(JobRunner):
             more = bool(freed and self._waiting_units)
         if more:
             self._releaser.put(self._start_waiting_units)
-        if exit_file is not None:  # a job killed while its wrapper wrote a file leaves it
-            remove_temporaries(exit_file, times_for(exit_file))
+        if exit_file is not None:  # an older wrapper, killed while it wrote, left one
+            remove_leftovers(exit_file)
 
     def _submit(
         self, scheme: Scheme, argv: list[str], command: str, tag: Optional[str]

@@ -18,9 +18,10 @@ __all__ = [
     "Wrapper",
     "directive_lines",
     "exitcode_path",
+    "leftovers",
     "read_exitcode",
     "read_times",
-    "remove_temporaries",
+    "remove_leftovers",
     "safe_job_name",
     "times_for",
     "times_path",
@@ -103,13 +104,22 @@ def times_for(exit_file: str) -> str:
     return stem + ".times"
 
 
-def temporary_paths(exit_file: str, times_file: str) -> tuple[str, str]:
-    """The wrapper's temporary files, renamed over `exit_file` and `times_file` when complete.
+def leftovers(exit_file: str) -> list[str]:
+    """Temporary files an earlier wrapper version left in a job folder (``<name>.exitcode.<pid>``).
 
-    Their names are fixed (no pid in them), so the runner removes a leftover one (a job
-    killed while writing it) when the job ends.
+    Wrappers before this one wrote the exit code through such a file and left it when
+    killed at the wrong moment; this one writes no temporary file at all.
     """
-    return exit_file + ".tmp", times_file + ".tmp"
+    folder, name = os.path.split(exit_file)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return [
+        os.path.join(folder, other)
+        for other in names
+        if other.startswith(name + ".") and other[len(name) + 1 :].isdigit()
+    ]
 
 
 # The wrapper's clock: epoch seconds with a fraction where `date` has %N (GNU, busybox),
@@ -132,11 +142,14 @@ def wrapper_text(
     It starts with ``#!/bin/sh`` and the runscript's directive lines (so the scheduler still
     reads them), changes into the job's folder (PBS Pro has no working-directory flag),
     records the start time (`times_path`), runs the runscript (through its own interpreter
-    line), records the end time and writes the exit status to ``exit_file``, then exits with
-    that status. Every file is written to a temporary file first and renamed into place, so a
-    reader never sees half of one. A job killed before the runscript ends writes no exit
-    code: the runner then asks the scheduler. A stale exit-code file of an earlier run of
-    the same job (a job the scheduler requeued) is removed at the start.
+    line), appends the end time and writes the exit status to ``exit_file``, then exits
+    with that status. Each record is one short line written with one ``write`` and read
+    only when its line end is there, so a reader never takes half of one, and no
+    temporary file is needed (none can be left behind, whatever kills the job). A job
+    killed before the runscript ends writes no exit code: the runner then asks the
+    scheduler. A stale exit-code file of an earlier run of the same job (a job the
+    scheduler requeued) is removed at the start. The only programs it starts besides the
+    runscript are two ``date`` calls.
 
     Args:
         script_path: absolute path of the runscript.
@@ -151,7 +164,6 @@ def wrapper_text(
     q = shlex.quote
     if times_file is None:
         times_file = times_for(exit_file)
-    exit_tmp, times_tmp = temporary_paths(exit_file, times_file)
     lines = [
         "#!/bin/sh",
         *directives,
@@ -162,14 +174,12 @@ def wrapper_text(
         f"rm -f {q(exit_file)}",
         "runner_grid_now; runner_grid_start=$runner_grid_t",
         f'printf \'start=%s id=%s\\n\' "$runner_grid_start" "${{SLURM_JOB_ID:-}}" '
-        f"> {q(times_tmp)} && mv -f {q(times_tmp)} {q(times_file)}",
+        f"> {q(times_file)}",
         f"{q(script_path)}",
         "runner_grid_status=$?",
         "runner_grid_now",
-        f'printf \'start=%s end=%s id=%s\\n\' "$runner_grid_start" "$runner_grid_t" '
-        f'"${{SLURM_JOB_ID:-}}" > {q(times_tmp)} && mv -f {q(times_tmp)} {q(times_file)}',
-        f"printf '%s\\n' \"$runner_grid_status\" > {q(exit_tmp)} && "
-        f"mv -f {q(exit_tmp)} {q(exit_file)}",
+        f"printf 'end=%s\\n' \"$runner_grid_t\" >> {q(times_file)}",
+        f"printf '%s\\n' \"$runner_grid_status\" > {q(exit_file)}",
         'exit "$runner_grid_status"',
         "",
     ]
@@ -211,7 +221,7 @@ def write_wrapper(
         os.chmod(script_path, mode | 0o100)
     exit_file = exitcode_path(workdir, runscript)
     times_file = times_path(workdir, runscript)
-    for stale in (exit_file, times_file, *temporary_paths(exit_file, times_file)):
+    for stale in (exit_file, times_file, *leftovers(exit_file)):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(stale)
     path = wrapper_path(workdir, runscript)
@@ -235,13 +245,21 @@ NO_TIMES = Times(None, None, None)
 
 
 def read_times(times_file: str) -> Times:
-    """Return what the wrapper recorded in `times_file`; `NO_TIMES` when it has not started."""
+    """Return what the wrapper recorded in `times_file`; `NO_TIMES` when it has not started.
+
+    Only complete lines count (a line is written with one ``write``; one without its line
+    end is being written, or was cut by a kill).
+    """
     try:
         with open(times_file, encoding="ascii", errors="replace") as handle:
-            fields = handle.read(200).split()
+            text = handle.read(400)
     except OSError:
         return NO_TIMES
-    values = dict(field.partition("=")[::2] for field in fields)
+    values: dict[str, str] = {}
+    for line in text.split("\n")[:-1]:  # what follows the last line end is not complete
+        for field in line.split():
+            key, _, value = field.partition("=")
+            values.setdefault(key, value)
     return Times(_number(values.get("start")), _number(values.get("end")), values.get("id") or None)
 
 
@@ -252,21 +270,27 @@ def _number(text: Optional[str]) -> Optional[float]:
         return None
 
 
-def remove_temporaries(exit_file: str, times_file: str) -> None:
-    """Remove the wrapper's temporary files a killed job may have left in its folder."""
-    for path in temporary_paths(exit_file, times_file):
+def remove_leftovers(exit_file: str) -> None:
+    """Remove what an earlier wrapper version may have left in the job's folder (`leftovers`)."""
+    for path in leftovers(exit_file):
         with contextlib.suppress(OSError):
             os.unlink(path)
 
 
 def read_exitcode(exit_file: str) -> Optional[int]:
-    """Return the exit code the wrapper wrote, or None when the file is absent or unreadable."""
+    """Return the exit code the wrapper wrote, or None when the file is absent or unreadable.
+
+    The code counts only with its line end (the wrapper writes ``N\\n`` with one
+    ``write``): a file without one is still being written, or was cut by a kill.
+    """
     try:
         with open(exit_file, encoding="ascii", errors="replace") as handle:
-            text = handle.read().strip()
+            text = handle.read(100)
     except OSError:
         return None
+    if not text.endswith("\n"):
+        return None
     try:
-        return int(text)
+        return int(text.strip())
     except ValueError:
         return None
