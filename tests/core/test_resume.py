@@ -574,6 +574,7 @@ def test_a_job_that_cannot_be_reattached_is_submitted_again_in_its_folder(
     wait_until(lambda: scheduler.submits == 2, "submitted again")
     assert job.path == folder / "x"
     wait_until(lambda: job.results.jobid == "1002", "new id")
+    wait_until(lambda: "1002" in scheduler.waiting, "the job detached")  # call() ends after
     scheduler.finish("1002")
     runner.wait(TIMEOUT)
     assert job.results.ok
