@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 
 import pytest
 
-from integration._schedulers import PATIENCE, queue_ids, wait_for
+from integration._schedulers import PATIENCE, SCHEDULERS, queue_ids, wait_for
 from runner_core import JobManager, JobStatus, SingleJob, read_journal
 
 if TYPE_CHECKING:
@@ -208,11 +208,14 @@ def test_two_arrays_under_maxjobs_4_never_run_more_than_4_tasks_at_once(
     assert most <= 4, f"{most} tasks ran at once under maxjobs=4"
 
 
+@pytest.mark.parametrize("scheduler", [SCHEDULERS["slurm"]], indirect=True)
 @pytest.mark.parametrize("flag", ["mem=100M", "time=5"])
 def test_a_long_run_flag_works_on_slurm(scheduler: str, tmp_path: Path, flag: str) -> None:
-    """`runner run --flag mem=...` (the docs' example) used to become `-mem ...`: FAILED."""
-    if scheduler != "slurm":
-        pytest.skip("multi-letter run flags become --key=value on SLURM only")
+    """`runner run --flag mem=...` (the docs' example) used to become `-mem ...`: FAILED.
+
+    SLURM only: multi-letter run flags become ``--key=value`` there; Grid Engine keeps
+    ``-key value``.
+    """
     script = tmp_path / "flagged.sh"
     script.write_text("#!/bin/sh\nexit 0\n")
     proc = _runner_cli(
