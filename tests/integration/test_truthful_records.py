@@ -40,7 +40,7 @@ DRIVER = textwrap.dedent(
 
     folder, scheduler, mode, gate = sys.argv[1:5]
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    grid = GridRunner(grid=scheduler, sleepstep=60 if mode == "live" else 0.5)
+    grid = GridRunner(grid=scheduler, sleepstep=600 if mode == "live" else 0.5)
     manager = JobManager(folder, resume=mode == "resume")
     jobs = [SingleJob(f"quick{i}", "sleep 1\\nexit 0\\n") for i in range(4)]
     jobs.append(SingleJob("slow", f"while [ ! -e {gate} ]; do sleep 0.2; done\\n"))
@@ -106,6 +106,9 @@ def test_runner_cancel_keeps_the_jobs_that_ended_and_a_resume_reruns_none_of_the
         if mode == "live":
             out, err = driver.communicate(timeout=PATIENCE)
             assert "ENDED" in out, err
+            # The driver had not polled (sleepstep 600): the cancel found the quick jobs
+            # ended by themselves and left them alone; the polls after the cancel ended them.
+            assert err.count("job(s) that have ended by themselves") == 4, err
 
         state = read_journal(tmp_path / "run")
         ends = {r.name: (r.status, r.exit_code, r.reason) for r in state.jobs}
@@ -116,12 +119,20 @@ def test_runner_cancel_keeps_the_jobs_that_ended_and_a_resume_reruns_none_of_the
         assert "ended by themselves" in cancelled.stderr
 
         (tmp_path / "gate").touch()
-        resumed = _runner_cli("resume", str(tmp_path / "run"), "--json")
-        assert resumed.returncode == 0, resumed.stderr
-        jobs = {job["name"]: job for job in json.loads(resumed.stdout)["jobs"]}
-        assert all(jobs[f"quick{i}"]["restored"] for i in range(4)), jobs
-        assert not jobs["slow"]["restored"]
-        assert jobs["slow"]["status"] == "SUCCESSFUL"
+        if mode == "kill":  # `runner resume` rebuilds the recorded runner
+            resumed = _runner_cli("resume", str(tmp_path / "run"), "--json")
+            assert resumed.returncode == 0, resumed.stderr
+            jobs = {job["name"]: job for job in json.loads(resumed.stdout)["jobs"]}
+            assert all(jobs[f"quick{i}"]["restored"] for i in range(4)), jobs
+            assert not jobs["slow"]["restored"]
+            assert jobs["slow"]["status"] == "SUCCESSFUL"
+        else:  # the live driver's runner polled every 600 s: resume with the script instead
+            again = _driver(tmp_path, scheduler, "resume")
+            out, err = again.communicate(timeout=PATIENCE)
+            assert "ENDED" in out, err
+            assert err.count("submitting") == 1, err  # the slow job only
+        state = read_journal(tmp_path / "run")
+        assert all(r.status is JobStatus.SUCCESSFUL for r in state.jobs), state.jobs
     finally:
         (tmp_path / "gate").touch()
         _end(driver)
