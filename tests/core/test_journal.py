@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 import runner_core._journal as journal_module
 from core.journal_helpers import run_driver
@@ -25,6 +29,7 @@ from runner_core import (
     read_journal,
 )
 from runner_core._journal import open_journal
+from runner_core.ext import report_failure, report_reason
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -237,6 +242,173 @@ def test_fsync_runs_from_the_journal_thread_only_when_something_was_written(
     journal.write({"k": "cancel", "t": 0})
     journal.tick()
     assert len(synced) == 2  # one fsync for both records
+    journal.close()
+
+
+# --- what the writer costs: records written together, encoded directly -----------------
+
+
+def _json_equal(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
+        return math.isnan(b)
+    return type(a) is type(b) and a == b
+
+
+@given(value=st.none() | st.booleans() | st.integers() | st.floats())
+@example(value=1796648830.9021823)
+@example(value=-0.0)
+@example(value=float("inf"))
+def test_numbers_are_encoded_as_the_general_encoder_writes_them(value: object) -> None:
+    general = json.dumps(value, separators=(",", ":"))
+    assert journal_module._num(value) == general
+    assert _json_equal(json.loads(journal_module._num(value)), value)
+
+
+@given(value=st.text())
+@example(value='quote " backslash \\ newline \n tab \t bell \x07 del \x7f')
+@example(value="naïve 名前 \u2028 \U0001f600")
+def test_text_is_encoded_as_the_general_encoder_writes_it(value: str) -> None:
+    general = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    assert journal_module._text(value) == general
+    assert json.loads(journal_module._text(value)) == value
+
+
+def _journal_writes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every `os.write` of journal lines from now on (runscripts start with "#!").
+
+    The journal thread is kept from writing queued records meanwhile, so the writes
+    counted are those the steps make.
+    """
+    monkeypatch.setattr(journal_module.Journal, "tick", lambda self: None)
+    writes: list[bytes] = []
+    real = os.write
+
+    def counting(fd: int, data: Any) -> int:
+        if bytes(data[:5]) == b'{"k":':
+            writes.append(bytes(data))
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", counting)
+    return writes
+
+
+def test_a_jobs_life_replays_exactly_as_its_results_saw_it(tmp_path: Path) -> None:
+    class Noisy(JobRunner):
+        def call(self, runscript: str, workdir: str, out: Any, err: Any, runflags: Any) -> int:
+            if runscript.startswith("fails"):
+                report_failure('it said "no" \\ naïvely\nover two lines')
+            if runscript.startswith("late"):
+                report_reason("timeout")
+            return super().call(runscript, workdir, out, err, runflags)
+
+    manager = JobManager(tmp_path / "w")
+    runner = Noisy(parallel=True, maxjobs=2)
+    bodies = {
+        "ok": "exit 0",
+        "crash": "echo 'bad \"thing\" é' >&2\nexit 3",
+        "fails": "exit 0",
+        "late": "exit 0",
+    }
+    results = {
+        name: SingleJob(name, body).run(jobrunner=runner, jobmanager=manager, flags="x")
+        for name, body in bodies.items()
+    }
+    runner.wait(TIMEOUT)
+    manager.close()
+    state = read_journal(tmp_path / "w")
+    assert state.dropped == []
+    for record in state.jobs:
+        seen = results[record.name]
+        assert record.status is seen.status, record.name
+        assert record.exit_code == seen.exit_code
+        assert record.reason == seen.reason
+        assert record.error == (seen.error.strip()[:300] if seen.error else None)
+        assert record.started_at == seen.started_at  # exactly: no float is rounded
+        assert record.finished_at == seen.finished_at
+        assert record.flags == {"flags": "x"}
+        assert record.pid is not None
+    assert state.counts() == {"SUCCESSFUL": 2, "CRASHED": 1, "FAILED": 1}
+    assert results["late"].reason == "timeout"
+
+
+def test_a_jobs_registration_goes_out_with_its_start_in_one_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes = _journal_writes(monkeypatch)
+    manager = JobManager(tmp_path / "w")
+    SingleJob("a", "exit 0").run(jobrunner=JobRunner(), jobmanager=manager)
+    manager.close()
+    kinds = [[json.loads(line)["k"] for line in w.splitlines()] for w in writes]
+    # open; then the runner, the job and its start together, before its process starts;
+    # its pid; its end; the close
+    assert kinds == [["open"], ["runner", "job", "st"], ["pid"], ["end"], ["close"]]
+
+
+def test_a_driver_killed_after_a_registration_left_its_start_on_record_too(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "w"
+    spec = {"jobs": [["a", "exit 0"]], "parallel": False}
+    killed = run_driver(tmp_path, spec, folder, kill_at=3)  # open, runner, job: killed here
+    killed.communicate()
+    assert killed.returncode == -signal.SIGKILL
+    (record,) = read_journal(folder).jobs
+    assert record.status is JobStatus.RUNNING  # in the same write as its registration
+    assert record.pid is None
+    assert read_journal(folder).dropped == []
+
+
+def test_records_ready_together_go_out_in_one_write_and_a_written_one_is_not_written_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = open_journal(str(tmp_path))
+    writes = _journal_writes(monkeypatch)
+    entries = [journal.new_job(f"j{i}", f"j{i}", None, None, None) for i in range(3)]
+    assert writes == []  # registrations wait for their job's next step
+    assert read_journal(tmp_path).jobs == []
+    jobs = [SingleJob(f"j{i}", "") for i in range(3)]
+    for job in jobs:
+        job.results.started_at = time.time()
+    tickets = [e.moved(j.results, JobStatus.RUNNING) for e, j in zip(entries, jobs)]
+    entries[1].flush(tickets[1])  # writes what was queued up to and after it: all six
+    entries[0].flush(tickets[0])
+    entries[2].flush(tickets[2])
+    assert len(writes) == 1
+    assert [r.status for r in read_journal(tmp_path).jobs] == [JobStatus.RUNNING] * 3
+    journal.close()
+
+
+def test_a_queued_registration_is_written_by_the_journal_thread(tmp_path: Path) -> None:
+    journal = open_journal(str(tmp_path))
+    journal.new_job("a", "a", None, None, None)
+    journal.tick()  # what the journal thread does once per FSYNC_INTERVAL
+    assert [r.name for r in read_journal(tmp_path).jobs] == ["a"]
+    journal.close()
+
+
+def test_an_end_the_journal_cannot_write_still_releases_waiters_and_callbacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = open_journal(str(tmp_path))
+    job = SingleJob("a", "")
+    results = job.results
+    results._journal = journal.new_job("a", "a", None, None, None)
+    seen: list[JobStatus] = []
+    results.add_done_callback(lambda r: seen.append(r.status))
+    results._move(JobStatus.QUEUED)
+    real = os.write
+
+    def full(fd: int, data: Any) -> int:
+        if bytes(data[:5]) == b'{"k":':
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(OSError, match="No space"):
+        results._move(JobStatus.FAILED, error="x")
+    monkeypatch.setattr(os, "write", real)
+    assert results.wait(0) is results
+    assert seen == [JobStatus.FAILED]
     journal.close()
 
 

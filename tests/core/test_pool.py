@@ -300,3 +300,31 @@ def test_an_unbounded_pool_never_blocks_submit() -> None:
     gates.open()
     assert pool.wait(TIMEOUT)
     assert gates.started == list(range(50))
+
+
+def test_each_ended_task_wakes_the_callers_it_made_room_for() -> None:
+    # A task's end wakes a blocked submit() and a waiting acquire_slot() (and wakes
+    # nobody when nobody waits: the pool skips that notify).
+    pool = Pool(limit=1, maxthreads=1)
+    gates = Gates()
+    pool.submit(gates.task(0))  # holds the only thread and the only slot
+    submitted = threading.Thread(target=lambda: pool.submit(gates.task(1)))
+    submitted.start()
+    wait_until(lambda: pool.snapshot().room_waiters == 1, "submit() blocked on maxthreads")
+    slots: list[bool] = []
+    taker = threading.Thread(target=lambda: slots.append(pool.acquire_slot(lambda: False)))
+    taker.start()
+    wait_until(lambda: pool.snapshot().slot_waiters == 1, "acquire_slot() waits for the slot")
+    gates.open(0)
+    submitted.join(TIMEOUT)
+    assert not submitted.is_alive()
+    wait_until(lambda: gates.started == [0, 1] or slots == [True], "the freed slot was taken")
+    gates.open(1)
+    if slots != [True]:  # task 1 took the slot first: its end hands it to the waiter
+        taker.join(TIMEOUT)
+    assert slots == [True]
+    pool.release_slot()
+    assert pool.wait(TIMEOUT)
+    taker.join(TIMEOUT)
+    assert gates.started == [0, 1]
+    assert idle(pool)

@@ -1,8 +1,19 @@
-"""Benchmark of runner_core: per-job overhead, cost at scale, and import time."""
+"""Benchmark of runner_core: per-job overhead (journal on and off), cost at scale, import time.
+
+The overhead part runs each side as a whole process of its own (a fresh interpreter,
+a fresh folder), in rounds that rotate which side goes first, and prints medians of the
+per-round ratios: our JobRunner with the journal on against a plain ThreadPoolExecutor(2)
+doing the same file and process work (issue 19: at most 1.1x), journal on against off,
+and how many journal records and bytes a job costs.
+
+Usage: python tools/bench/bench_core.py [--jobs 1000] [--rounds 9] [--only overhead]
+"""
 
 from __future__ import annotations
 
+import argparse
 import errno
+import json
 import os
 import resource
 import shutil
@@ -15,32 +26,33 @@ import time
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from runner_core import JobManager, JobRunner, SingleJob
 
-N_JOBS = 2000
+N_JOBS = 1000
+ROUNDS = 9  # at least 7 pairs: the median of the rounds is what counts
 N_SCALE = 10_000
-ROUNDS = 4
-WARMUP = 1
-# issue 7 asked 1.1x without a journal; issue 9: within 1.15x with the run journal on,
-# which every JobManager now keeps by default (bench_journal.py measures it on vs off).
-TARGET_RATIO = 1.15
+# issue 19: the local runner with the journal on within 1.1x of a plain thread pool.
+TARGET_RATIO = 1.1
 TARGET_IMPORT_MS = 30.0
 SCRIPT = "#!/bin/sh\nexit 0\n"
+SIDES = ("plain", "journal on", "journal off")
 
 
 def mark(ok: bool) -> str:
     return "PASS" if ok else "OVER"
 
 
-def cpu_seconds() -> float:
-    """CPU time (user + system) of this process and its reaped children so far."""
+def cpu_seconds(children: bool = True) -> float:
+    """CPU time (user + system) of this process (and its reaped children) so far."""
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    own = me.ru_utime + me.ru_stime
+    return own + kids.ru_utime + kids.ru_stime if children else own
 
 
-def baseline(root: Path, n: int) -> float:
+def baseline(root: Path, n: int) -> None:
     """ThreadPoolExecutor(2) + subprocess.run doing the same file work as a SingleJob."""
     root.mkdir()
 
@@ -67,80 +79,152 @@ def baseline(root: Path, n: int) -> float:
                     time.sleep(0.0005 * attempt)
             raise RuntimeError("text file busy 40 times")
 
-    start = time.perf_counter()
     with ThreadPoolExecutor(2) as pool:
         codes = list(pool.map(one, range(n)))
-    elapsed = time.perf_counter() - start
     assert codes == [0] * n
-    return elapsed
 
 
-def with_runner(root: Path, n: int) -> float:
+def with_runner(root: Path, n: int, journal: bool) -> None:
     """The same batch through JobRunner(parallel=True, maxjobs=2) + SingleJob + JobManager."""
-    start = time.perf_counter()
     runner = JobRunner(parallel=True, maxjobs=2)
-    manager = JobManager(root)
+    manager = JobManager(root, journal=journal)
     results = [
         SingleJob("job", "exit 0").run(jobrunner=runner, jobmanager=manager) for _ in range(n)
     ]
     runner.wait()
-    elapsed = time.perf_counter() - start
+    manager.close()  # the journal's last fsync and close count too
     bad = [r for r in results if not r.ok]
     assert not bad, bad[:3]
-    return elapsed
 
 
-def overhead() -> None:
+def journal_counts(root: Path, n: int) -> dict[str, Any]:
+    """Records and bytes per job in the journal of `root` (a run of `n` jobs), kinds counted."""
+    data = (root / ".runner" / "journal.jsonl").read_bytes()
+    kinds: dict[str, int] = {}
+    for line in data.splitlines():
+        kind = json.loads(line)["k"]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return {"records": sum(kinds.values()) / n, "bytes": len(data) / n, "kinds": kinds}
+
+
+def count_writes(root: Path, n: int) -> None:
+    """Print how many `os.write` calls the journal made for `n` jobs (an untimed run)."""
+    real = os.write
+    writes = 0
+
+    def counting(fd: int, data: bytes) -> int:
+        nonlocal writes
+        if bytes(data[:5]) == b'{"k":':  # a journal line; runscripts start with "#!"
+            writes += 1
+        return real(fd, data)
+
+    os.write = counting  # type: ignore[assignment]
+    try:
+        with_runner(root, n, journal=True)
+    finally:
+        os.write = real
+    print(json.dumps({"writes": writes / n}))
+
+
+def child(side: str, root: Path, n: int) -> None:
+    """One side of one round, in a process of its own: print its times as JSON."""
+    if side == "count writes":
+        count_writes(root, n)
+        return
+    c0, d0 = cpu_seconds(), cpu_seconds(children=False)
+    t0 = time.perf_counter()
+    if side == "plain":
+        baseline(root, n)
+    else:
+        with_runner(root, n, journal=side == "journal on")
+    wall = time.perf_counter() - t0
+    out: dict[str, Any] = {
+        "wall": wall,
+        "cpu": cpu_seconds() - c0,
+        "driver": cpu_seconds(children=False) - d0,
+    }
+    if side == "journal on":
+        out.update(journal_counts(root, n))
+    print(json.dumps(out))
+
+
+def run_child(side: str, tmp: Path, n: int) -> dict[str, Any]:
+    root = tmp / side.replace(" ", "_")
+    try:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", side, str(root), str(n)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"{side} round failed:\n{proc.stderr}")
+        result: dict[str, Any] = json.loads(proc.stdout)
+        return result
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def overhead(n: int, rounds: int) -> None:
     print(
-        f"== local overhead: {N_JOBS} trivial jobs, maxjobs=2, best of {ROUNDS} "
-        f"after {WARMUP} uncounted warm-up round(s) =="
+        f"== local overhead: {n} trivial jobs, maxjobs=2, each side a whole process, "
+        f"{rounds} rounds rotating who goes first; medians of the per-round ratios =="
     )
-    best_base = best_run = float("inf")
-    cpu = {"baseline": float("inf"), "runner": float("inf")}
-    pairs: list[float] = []
-    order = [("baseline", baseline), ("runner", with_runner)]
-    with tempfile.TemporaryDirectory(prefix="bench_core_") as tmp:
-        for r in range(-WARMUP, ROUNDS):
-            # File creation on this disk slows down over a run, which penalises whichever
-            # side goes second: alternate who goes first and compare within each round too.
-            # The machine is fastest in the first round of all, so that round (whichever side
-            # had it would win the best-of) is a warm-up that is not counted.
-            walls: dict[str, float] = {}
-            for label, fn in order if r % 2 == 0 else order[::-1]:
-                root = Path(tmp) / f"{label}{r}"
-                c0 = cpu_seconds()
-                t = fn(root, N_JOBS)
-                used = cpu_seconds() - c0
-                shutil.rmtree(root)
-                name = "warm-up" if r < 0 else f"round {r + 1}"
-                print(
-                    f"  {name} {label:8s} {t / N_JOBS * 1e3:.3f} ms/job wall, "
-                    f"{used / N_JOBS * 1e3:.3f} ms/job CPU (process + children)"
-                )
-                if r < 0:
-                    continue
-                cpu[label] = min(cpu[label], used)
-                walls[label] = t
-                if label == "baseline":
-                    best_base = min(best_base, t)
-                else:
-                    best_run = min(best_run, t)
-            if walls:
-                pairs.append(walls["runner"] / walls["baseline"])
-    ratio = best_run / best_base
-    print(f"  baseline ThreadPoolExecutor(2)+subprocess.run: {best_base / N_JOBS * 1e3:.3f} ms/job")
-    print(f"  JobRunner(parallel=True, maxjobs=2):            {best_run / N_JOBS * 1e3:.3f} ms/job")
-    print(f"  ratio {ratio:.2f}x (target <= {TARGET_RATIO}x) {mark(ratio <= TARGET_RATIO)}")
-    paired = statistics.median(pairs)
+    walls: dict[str, list[float]] = {s: [] for s in SIDES}
+    cpus: dict[str, list[float]] = {s: [] for s in SIDES}
+    drivers: dict[str, list[float]] = {s: [] for s in SIDES}
+    counts: dict[str, Any] = {}
+    print(f"  in {tempfile.gettempdir()} (set TMPDIR to measure on another file system)")
+    with tempfile.TemporaryDirectory(prefix="bench_core_") as name:
+        tmp = Path(name)
+        run_child("journal on", tmp, max(50, n // 10))  # warm-up: disk, page cache, pycs
+        for r in range(rounds):
+            # File creation on this disk drifts over a run, penalising whoever goes
+            # later: rotate the order, and compare the sides within each round.
+            order = SIDES[r % 3 :] + SIDES[: r % 3]
+            line = []
+            for side in order:
+                got = run_child(side, tmp, n)
+                walls[side].append(got["wall"])
+                cpus[side].append(got["cpu"])
+                drivers[side].append(got["driver"])
+                if side == "journal on":
+                    counts = got
+                line.append(f"{side} {got['wall'] / n * 1e3:.3f}")
+            print(f"  round {r + 1}: " + ", ".join(line) + " ms/job wall")
+
+    def ratios(a: str, b: str, what: dict[str, list[float]]) -> list[float]:
+        return [x / y for x, y in zip(what[a], what[b])]
+
+    def show(label: str, a: str, b: str, target: float | None = None) -> None:
+        wall = ratios(a, b, walls)
+        med = statistics.median(wall)
+        cpu = statistics.median(ratios(a, b, cpus))
+        driver = statistics.median(ratios(a, b, drivers))
+        verdict = "" if target is None else f" (target <= {target}x) {mark(med <= target)}"
+        print(
+            f"  {label}: {med:.3f}x wall{verdict}, {cpu:.3f}x CPU, {driver:.3f}x driver "
+            f"CPU; per round {', '.join(f'{x:.2f}' for x in wall)}"
+        )
+
+    def per_job(what: dict[str, list[float]], side: str) -> str:
+        return f"{statistics.median(what[side]) / n * 1e3:.3f}"
+
+    print("  medians in ms per job: wall, CPU (driver + its children), driver CPU alone")
+    for side in SIDES:
+        print(
+            f"  {side:12s} {per_job(walls, side)} wall, {per_job(cpus, side)} CPU, "
+            f"{per_job(drivers, side)} driver"
+        )
+    show("journal on  vs plain pool", "journal on", "plain", TARGET_RATIO)
+    show("journal on  vs journal off", "journal on", "journal off")
+    show("journal off vs plain pool", "journal off", "plain")
+    kinds = counts.get("kinds", {})
+    with tempfile.TemporaryDirectory(prefix="bench_core_") as name:
+        writes = run_child("count writes", Path(name), n)["writes"]
     print(
-        f"  median of the per-round ratios {paired:.2f}x "
-        f"({', '.join(f'{x:.2f}' for x in pairs)}) {mark(paired <= TARGET_RATIO)}"
-    )
-    cpu_ratio = cpu["runner"] / cpu["baseline"]
-    print(
-        f"  CPU per job: baseline {cpu['baseline'] / N_JOBS * 1e3:.3f} ms, runner "
-        f"{cpu['runner'] / N_JOBS * 1e3:.3f} ms, ratio {cpu_ratio:.2f}x "
-        "(less noisy than wall time on a busy machine)"
+        f"  journal: {counts.get('records', 0):.2f} records, {counts.get('bytes', 0):.0f} "
+        f"bytes and {writes:.2f} writes per job (the whole run's / jobs); records by kind {kinds}"
     )
     print(f"  load average now: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 
@@ -235,11 +319,24 @@ def import_time() -> None:
 
 def main() -> int:
     os.environ.pop("PYTHONPROFILEIMPORTTIME", None)
-    overhead()
-    print(f"== cost at scale: {N_SCALE} queued trivial jobs, maxjobs=2 ==")
-    scale(32)
-    scale(256)
-    import_time()
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        child(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=N_JOBS, help="jobs per round")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="rounds (at least 7)")
+    parser.add_argument("--only", choices=["overhead", "scale", "import"], default=None)
+    args = parser.parse_args()
+    if args.rounds < 7:
+        parser.error("--rounds: at least 7, so that the median of the rounds means something")
+    if args.only in (None, "overhead"):
+        overhead(args.jobs, args.rounds)
+    if args.only in (None, "scale"):
+        print(f"== cost at scale: {N_SCALE} queued trivial jobs, maxjobs=2 ==")
+        scale(32)
+        scale(256)
+    if args.only in (None, "import"):
+        import_time()
     return 0
 
 

@@ -1,7 +1,8 @@
 """Benchmark of the run journal: a 10,000-job journal read by `runner status`, checked by a resume.
 
-- the local overhead of the journal: the same batch with journal=True and journal=False
-  (bench_core compares the default, journal on, with a plain thread pool);
+(The journal's cost per local job, on against off and against a plain thread pool, with
+its records, bytes and writes per job, is measured by bench_core.py.)
+
 - `runner status DIR` on a 10,000-job journal (a new process, as from another shell);
 - a resume's check of 10,000 finished jobs (JobManager(resume=True), each job.run()
   restored, none run);
@@ -11,7 +12,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,11 +21,9 @@ from pathlib import Path
 from runner_core import JobManager, JobRunner, SingleJob, read_journal
 
 N_JOBS = 10_000
-N_OVERHEAD = 1000
 ROUNDS = 3
 TARGET_STATUS = 1.0
 TARGET_RESUME = 2.0
-TARGET_OVERHEAD = 1.15
 
 
 def mark(ok: bool) -> str:
@@ -81,32 +79,9 @@ def status_seconds(root: Path) -> float:
     return best
 
 
-def overhead(tmp: Path) -> None:
-    """Real processes: the same batch with and without the journal, best of ROUNDS."""
-    best = {True: float("inf"), False: float("inf")}
-    for r in range(ROUNDS):
-        for journal in (True, False) if r % 2 == 0 else (False, True):
-            root = tmp / f"o{journal}{r}"
-            start = time.perf_counter()
-            runner = JobRunner(parallel=True, maxjobs=2)
-            with JobManager(root, journal=journal) as manager:
-                for _ in range(N_OVERHEAD):
-                    SingleJob("job", "exit 0").run(jobrunner=runner, jobmanager=manager)
-                runner.wait()
-            best[journal] = min(best[journal], time.perf_counter() - start)
-            shutil.rmtree(root)
-    ratio = best[True] / best[False]
-    print(
-        f"  {N_OVERHEAD} local jobs, maxjobs=2: journal on {best[True] / N_OVERHEAD * 1e3:.3f} "
-        f"ms/job, off {best[False] / N_OVERHEAD * 1e3:.3f} ms/job, ratio {ratio:.3f}x"
-    )
-
-
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench_journal_") as name:
         tmp = Path(name)
-        print("== the journal's own cost (local jobs, journal on vs off) ==")
-        overhead(tmp)
         print(f"== a {N_JOBS}-job journal ==")
         root = tmp / "big"
         made = make_journal(root)

@@ -2,13 +2,15 @@
 
 Storage (in `<folder>/.runner/`), standard library only, safe on NFS, Lustre and GPFS:
 
-- `journal.jsonl`: one JSON object per line, appended with one `os.write` of the
-  whole line to a file opened with O_APPEND, by one writer (the driver). A step is
-  on record before the driver acts on it: a job's start before its `call`, a job's
-  end before anything waits on it. Records reach the file (the page cache, or the
-  NFS client) at once, so they survive a SIGKILL of the driver; `fsync` runs at
-  most once per `FSYNC_INTERVAL` from a thread of its own, so an OS crash loses
-  about the last second, and a job's records cost no disk round trip each.
+- `journal.jsonl`: one JSON object per line, appended to a file opened with O_APPEND
+  by one writer (the driver), whole lines only, several of them (of any jobs) in one
+  `os.write` where they are ready at the same moment. A step is on record before the
+  driver acts on it: a job's start before its `call`, its end before anything waits
+  on it (a job's registration goes out with its next record: see the notes on the
+  writer). Records reach the file (the page cache, or the NFS client) at once, so they
+  survive a SIGKILL of the driver; `fsync` runs at most once per `FSYNC_INTERVAL` from
+  a thread of its own, so an OS crash loses about the last second, and a job's records
+  cost no disk round trip each.
 - `lock`: created with O_EXCL (atomic on NFSv3 and later, and on every local file
   system), holding host, pid, process start time and boot id of the driver, its
   modification time refreshed every `HEARTBEAT` s. A lock whose driver is gone (same
@@ -24,9 +26,11 @@ Readers (`read_journal`) need no lock: they read the file up to its last complet
 line. A journal cut at any byte opens; what it dropped (a torn last record, a
 corrupt line) is reported in `JournalState.dropped`.
 
-Lock order: a JobManager's lock or the Results lock (a job's move is recorded under
-it, so the journal has the moves in their true order), then `Journal._lock`, which is
-innermost: nothing is called while it is held but `os.write`.
+Lock order: a JobManager's lock or the Results lock, then `Journal._io_lock` (held
+across a write; nothing else is called under it), then `Journal._lock` (the queue of
+records), which is innermost: nothing is called while it is held. A job's move is
+queued under the Results lock, so the journal has the moves in their true order; see
+the notes on the writer for when it is written.
 """
 
 from __future__ import annotations
@@ -73,8 +77,9 @@ FSYNC_INTERVAL = 1.0  # seconds: what an OS crash may lose at most, about
 HEARTBEAT = 15.0  # seconds between two refreshes of the lock's modification time
 STALE_AFTER = 300.0  # seconds without a heartbeat after which another host's lock is stale
 ERROR_CHARS = 300  # how much of a job's error message the journal keeps
-# Test hook: the driver SIGKILLs itself right after writing record number N (1-based,
-# counted over the driver's life), so tests can stop it at every step of a run.
+# Test hook: the driver SIGKILLs itself right after the write that puts record number N
+# (1-based, counted over the driver's life) in the file, so tests can stop it at every
+# step of a run.
 KILL_AT_ENV = "RUNNER_JOURNAL_TEST_KILL_AT"
 
 _STATUS = {s.value: s for s in JobStatus}
@@ -528,6 +533,64 @@ def _replay(state: JournalState, data: bytes) -> None:
 
 
 # --- the writer --------------------------------------------------------------------------
+#
+# What a record costs is mostly not its bytes: it is the encoding, the system call, and
+# above all a lock held across that system call (the call lets another thread run, which
+# then blocks on the lock). So:
+#
+# - A record is queued (`Journal._queue`: a list append under `Journal._lock`, no I/O)
+#   and written by `Journal.flush`, which writes everything queued so far, of every job,
+#   in one `os.write`, in the order it was queued. A thread whose record another
+#   thread's flush wrote meanwhile writes nothing (group commit).
+# - A job's move is queued under the Results lock, so the journal has the moves in
+#   their true order. A move to RUNNING or SUBMITTED is flushed after that lock is let
+#   go (before the process starts, or the driver goes on); an end is flushed under it,
+#   so that ends reach the file, the waiters and the callbacks in one order (what
+#   `as_completed` yields).
+# - A job's registration and a runner's description are queued without a flush (so a
+#   JobManager's lock, under which they are made, is held across no write): they are
+#   written with the next record of any job (for a local job: its RUNNING record,
+#   written before its process starts, so both cost one write), or by the journal
+#   thread within FSYNC_INTERVAL. Nothing acts on a registration before the job's next
+#   record; a driver killed in between leaves a folder that no record names, and the
+#   resume runs the job again in a new one.
+# - The records of a job's life have a fixed shape: they are formatted directly, not
+#   through `json`'s general encoder (`test_journal.py` checks that both agree).
+
+_INF = float("inf")
+
+
+def _num(value: object) -> str:
+    """A JSON number (or null) as the general encoder writes it; fast for int and float."""
+    kind = type(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and -_INF < value < _INF:  # type: ignore[operator]
+        return float.__repr__(value)
+    if value is None:
+        return "null"
+    return _encoder()[0](value)  # bool, NaN, an int or float subclass: as json writes it
+
+
+def _text(value: object) -> str:
+    """A JSON string as the general encoder writes it (non-ASCII kept as it is)."""
+    dumps, quote = _encoder()
+    return quote(value) if type(value) is str else dumps(value)
+
+
+_codec: Optional[tuple[Callable[[Any], str], Callable[[str], str]]] = None
+
+
+def _encoder() -> tuple[Callable[[Any], str], Callable[[str], str]]:
+    """(the general encoder, the string quoter), made on first use."""
+    global _codec
+    if _codec is None:
+        import json  # noqa: PLC0415 - lazy stdlib import keeps `import runner_core` fast
+        import json.encoder  # noqa: PLC0415 - the same, for the string quoter
+
+        encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+        _codec = (encoder.encode, json.encoder.encode_basestring)
+    return _codec
 
 
 class _Entry:
@@ -539,48 +602,59 @@ class _Entry:
         self.journal = journal
         self.number = number
 
-    def moved(self, results: Results, status: JobStatus) -> None:
-        """Record that `results` just moved to `status` (before anything acts on it)."""
+    def moved(self, results: Results, status: JobStatus) -> int:
+        """Queue the record of `results`' move to `status`; return its ticket for `flush`.
+
+        Called under the Results lock, so it does no I/O: the mover calls `flush(ticket)`
+        once it has let go of that lock, before anything acts on the move. 0 means there
+        is nothing to flush (a move that is not recorded, or a closed journal).
+        """
         if status.done:
-            rec: dict[str, Any] = {
-                "k": "end",
-                "j": self.number,
-                "s": status.value,
-                "code": results.exit_code,
-                "t": results.finished_at,
-            }
+            code, end = _num(results.exit_code), _num(results.finished_at)
+            line = f'{{"k":"end","j":{self.number},"s":"{status.value}","code":{code},"t":{end}'
             if results.reason is not None:
-                rec["why"] = results.reason
+                line += f',"why":{_text(results.reason)}'
             if results.error:
-                rec["err"] = results.error.strip()[:ERROR_CHARS]
+                line += f',"err":{_text(results.error.strip()[:ERROR_CHARS])}'
             if results.started_at is not None:
-                rec["t0"] = results.started_at
+                line += f',"t0":{_num(results.started_at)}'
             if results.submitted_at is not None:
-                rec["ts"] = results.submitted_at
-            self.journal.write(rec)
-        elif status is JobStatus.RUNNING:
-            self.journal.write(
-                {"k": "st", "j": self.number, "s": "running", "t": _stamp(results.started_at)}
-            )
+                line += f',"ts":{_num(results.submitted_at)}'
+            return self.journal._queue(line + "}\n")
+        if status is JobStatus.RUNNING:
+            at = _stamp(results.started_at)
         elif status is JobStatus.SUBMITTED:
-            self.journal.write(
-                {"k": "st", "j": self.number, "s": "submitted", "t": _stamp(results.submitted_at)}
-            )
+            at = _stamp(results.submitted_at)
+        else:
+            return 0
+        return self.journal._queue(
+            f'{{"k":"st","j":{self.number},"s":"{status.value}","t":{_num(at)}}}\n'
+        )
+
+    def flush(self, ticket: int) -> None:
+        """Make sure the record `ticket` (from `moved`) is written; see `Journal.flush`."""
+        self.journal.flush(ticket)
 
     def jobid(self, jobid: str, native_id: Optional[str] = None) -> None:
         """Record the scheduler's id of the job (and its own id of an array task)."""
-        rec: dict[str, Any] = {"k": "id", "j": self.number, "id": jobid}
+        line = f'{{"k":"id","j":{self.number},"id":{_text(jobid)}'
         if native_id is not None:
-            rec["nid"] = native_id
-        self.journal.write(rec)
+            line += f',"nid":{_text(native_id)}'
+        self.journal._write_line(line + "}\n")
 
     def tag(self, tag: str) -> None:
         """Record the tag the runner gives the job in the scheduler's queue (before the submit)."""
-        self.journal.write({"k": "tag", "j": self.number, "tag": tag})
+        self.journal._write_line(f'{{"k":"tag","j":{self.number},"tag":{_text(tag)}}}\n')
 
     def pid(self, pid: int) -> None:
-        """Record the local process group the job runs in (leader pid and start time)."""
-        self.journal.write({"k": "pid", "j": self.number, "pid": pid, "ps": process_start(pid)})
+        """Record the local process group the job runs in (leader pid and start time).
+
+        Written at once, not queued: a job killed with its driver is stopped by a resume
+        or `runner cancel` through this record.
+        """
+        self.journal._write_line(
+            f'{{"k":"pid","j":{self.number},"pid":{_num(pid)},"ps":{_num(process_start(pid))}}}\n'
+        )
 
     def left(self) -> None:
         """Record that the driver leaves the job in the scheduler's queue at its exit."""
@@ -593,6 +667,10 @@ class Journal:
 
     Made by `open_journal`, which hands the same object to every JobManager of this
     process on that folder.
+
+    Locks: `_io_lock` is held across a write (so batches reach the file in the order
+    their records were queued), `_lock` guards the queue and the file descriptor and is
+    innermost: nothing is called under it. Order: `_io_lock`, then `_lock`.
 
     Attributes:
         folder: the JobManager folder (absolute).
@@ -608,8 +686,11 @@ class Journal:
         self._fd: Optional[int] = fd
         self._lock_path = lock_path
         self._lock = threading.Lock()
+        self._io_lock = threading.Lock()
+        self._pending: list[bytes] = []  # records queued, not written yet, in order
+        self._queued = 0  # records queued so far (the last ticket handed out)
+        self._flushed = 0  # records written so far: every ticket up to it is on record
         self._dirty = False
-        self._written = 0
         self._synced_at = time.monotonic()
         self._beat_at = time.monotonic()
         self._next_job = max(previous.tries, default=0) + 1
@@ -621,11 +702,11 @@ class Journal:
         self._on_cancel: list[Callable[[], None]] = []
         kill_at = os.environ.get(KILL_AT_ENV)
         self._kill_at = int(kill_at) if kill_at and kill_at.isdigit() else 0
-        self._dumps: Callable[[Any], str] = _dumps()
+        self._dumps: Callable[[Any], str] = _encoder()[0]
         self.users = 0  # JobManagers of this process that use it (see JobManager.close)
         self.leftovers_stopped = False
         self._pool: Optional[dict[tuple[str, Optional[str]], list[JobRecord]]] = None
-        self._finalizer = weakref.finalize(self, _close_fd, fd, lock_path)
+        self._finalizer = weakref.finalize(self, _close_fd, fd, lock_path, self._pending)
         self._finalizer.atexit = False  # the exit hook closes it, after the last job's end
 
     def __repr__(self) -> str:
@@ -637,19 +718,53 @@ class Journal:
         return self._fd is None
 
     def write(self, rec: Mapping[str, Any]) -> None:
-        """Append one record, whole, with one `os.write`; it survives a SIGKILL from here on."""
-        line = (self._dumps(rec) + "\n").encode()
+        """Append one record, whole; it survives a SIGKILL from when this returns."""
+        self._write_line(self._dumps(rec) + "\n")
+
+    def _write_line(self, line: str) -> None:
+        """Queue one record (a JSON line) and write it, with what was queued before it."""
+        self.flush(self._queue(line))
+
+    def _queue(self, line: str) -> int:
+        """Queue one record (a JSON line); return its ticket for `flush`, 0 if closed. No I/O."""
+        data = line.encode()
         with self._lock:
-            fd = self._fd
+            if self._fd is not None:
+                self._pending.append(data)
+                self._queued += 1
+                return self._queued
+        logger().warning("journal %s is closed; not recorded: %s", self.folder, data)
+        return 0
+
+    def flush(self, ticket: int) -> None:
+        """Return once the record `ticket` is written, with everything queued before it.
+
+        Writes every record queued so far, of every job, with one `os.write`; writes
+        nothing when another thread's flush wrote `ticket` already. From here on the
+        record survives a SIGKILL of the driver. Call it holding no lock but a
+        JobManager's.
+        """
+        if self._flushed >= ticket:
+            return
+        with self._io_lock:
+            with self._lock:
+                if self._flushed >= ticket:
+                    return  # written meanwhile, by the flush this one waited for
+                fd = self._fd
+                pending = self._pending
+                data = pending[0] if len(pending) == 1 else b"".join(pending)
+                pending.clear()
+                last = self._queued
             if fd is None:
-                logger().warning("journal %s is closed; not recorded: %s", self.folder, line)
                 return
-            view = memoryview(line)
-            while view:
-                view = view[os.write(fd, view) :]
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                self._flushed = last
             self._dirty = True
-            self._written += 1
-            if self._written == self._kill_at:
+            if self._kill_at and last >= self._kill_at:
                 import signal  # noqa: PLC0415 - test hook only
 
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -662,19 +777,22 @@ class Journal:
         runner: Optional[int],
         flags: Optional[Mapping[str, Any]],
     ) -> _Entry:
-        """Record a new try of a job in `folder` (relative to the manager's folder)."""
+        """Record a new try of a job in `folder` (relative to the manager's folder).
+
+        The record is queued, not written: it goes out with the job's next record
+        (see the notes above `_Entry`).
+        """
         with self._lock:
             number = self._next_job
             self._next_job += 1
-        rec: dict[str, Any] = {"k": "job", "j": number, "name": name, "dir": folder}
+        line = f'{{"k":"job","j":{number},"name":{_text(name)},"dir":{_text(folder)}'
         if hash_ is not None:
-            rec["hash"] = hash_
+            line += f',"hash":{_text(hash_)}'
         if runner is not None:
-            rec["r"] = runner
+            line += f',"r":{_num(runner)}'
         if flags:
-            rec["flags"] = dict(flags)
-        rec["t"] = _now()
-        self.write(rec)
+            line += f',"flags":{self._dumps(dict(flags))}'
+        self._queue(f'{line},"t":{_num(_now())}}}\n')
         return _Entry(self, number)
 
     def adopt(self, number: int) -> _Entry:
@@ -683,11 +801,15 @@ class Journal:
         return _Entry(self, number)
 
     def add_runner(self, info: Mapping[str, Any]) -> int:
-        """Record a runner's description; return its number for the job records."""
+        """Record a runner's description; return its number for the job records.
+
+        Queued, not written, like a job's registration: only the job records that
+        follow it name it.
+        """
         with self._lock:
             number = self._next_runner
             self._next_runner += 1
-        self.write({"k": "runner", "r": number, "info": dict(info)})
+        self._queue(self._dumps({"k": "runner", "r": number, "info": dict(info)}) + "\n")
         return number
 
     def on_cancel(self, fn: Callable[[], None]) -> None:
@@ -704,10 +826,16 @@ class Journal:
         return self._cancel_seen
 
     def tick(self) -> None:
-        """The journal thread's round: fsync if dirty, heartbeat, look for a cancel request."""
+        """The journal thread's round: write what is queued, fsync if dirty, heartbeat, cancel.
+
+        Queued records (registrations whose job has not taken its next step yet) are
+        written here at the latest, so an OS crash loses about the last second.
+        """
         fd = self._fd
         if fd is None:
             return
+        if self._flushed < self._queued:
+            self.flush(self._queued)
         now = time.monotonic()
         if self._dirty:
             self._dirty = False
@@ -745,8 +873,9 @@ class Journal:
                 logger().exception("cancel hook %r of %s raised", fn, self.folder)
 
     def _abandon(self) -> None:
-        with self._lock:
+        with self._io_lock, self._lock:
             fd, self._fd = self._fd, None
+            self._pending.clear()
         if fd is not None:
             self._finalizer.detach()
             with contextlib.suppress(OSError):
@@ -768,11 +897,18 @@ class Journal:
         if self._fd is None:
             return
         self.write({"k": "close", "s": self.session, "t": _now()})
-        with self._lock:
-            fd: Optional[int] = self._fd
-            self._fd = None
-        if fd is None:  # closed by another thread meanwhile
-            return
+        with self._io_lock:
+            with self._lock:
+                fd: Optional[int] = self._fd
+                self._fd = None
+                late = b"".join(self._pending)  # queued by other threads since the close record
+                self._pending.clear()
+                self._flushed = self._queued
+            if fd is None:  # closed by another thread meanwhile
+                return
+            if late:
+                with contextlib.suppress(OSError):
+                    os.write(fd, late)
         self._finalizer.detach()
         _close_fd(fd, self._lock_path)
         with _registry_lock:
@@ -780,20 +916,18 @@ class Journal:
                 del _open[self.folder]
 
 
-def _close_fd(fd: int, lock_path: str) -> None:
-    """fsync and close a journal file, release its lock (also when its Journal is collected)."""
+def _close_fd(fd: int, lock_path: str, pending: Optional[list[bytes]] = None) -> None:
+    """Write what is queued, fsync and close a journal file, release its lock.
+
+    Also called when a Journal is collected without being closed, with its queue.
+    """
     with contextlib.suppress(OSError):
+        if pending:
+            os.write(fd, b"".join(pending))
         _fsync(fd)
     with contextlib.suppress(OSError):
         os.close(fd)
     _release_lock(lock_path)
-
-
-def _dumps() -> Callable[[Any], str]:
-    import json  # noqa: PLC0415 - lazy stdlib import keeps `import runner_core` fast
-
-    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
-    return encoder.encode
 
 
 def _fsync(fd: int) -> None:

@@ -383,7 +383,8 @@ class Pool:
 
     def _free_slot(self) -> None:
         self._slots -= 1
-        self._slot_free_cond.notify()
+        if self._slot_waiters:  # a notify costs a deque even with no one to wake
+            self._slot_free_cond.notify()
 
     def _end_task(self) -> None:
         self._tasks -= 1
@@ -417,7 +418,8 @@ class Pool:
                 if slotted:
                     self._free_slot()
                 self._end_task()
-            self._room_cond.notify()  # one task fewer taken: a blocked submit() may go on
+            if self._room_waiters:  # one task fewer taken: a blocked submit() may go on
+                self._room_cond.notify()
             if self._threads <= self._maxthreads:
                 ready = self._take_ready()
                 if ready is not None:

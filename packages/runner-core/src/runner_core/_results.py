@@ -21,10 +21,14 @@ __all__ = ["Results", "as_completed"]
 
 # One lock for every job's state: a move is a few assignments long, so sharing it costs
 # nothing measurable and saves a lock per job (10,000 jobs in flight is the target).
-# Nothing is called while it is held (no callback, no hook, no other lock) but one: a
-# job's journal entry records the move, an `os.write` under the journal's own lock,
-# which is innermost and calls nothing. So the journal has the moves in the order they
-# happened, and a step is on record before any waiter or callback learns of it.
+# Nothing is called while it is held (no callback, no hook, no other lock) but the job's
+# journal entry: it queues the move's record (a list append under the journal's queue
+# lock, which is innermost and calls nothing), so the journal has the moves in the
+# order they happened. A move to a final state is also written here, under this lock
+# (`flush`: one `os.write` under the journal's write lock, which calls nothing else), so
+# that ends reach the journal, the waiters and the callbacks in one order; any other
+# move is written once this lock is let go. Either way a step is on record before any
+# waiter, callback or process learns of it.
 _lock = threading.Lock()
 
 
@@ -246,10 +250,12 @@ class Results:
             ValueError: `reason` is not one of `REASONS`.
         """
         _check_reason(reason)
+        done = to.done
+        failure: Optional[BaseException] = None
         with _lock:
             current = self.status
             if not current.may_become(to):
-                if if_allowed or (once and current.done and to.done):
+                if if_allowed or (once and done and current.done):
                     return False
                 raise JobStateError(
                     f"job {self.job.name!r} cannot move from {current.name} to {to.name}"
@@ -262,7 +268,7 @@ class Results:
             elif to is JobStatus.RUNNING and (at is not None or self.started_at is None):
                 self.started_at = now
             entry = self._journal
-            if not to.done:
+            if not done:
                 self.status = to
             else:
                 if exit_code is not None:
@@ -275,13 +281,21 @@ class Results:
                 self._on_cancel = None
                 callbacks, self._callbacks = self._callbacks, None
                 self.status = to  # last: a reader that sees a final state sees its fields
-            if entry is not None:
-                entry.moved(self, to)
-        if not to.done:
+            ticket = 0 if entry is None else entry.moved(self, to)
+            if entry is not None and ticket and done:
+                try:
+                    entry.flush(ticket)
+                except BaseException as exc:  # a journal that cannot be written: say so,
+                    failure = exc  # after releasing the waiters, which must not hang
+        if not done:
+            if entry is not None and ticket:
+                entry.flush(ticket)
             return True
         self._event.set()
         for fn in callbacks or ():
             self._run_callback(fn)
+        if failure is not None:
+            raise failure
         return True
 
     def _submitted(self, jobid: str, native_id: Optional[str] = None) -> None:
