@@ -14,7 +14,7 @@ import pytest
 
 from core.runner_helpers import TIMEOUT, wait_until
 from runner_core import JobManager, JobRunner, JobStatus, SingleJob, config
-from runner_core._process import kill_groups
+from runner_core._process import find_session_leaders, kill_groups
 
 if TYPE_CHECKING:
     from runner_settings import Settings
@@ -238,3 +238,25 @@ def test_interpreter_exit_waits_for_parallel_jobs(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, str(script), str(tmp_path / "w")], check=True, timeout=TIMEOUT)
     assert (tmp_path / "w" / "late" / "marker").read_text() == "finished\n"
+
+
+@pytest.mark.parametrize("shebang", ["#!/bin/sh", "#!/bin/sh -e", f"#!{sys.executable}"])
+def test_a_runscript_is_found_by_its_path_whatever_runs_it(tmp_path: Path, shebang: str) -> None:
+    """A job killed with its driver before its pid was on record is found by its script.
+
+    The kernel runs a script with a `#!` line as `interpreter [option] script`, so the
+    script's path is not argv[0]: it used to be missed, and the job left running.
+    """
+    script = tmp_path / "job.run"
+    body = "import time; time.sleep(30)" if "python" in shebang else "sleep 30"
+    script.write_text(f"{shebang}\n{body}\n")
+    script.chmod(0o755)
+    proc = subprocess.Popen([str(script)], start_new_session=True)
+    try:
+        wait_until(lambda: find_session_leaders({str(script)}) != {}, "the script found")
+        found = find_session_leaders({str(script), str(tmp_path / "other.run")})
+        assert list(found) == [str(script)]
+        assert [pid for pid, _start in found[str(script)]] == [proc.pid]
+    finally:
+        proc.kill()
+        proc.wait(timeout=TIMEOUT)

@@ -226,11 +226,18 @@ def boot_id() -> Optional[str]:
 
 def _stat_fields(pid: int) -> Optional[list[str]]:
     """Fields 3 on of /proc/<pid>/stat (state, ppid, pgrp, session, ...), or None if gone."""
+    # os.open/os.read: three system calls; open() costs three times as many (it asks
+    # for the file's size and whether it is a tty), and this runs once per local job.
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            text = f.read().decode(errors="replace")
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
     except OSError:
         return None
+    try:
+        text = os.read(fd, 4096).decode(errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     # the command name (field 2) is in parentheses and may hold spaces and parentheses
     return text.rsplit(")", 1)[-1].split()
 
@@ -345,23 +352,33 @@ def kill_recorded_groups(
     return outcome
 
 
-def find_session_leaders(argv0: set[str]) -> dict[str, list[tuple[int, int]]]:
-    """Session leaders of this user whose argv[0] is one of `argv0`: {argv0: [(pid, start)]}.
+#: How far into a command line the runscript's path may be: the kernel runs a script
+#: with a `#!` line as ``interpreter [one option] script`` (``/bin/sh /w/x.run``).
+_SCRIPT_ARGS = 3
+
+
+def find_session_leaders(scripts: set[str]) -> dict[str, list[tuple[int, int]]]:
+    """Session leaders of this user running one of `scripts`: {script: [(pid, start)]}.
 
     For a job whose driver died after starting its process but before it recorded the
-    pid: the runscript was started by its full path, in a session of its own.
+    pid: the runscript was started by its full path, in a session of its own. The
+    kernel runs a script with a ``#!`` line as ``interpreter [option] script``, so the
+    path is looked for among the first three arguments, not only as argv[0].
     """
     found: dict[str, list[tuple[int, int]]] = {}
-    if not argv0:
+    if not scripts:
         return found
     for pid, fields in _live_processes():
         if int(fields[3]) != pid:
             continue
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                first = f.read().split(b"\0", 1)[0].decode(errors="replace")
+                args = f.read().split(b"\0", _SCRIPT_ARGS)[:_SCRIPT_ARGS]
         except OSError:
             continue
-        if first in argv0:
-            found.setdefault(first, []).append((pid, int(fields[19])))
+        for arg in args:
+            script = arg.decode(errors="replace")
+            if script in scripts:
+                found.setdefault(script, []).append((pid, int(fields[19])))
+                break
     return found
