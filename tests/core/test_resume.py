@@ -364,20 +364,28 @@ def test_a_local_job_left_running_by_a_killed_driver_is_stopped_before_its_rerun
     spec = {"jobs": [["long", body]], "parallel": True, "maxjobs": 1, "resume": False}
     driver = run_driver(tmp_path, spec, folder, wait=False)
     pid_file = folder / "long" / "pid"
-    # the file exists before the shell has written the pid into it
-    wait_until(lambda: pid_file.exists() and pid_file.read_text().strip() != "", "the job started")
-    wait_until(lambda: read_journal(folder).jobs[0].pid is not None, "its pid on record")
-    old = int(pid_file.read_text())
-    assert process_start(old) is not None
-    driver.kill()
-    driver.communicate()
-    assert process_start(old) is not None  # the job runs on without its driver
-    go.write_text("")  # the rerun must not wait
-    (folder / "long" / "pid").unlink()
-    resumed = run_driver(tmp_path, {**spec, "resume": resume}, folder)
-    assert outcome(resumed) == {"long": ["SUCCESSFUL", 0, False]}
-    wait_until(lambda: process_start(old) is None, "the old job process stopped")
-    assert int((folder / "long" / "pid").read_text()) != old
+    try:
+        # the file exists before the shell has written the pid into it
+        wait_until(
+            lambda: pid_file.exists() and pid_file.read_text().strip() != "", "the job started"
+        )
+        wait_until(lambda: read_journal(folder).jobs[0].pid is not None, "its pid on record")
+        old = int(pid_file.read_text())
+        assert process_start(old) is not None
+        driver.kill()
+        driver.communicate()
+        assert process_start(old) is not None  # the job runs on without its driver
+        go.write_text("")  # the rerun must not wait
+        pid_file.unlink()
+        resumed = run_driver(tmp_path, {**spec, "resume": resume}, folder)
+        assert outcome(resumed) == {"long": ["SUCCESSFUL", 0, False]}
+        wait_until(lambda: process_start(old) is None, "the old job process stopped")
+        assert int(pid_file.read_text()) != old
+    finally:  # a failing test leaves neither its driver nor its job running
+        go.write_text("")
+        if driver.poll() is None:
+            driver.kill()
+            driver.communicate()
 
 
 def test_a_recorded_group_is_never_signalled_through_a_reused_pid(tmp_path: Path) -> None:
