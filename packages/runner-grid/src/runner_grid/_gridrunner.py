@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import logging
 import os
 import threading
@@ -68,7 +67,7 @@ from runner_grid.schemes import SCHEMES
 from runner_settings import Settings
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from runner_core import Results
     from runner_core.ext import Completion, JobRecord
@@ -122,6 +121,22 @@ def _seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
     return float(value)
+
+
+def _ended(code: int, reason: Optional[str], times: Times) -> RecordedState:
+    """How a job ended, as a record shows it: CANCELLED, SUCCESSFUL (0, no reason) or CRASHED."""
+    if reason == "cancelled":
+        status = JobStatus.CANCELLED
+    elif code == 0 and reason is None:
+        status = JobStatus.SUCCESSFUL
+    else:
+        status = JobStatus.CRASHED
+    return RecordedState(status, code, reason, times.started, times.finished)
+
+
+def _fixed(scheme: Scheme) -> Callable[[], Scheme]:
+    """A scheme source that always gives `scheme` (for a `SchemeCheck` of one query)."""
+    return lambda: scheme
 
 
 class _End(NamedTuple):
@@ -1116,20 +1131,12 @@ class GridRunner(JobRunner):
                 if code != 0 and runner is not None and scheme is not None and record.jobid:
                     told = runner._query_end(scheme, record.jobid)
                     reason = None if told is None else told[1]
-                if code == 0:
-                    status = JobStatus.SUCCESSFUL
-                elif reason == "cancelled":
-                    status = JobStatus.CANCELLED
-                else:
-                    status = JobStatus.CRASHED
-                seen[record.number] = RecordedState(
-                    status, code, reason, times.started, times.finished
-                )
+                seen[record.number] = _ended(code, reason, times)
             gone: set[str] = set()
             ids = [r.jobid for r, _t in unknown if r.jobid]
             if runner is not None and scheme is not None and ids:
                 try:
-                    still = SchemeCheck(functools.partial(lambda view: view, scheme))(ids)
+                    still = SchemeCheck(_fixed(scheme))(ids)
                 except CheckFailed as exc:
                     logger.error("could not ask which jobs are still queued: %s", exc)
                 else:
@@ -1138,17 +1145,7 @@ class GridRunner(JobRunner):
                 if record.jobid in gone and runner is not None and scheme is not None:
                     told = runner._query_end(scheme, record.jobid)
                     if told is not None:
-                        code, reason = told
-                        status = (
-                            JobStatus.CANCELLED
-                            if reason == "cancelled"
-                            else JobStatus.SUCCESSFUL
-                            if code == 0 and reason is None
-                            else JobStatus.CRASHED
-                        )
-                        seen[record.number] = RecordedState(
-                            status, code, reason, times.started, times.finished
-                        )
+                        seen[record.number] = _ended(told[0], told[1], times)
                         continue
                 if times.started is not None:
                     seen[record.number] = RecordedState(JobStatus.RUNNING, started_at=times.started)
