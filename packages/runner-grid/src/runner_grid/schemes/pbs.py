@@ -10,7 +10,7 @@ from runner_grid._ids import base_id, last_id, task_key
 from runner_grid.schemes._common import TRANSIENT_REFUSALS, End, combine_ends, current_user
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 __all__ = [
     "ARRAY_INDEX_VARS",
@@ -104,7 +104,16 @@ def running(output: str) -> list[str]:
     Raises:
         ValueError: a line is neither a header nor a job line (the check then counts as failed).
     """
-    ids: dict[str, None] = {}
+    ids = {jobid: None for jobid, state in _listing(output) if state not in FINISHED_STATES}
+    return list(ids)
+
+
+def _listing(output: str) -> Iterator[tuple[str, str]]:
+    """(id, state) for each job line of a qstat listing, the id without its server suffix.
+
+    Raises:
+        ValueError: a line is neither a header nor a job line.
+    """
     for line in output.splitlines():
         if not line.strip() or _HEADER.match(line):
             continue
@@ -112,11 +121,8 @@ def running(output: str) -> list[str]:
         fields = line.split()
         if not match or len(fields) < 3:
             raise ValueError(f"qstat line {line!r} is neither a header nor a job line")
-        state = fields[-2]
-        if state not in FINISHED_STATES:
-            listed = match.group(1)
-            ids[task_key(listed) or base_id(listed)] = None
-    return list(ids)
+        listed = match.group(1)
+        yield task_key(listed) or base_id(listed), fields[-2]
 
 
 #: States of a job or subjob that has started: running, exiting, suspended.
@@ -128,19 +134,11 @@ def started(output: str) -> list[str]:
 
     The state column (next to last) is R (running), E (exiting), S or U (suspended); an
     array's own line (B, begun) is not a job that runs.
+
+    Raises:
+        ValueError: a line is neither a header nor a job line.
     """
-    ids: dict[str, None] = {}
-    for line in output.splitlines():
-        if not line.strip() or _HEADER.match(line):
-            continue
-        match = _JOB_LINE.match(line)
-        fields = line.split()
-        if not match or len(fields) < 3:
-            continue
-        if fields[-2] in STARTED_STATES:
-            listed = match.group(1)
-            ids[task_key(listed) or base_id(listed)] = None
-    return list(ids)
+    return list({jobid: None for jobid, state in _listing(output) if state in STARTED_STATES})
 
 
 #: qstat's exit statuses that may be answers: some ids are unknown (153) or finished (35).

@@ -10,7 +10,7 @@ from runner_grid._ids import base_id, expand_indices, last_id, task_key
 from runner_grid.schemes._common import TRANSIENT_REFUSALS, End, combine_ends, current_user
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 __all__ = [
     "ARRAY_INDEX_VAR",
@@ -134,16 +134,26 @@ def running(output: str) -> list[str]:
         ValueError: a line is not in the pinned format (the check then counts as failed).
     """
     ids: dict[str, None] = {}
+    for listed, state in _listing(output):
+        if state not in FINISHED_STATES:
+            for jobid in _task_ids(listed):
+                ids[jobid] = None
+    return list(ids)
+
+
+def _listing(output: str) -> Iterator[tuple[str, str]]:
+    """(``%i``, state) for each line of a pinned squeue listing; ``CLUSTER:`` lines skipped.
+
+    Raises:
+        ValueError: a line is not in the pinned format.
+    """
     for line in output.splitlines():
         if not line.strip() or _CLUSTER.match(line):
             continue
         match = _LINE.match(line.strip())
         if not match:
             raise ValueError(f"squeue line {line!r} is not in the pinned format {SQUEUE_FORMAT!r}")
-        if match.group(2) not in FINISHED_STATES:
-            for jobid in _task_ids(match.group(1)):
-                ids[jobid] = None
-    return list(ids)
+        yield match.group(1), match.group(2)
 
 
 #: States of a job that has started on a node (running, finishing, suspended or stopped).
@@ -162,15 +172,11 @@ def started(output: str) -> list[str]:
     Raises:
         ValueError: a line is not in the pinned format.
     """
-    ids: dict[str, None] = {}
-    for line in output.splitlines():
-        if not line.strip() or _CLUSTER.match(line):
-            continue
-        match = _LINE.match(line.strip())
-        if not match:
-            raise ValueError(f"squeue line {line!r} is not in the pinned format {SQUEUE_FORMAT!r}")
-        if match.group(2) in STARTED_STATES and _PENDING_TASKS.match(match.group(1)) is None:
-            ids[match.group(1)] = None
+    ids = {
+        listed: None
+        for listed, state in _listing(output)
+        if state in STARTED_STATES and _PENDING_TASKS.match(listed) is None
+    }
     return list(ids)
 
 
