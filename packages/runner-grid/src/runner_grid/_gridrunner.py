@@ -551,7 +551,7 @@ class GridRunner(JobRunner):
         requested and nothing says why a non-zero code came.
         """
         code = read_exitcode(exit_file)
-        times = read_times(times_for(exit_file)) if code is not None else NO_TIMES
+        times = read_times(times_for(exit_file))
         if code == 0:
             return _End(0, None, True, times)
         if code is not None:  # the runscript's own code; the scheduler may know why
@@ -561,7 +561,6 @@ class GridRunner(JobRunner):
             if told is not None:
                 return _End(code, told[1], told[1] != "cancelled", times)
             return _End(code, None, not cancelled, times) if last else None
-        times = read_times(times_for(exit_file))
         told = self._query_end(scheme, jobid)
         if told is not None:
             logger.info("job %s wrote no exit code; the scheduler reports %d", jobid, told[0])
@@ -869,10 +868,13 @@ class GridRunner(JobRunner):
                 scheme = self._unit_scheme
                 if not self._waiting_units or scheme is None or self.cancelled:
                     return
-                plain = sum(1 for jobid in self._queued if jobid not in self._array_of)
-                held = sum(self._shares.values())
-                unshared = plain - sum(1 for jobid in self._shares if jobid in self._queued)
-                free = self.maxjobs - held - max(0, unshared)
+                # a plain job in the queue outside any batch holds 1, a unit its share
+                unshared = sum(
+                    1
+                    for jobid in self._queued
+                    if jobid not in self._array_of and jobid not in self._shares
+                )
+                free = self.maxjobs - sum(self._shares.values()) - unshared
                 if free < 1:
                     return
                 unit = self._waiting_units.popleft()
