@@ -175,3 +175,44 @@ def queue_entries(draw: Any) -> list[tuple[int, bool, bool]]:
 
 #: Server or cluster suffixes an id may carry in a listing (PBS ``N.server``, ``N.server.dom``).
 server_suffixes = st.sampled_from(["", ".pbsvm", ".pbs.example.org", ".s-1"])
+
+
+# --- resources (runner_core.Resources) ----------------------------------------
+
+#: Memory sizes in bytes: odd ones, and whole kilobytes to terabytes.
+memory_sizes = st.integers(1, 2**52) | st.builds(
+    lambda count, unit: count * 1024**unit, st.integers(1, 4096), st.integers(1, 4)
+)
+
+#: Time limits in whole seconds, from one second to over three years.
+walltimes = st.integers(1, 10**8)
+
+#: Memory sizes as people write them: a number, maybe a fraction, a unit in any spelling.
+memory_texts = st.builds(
+    lambda whole, fraction, unit, suffix, space: f"{whole}{fraction}{space}{unit}{suffix}",
+    st.integers(0, 10**6).map(str),
+    st.sampled_from(["", ".5", ".25", ".001", ".0"]),
+    st.sampled_from(list("KMGTkmgt")),
+    st.sampled_from(["", "B", "b", "iB", "ib"]),
+    st.sampled_from(["", " "]),
+).filter(lambda text: any(c in "123456789" for c in text))  # more than 0 bytes
+
+_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-.,", min_size=1, max_size=8)
+
+
+@st.composite
+def resources(draw: Any) -> Any:
+    """A `runner_core.Resources` with any mix of fields; cores and GPUs divide by its nodes."""
+    from runner_core import Resources  # noqa: PLC0415 - the settings suites run without it
+
+    nodes = draw(st.none() | st.integers(1, 8))
+    per_node = st.none() | st.integers(1, 64).map(lambda n: n * (nodes or 1))
+    return Resources(
+        cores=draw(per_node),
+        nodes=nodes,
+        memory=draw(st.none() | memory_sizes),
+        walltime=draw(st.none() | walltimes),
+        gpus=draw(per_node),
+        queue=draw(st.none() | _names),
+        account=draw(st.none() | _names),
+    )

@@ -31,6 +31,12 @@ def slot_waiters(runner: JobRunner) -> int:
     return snap.queued + snap.slot_waiters
 
 
+def busy_threads(runner: JobRunner) -> int:
+    """Job threads that run a job (alive and not idle: an idle one waits for the next job)."""
+    snap = runner.snapshot()
+    return snap.threads - snap.idle
+
+
 def thread_waiters(runner: JobRunner) -> int:
     """How many callers are blocked on the maxthreads cap."""
     return runner.snapshot().room_waiters

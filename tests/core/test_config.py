@@ -50,6 +50,7 @@ def test_default_runner_and_manager_are_made_once(
 def test_public_names() -> None:
     assert sorted(runner_core.__all__) == [
         "CancelOutcome",
+        "GROWABLE",
         "JobError",
         "JobManager",
         "JobRecord",
@@ -59,6 +60,8 @@ def test_public_names() -> None:
         "JournalLocked",
         "JournalState",
         "REASONS",
+        "RESOURCE_KEYS",
+        "Resources",
         "Results",
         "SingleJob",
         "Terminated",
@@ -66,6 +69,11 @@ def test_public_names() -> None:
         "as_completed",
         "cancel_run",
         "config",
+        "format_memory",
+        "format_walltime",
+        "megabytes",
+        "parse_memory",
+        "parse_walltime",
         "read_journal",
         "report_failure",
     ]

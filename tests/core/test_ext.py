@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from core.runner_helpers import TIMEOUT, wait_until
+from core.runner_helpers import TIMEOUT, busy_threads, wait_until
 from runner_core import JobManager, JobRunner, JobStatus, Results, SingleJob
 from runner_core.ext import (
     Completion,
@@ -53,7 +53,7 @@ def test_detached_jobs_hold_slots_but_no_threads(manager: JobManager) -> None:
     jobs = [SingleJob(f"d{i}", "") for i in range(5)]
     results = [job.run(runner, manager) for job in jobs]
     wait_until(lambda: runner.snapshot().detached == 3, "three jobs detached")
-    wait_until(lambda: runner.snapshot().threads == 0, "their threads have ended")
+    wait_until(lambda: busy_threads(runner) == 0, "their threads are free")
     snap = runner.snapshot()
     assert (snap.slots, snap.queued, snap.tasks) == (3, 2, 5)
     assert [r.status for r in results] == [JobStatus.RUNNING] * 3 + [JobStatus.QUEUED] * 2
@@ -192,3 +192,133 @@ def test_can_detach_only_inside_the_runners_own_job(manager: JobManager) -> None
     assert seen[:2] == [("own", True), ("other", False)]
     assert seen[2] == ("own", False)  # a call made by user code has no job to detach
     assert not can_detach(runner)
+
+
+# --- jobs run in the caller's thread: JobRunner.runs_in_caller ----------------------------
+
+
+class Collector(JobRunner):
+    """A parallel runner that, while `collecting`, runs each job in the thread of `job.run()`.
+
+    Its call detaches the job and keeps its Completion to end it later: a stand-in for
+    GridRunner inside `with runner.batch():`, which collects the jobs run in the block's
+    thread and submits them when the block ends. `cancel_job` ends a collected job.
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.collecting = False
+        self.collected: dict[Results, Completion] = {}
+        self.call_threads: list[int] = []
+        self.fail_in_call = False
+
+    def runs_in_caller(self) -> bool:
+        return self.collecting
+
+    def call(
+        self, runscript: str, workdir: str, out: str | None, err: str, runflags: Settings
+    ) -> int:
+        self.call_threads.append(threading.get_ident())
+        if self.fail_in_call:
+            raise RuntimeError("collecting failed")
+        completion = detach_job()
+        self.collected[completion.results] = completion
+        return 0
+
+    def cancel_job(self, results: Results) -> None:
+        super().cancel_job(results)
+        completion = self.collected.pop(results, None)
+        if completion is not None:
+            completion.complete(1, reason="cancelled")
+
+
+def _count_job_thread_starts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    started: list[str] = []
+    original = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name.startswith("runner:"):
+            started.append(thread.name)
+        original(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    return started
+
+
+def test_a_job_run_in_the_callers_thread_takes_no_thread_and_no_slot(
+    manager: JobManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = Collector(parallel=True, maxjobs=1)
+    pooled = SingleJob("pooled", "").run(runner, manager)  # a job thread, the only slot
+    wait_until(lambda: runner.snapshot().detached == 1, "the pooled job detached")
+    assert runner.snapshot().slots == 1
+    started = _count_job_thread_starts(monkeypatch)
+    runner.collecting = True
+    here = [SingleJob(f"here{i}", "").run(runner, manager) for i in range(3)]
+    # each job went through call in this thread before run() returned, with the only
+    # slot taken: call neither waited for a slot nor took one, and no thread started
+    assert runner.call_threads[1:] == [threading.get_ident()] * 3
+    assert started == []
+    assert [r.status for r in here] == [JobStatus.RUNNING] * 3
+    snap = runner.snapshot()
+    assert (snap.slots, snap.queued, snap.detached, snap.tasks) == (1, 0, 4, 4)
+    with pytest.raises(TimeoutError):
+        runner.wait(0.01)
+    waited = threading.Event()
+
+    def wait_for_all() -> None:
+        runner.wait(TIMEOUT)
+        waited.set()
+
+    waiter = threading.Thread(target=wait_for_all)
+    waiter.start()
+    completions = [runner.collected.pop(r) for r in [pooled, *here]]
+    for completion in completions[:-1]:
+        completion.complete(0)
+    assert not waited.wait(0.05)  # wait() still waits for the last job run here
+    completions[-1].complete(0)
+    waiter.join(TIMEOUT)
+    assert waited.is_set()
+    assert all(r.ok for r in [pooled, *here])
+    snap = runner.snapshot()
+    assert (snap.slots, snap.detached, snap.tasks) == (0, 0, 0)  # no slot freed twice
+
+
+def test_cancel_reaches_a_job_run_in_the_callers_thread(manager: JobManager) -> None:
+    runner = Collector(parallel=True, maxjobs=2)
+    runner.collecting = True
+    kept = SingleJob("kept", "").run(runner, manager)
+    dropped = SingleJob("dropped", "").run(runner, manager)
+    dropped.job.cancel()
+    assert (dropped.status, dropped.reason) == (JobStatus.CANCELLED, "cancelled")
+    assert runner.snapshot().tasks == 1
+    runner.collected.pop(kept).complete(0)
+    runner.wait(TIMEOUT)
+    assert kept.ok
+    snap = runner.snapshot()
+    assert (snap.slots, snap.tasks, snap.threads) == (0, 0, 0)
+
+
+def test_a_failure_in_the_callers_thread_fails_the_job_and_leaks_nothing(
+    manager: JobManager,
+) -> None:
+    runner = Collector(parallel=True, maxjobs=1)
+    runner.collecting = True
+    runner.fail_in_call = True
+    results = SingleJob("f", "").run(runner, manager)  # run() itself does not raise
+    assert results.status is JobStatus.FAILED
+    assert "collecting failed" in (results.error or "")
+    runner.wait(TIMEOUT)
+    snap = runner.snapshot()
+    assert (snap.slots, snap.tasks, snap.threads) == (0, 0, 0)
+
+
+def test_a_serial_runner_does_not_ask_runs_in_caller(manager: JobManager) -> None:
+    class NeverAsked(Collector):
+        def runs_in_caller(self) -> bool:
+            raise AssertionError("a serial runner runs every job here anyway")
+
+    runner = NeverAsked()
+    results = SingleJob("s", "").run(runner, manager)
+    runner.collected.pop(results).complete(0)
+    assert results.ok

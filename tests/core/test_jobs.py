@@ -7,7 +7,7 @@ import os
 import pathlib
 import stat
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given
@@ -27,6 +27,7 @@ from runner_core import (
 from runner_settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
 
@@ -242,6 +243,37 @@ def test_running_a_job_twice_is_refused(manager: JobManager) -> None:
     job.run(JobRunner(), manager)
     with pytest.raises(JobError, match="already been run"):
         job.run(JobRunner(), manager)
+
+
+def test_a_run_flag_the_runner_refuses_raises_in_the_caller_and_fails_the_job_unrun(
+    manager: JobManager,
+) -> None:
+    seen: list[dict[str, object]] = []
+
+    class Picky(JobRunner):
+        def check_runflags(self, runflags: Mapping[str, Any]) -> None:
+            seen.append(dict(runflags))
+            if runflags.get("memory") == "lots":
+                raise ValueError("run flag memory='lots' is not a memory size; give e.g. '4G'")
+
+        def call(
+            self, runscript: str, workdir: str, out: str | None, err: str, runflags: Settings
+        ) -> int:
+            raise AssertionError("a refused job never reaches call")
+
+    job = SingleJob("picky", "exit 0", settings={"run": {"x": 1}})
+    with pytest.raises(ValueError, match="memory='lots'"):
+        job.run(Picky(parallel=True), manager, memory="lots")
+    assert seen == [{"x": 1, "memory": "lots"}]  # settings.run and the keywords, merged
+    assert job.results.status is JobStatus.FAILED  # at once, in the caller: done callbacks run
+    assert "run flag memory='lots' is not a memory size" in (job.results.error or "")
+    assert manager.jobs == []
+    good = SingleJob("good", "exit 0").run(JobRunner(parallel=True), manager, memory="4G")
+    assert good.wait(TIMEOUT).ok
+
+
+def test_a_local_runner_accepts_any_run_flag(manager: JobManager) -> None:
+    assert SingleJob("any", "exit 0").run(JobRunner(), manager, memory="lots", cores=-1).ok
 
 
 def test_run_without_runner_or_manager_uses_the_config_defaults(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 from typing import Callable
 
@@ -50,17 +52,33 @@ def idle(pool: Pool) -> bool:
     return (snap.tasks, snap.slots, snap.threads, snap.queued, snap.expedited) == (0, 0, 0, 0, 0)
 
 
+def counting_daemon(starts: list[int]) -> Callable[[], bool]:
+    """A pool's `daemon` callable (called at each thread start) that counts the starts."""
+
+    def daemon() -> bool:
+        starts.append(1)
+        return True
+
+    return daemon
+
+
+def close_and_settle(pool: Pool) -> None:
+    """Close the pool (its idle threads end at once) and wait until it holds nothing."""
+    pool.close()
+    wait_until(lambda: idle(pool), "the pool is idle")
+
+
 def test_fifo_order_on_one_reused_thread() -> None:
-    pool = Pool(limit=1)
+    pool = Pool(limit=1, linger=TIMEOUT)
     order: list[int] = []
     threads: set[int] = set()
     for i in range(20):
         pool.submit(lambda i=i: (order.append(i), threads.add(threading.get_ident())))
     assert pool.wait(TIMEOUT)
     assert order == list(range(20))
-    wait_until(lambda: idle(pool), "the pool is idle")
-    # a thread that ends a task takes the next one: one slot, so one thread at a time
-    assert pool.snapshot().threads == 0
+    # a thread that ends a task takes the next one, or waits idle for it: one thread
+    assert len(threads) == 1
+    close_and_settle(pool)
 
 
 @settings(deadline=None)
@@ -93,7 +111,7 @@ def test_concurrency_is_min_of_limit_maxthreads_and_tasks(
     submitter.join(TIMEOUT)
     assert pool.wait(TIMEOUT)
     assert sorted(gates.started) == list(range(n))
-    wait_until(lambda: idle(pool), "the pool is idle")
+    close_and_settle(pool)
 
 
 def test_raising_the_limit_starts_queued_tasks_at_once() -> None:
@@ -124,7 +142,7 @@ def test_expedite_runs_a_queued_task_without_a_slot() -> None:
     assert pool.wait(TIMEOUT)
     assert gates.started == [0, 2, 1]
     pool.expedite(second)  # ended: nothing happens
-    wait_until(lambda: idle(pool), "the pool is idle")
+    close_and_settle(pool)
 
 
 def test_expedite_all_and_close() -> None:
@@ -157,7 +175,7 @@ def test_expedite_all_and_close() -> None:
     gates.open()
     assert pool.wait(TIMEOUT)
     assert 9 not in gates.started
-    wait_until(lambda: idle(pool), "the pool is idle")
+    close_and_settle(pool)
 
 
 def test_acquire_slot_waits_for_the_limit_and_stops_on_request() -> None:
@@ -205,7 +223,7 @@ def test_a_detached_task_keeps_its_slot_until_its_lease_is_released() -> None:
     leases[0].release()  # idempotent
     assert pool.wait(TIMEOUT)
     assert order == ["first returned", "second ran"]
-    wait_until(lambda: idle(pool), "the pool is idle")
+    close_and_settle(pool)
     assert pool.snapshot().detached == 0
 
 
@@ -241,7 +259,7 @@ def test_a_raising_task_is_logged_and_the_pool_goes_on(caplog: pytest.LogCapture
         assert pool.wait(TIMEOUT)
     assert ran == [1]
     assert "task exploded" in caplog.text
-    wait_until(lambda: idle(pool), "the pool is idle")
+    close_and_settle(pool)
 
 
 def test_wait_times_out_with_a_task_running() -> None:
@@ -275,7 +293,7 @@ def test_ctrl_c_in_thread_start_leaves_the_task_to_exactly_one_side(
     monkeypatch.undo()
     assert pool.wait(TIMEOUT)  # counted once, whoever ended it
     assert ran.is_set() == after_start
-    wait_until(lambda: idle(pool), "the pool is idle")
+    close_and_settle(pool)
 
 
 def test_bad_settings_are_refused_naming_the_value() -> None:
@@ -327,4 +345,203 @@ def test_each_ended_task_wakes_the_callers_it_made_room_for() -> None:
     assert pool.wait(TIMEOUT)
     taker.join(TIMEOUT)
     assert gates.started == [0, 1]
+    close_and_settle(pool)
+
+
+# --- idle threads (linger) ---------------------------------------------------------------
+
+
+def test_an_idle_thread_takes_the_next_task_instead_of_a_new_thread() -> None:
+    starts: list[int] = []
+    pool = Pool(daemon=counting_daemon(starts), linger=TIMEOUT)
+    ran_on: list[int] = []
+    pool.submit(lambda: ran_on.append(threading.get_ident()))
+    assert pool.wait(TIMEOUT)
+    wait_until(lambda: pool.snapshot().idle == 1, "the thread waits idle for a task")
+    snap = pool.snapshot()
+    assert (snap.threads, snap.tasks) == (1, 0)
+    pool.submit(lambda: ran_on.append(threading.get_ident()))
+    assert pool.wait(TIMEOUT)
+    assert len(starts) == 1
+    assert ran_on[0] == ran_on[1]
+    close_and_settle(pool)
+
+
+def test_an_idle_thread_ends_after_linger_or_at_once_with_linger_zero() -> None:
+    for linger in (0.0, 0.05):
+        pool = Pool(linger=linger)
+        pool.submit(lambda: None)
+        assert pool.wait(TIMEOUT)
+        wait_until(lambda pool=pool: idle(pool), "the thread has ended by itself")
+        assert not pool.snapshot().closed
+
+
+def test_idle_threads_do_not_count_as_taken_tasks() -> None:
+    pool = Pool(maxthreads=2, linger=TIMEOUT)
+    gates = Gates()
+    for i in range(2):
+        pool.submit(gates.task(i))
+    wait_until(lambda: gates.running == 2, "two tasks run")
+    gates.open(0, 1)
+    assert pool.wait(TIMEOUT)
+    wait_until(lambda: pool.snapshot().idle == 2, "both threads wait idle")
+    # two idle threads: two more tasks take them without blocking, a third blocks
+    pool.submit(gates.task(2))
+    pool.submit(gates.task(3))
+    wait_until(lambda: gates.running == 2, "the idle threads run the new tasks")
+    snap = pool.snapshot()
+    assert (snap.threads, snap.idle, snap.room_waiters) == (2, 0, 0)
+    third = threading.Thread(target=lambda: pool.submit(gates.task(4)))
+    third.start()
+    wait_until(lambda: pool.snapshot().room_waiters == 1, "the fifth submit waits for room")
+    gates.open()
+    third.join(TIMEOUT)
+    assert pool.wait(TIMEOUT)
+    assert sorted(gates.started) == [0, 1, 2, 3, 4]
+    close_and_settle(pool)
+
+
+def test_lowering_maxthreads_ends_the_idle_threads_over_it() -> None:
+    pool = Pool(maxthreads=3, linger=TIMEOUT)
+    gates = Gates()
+    for i in range(3):
+        pool.submit(gates.task(i))
+    wait_until(lambda: gates.running == 3, "three tasks run")
+    gates.open()
+    assert pool.wait(TIMEOUT)
+    wait_until(lambda: pool.snapshot().idle == 3, "three idle threads")
+    pool.maxthreads = 1
+    wait_until(lambda: pool.snapshot().threads == 1, "the two over the cap have ended")
+    later = [gates.task(i) for i in range(3, 6)]
+    gates.open()
+    for task in later:
+        pool.submit(task)
+    assert pool.wait(TIMEOUT)
+    assert gates.started[3:] == [3, 4, 5]  # one thread: first come, first served
+    assert pool.snapshot().threads == 1
+    close_and_settle(pool)
+
+
+def test_close_ends_a_lingering_thread_at_once() -> None:
+    pool = Pool(linger=10 * TIMEOUT)
+    threads: list[threading.Thread] = []
+    pool.submit(lambda: threads.append(threading.current_thread()))
+    assert pool.wait(TIMEOUT)
+    wait_until(lambda: pool.snapshot().idle == 1, "the thread waits idle")
+    pool.close()
+    threads[0].join(TIMEOUT)
+    assert not threads[0].is_alive()
+    assert idle(pool)
+
+
+def test_a_closed_pools_threads_run_what_is_left_then_end_without_idling() -> None:
+    pool = Pool(limit=1, linger=10 * TIMEOUT)
+    gates = Gates()
+    for i in range(3):
+        pool.submit(gates.task(i))
+    wait_until(lambda: gates.started == [0], "the first task holds the only slot")
+    pool.close()
+    gates.open()
+    assert pool.wait(TIMEOUT)
+    assert gates.started == [0, 1, 2]
+    wait_until(lambda: idle(pool), "the thread has ended")
+
+
+def test_a_lingering_non_daemon_thread_does_not_hold_the_interpreters_exit() -> None:
+    script = (
+        "from runner_core._pool import Pool\n"
+        "pool = Pool(daemon=lambda: False, linger=3600)\n"
+        "pool.submit(lambda: None)\n"
+        "assert pool.wait(30)\n"
+    )
+    # without the exit hook the interpreter would wait an hour for the idle thread
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=TIMEOUT)
+
+
+def test_bad_linger_is_refused_naming_the_value() -> None:
+    with pytest.raises(ValueError, match=r"linger.*-1"):
+        Pool(linger=-1)
+    with pytest.raises(ValueError, match=r"linger.*inf"):
+        Pool(linger=float("inf"))
+    with pytest.raises(TypeError, match=r"linger.*'1'"):
+        Pool(linger="1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"linger.*True"):
+        Pool(linger=True)
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    limit=st.integers(0, 3),
+    maxthreads=st.integers(1, 4),
+    submitters=st.integers(1, 3),
+    bursts=st.lists(st.integers(1, 12), min_size=1, max_size=8),
+)
+def test_bursts_of_short_tasks_reuse_threads_and_run_each_task_once(
+    limit: int, maxthreads: int, submitters: int, bursts: list[int]
+) -> None:
+    # Law: with idle threads kept (a long linger), bursts from any number of submitters,
+    # each burst after the last has ended, start at most maxthreads threads in all; and
+    # every task runs exactly once, whether it ends in its thread or through a Lease.
+    starts: list[int] = []
+    pool = Pool(
+        limit=limit,
+        maxthreads=maxthreads,
+        daemon=counting_daemon(starts),
+        linger=TIMEOUT,
+    )
+    lock = threading.Lock()
+    ran: list[tuple[int, int]] = []
+
+    def task(who: int, i: int) -> Callable[[], None]:
+        def run() -> None:
+            lease = pool.detach() if i % 3 == 0 else None
+            with lock:
+                ran.append((who, i))
+            if lease is not None:
+                lease.release()
+
+        return run
+
+    def submit_bursts(who: int) -> None:
+        i = 0
+        for size in bursts:
+            for _ in range(size):
+                pool.submit(task(who, i))
+                i += 1
+            if submitters == 1:
+                assert pool.wait(TIMEOUT)
+
+    workers = [threading.Thread(target=submit_bursts, args=(w,)) for w in range(submitters)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(TIMEOUT)
+    assert pool.wait(TIMEOUT)
+    total = sum(bursts)
+    assert sorted(ran) == [(w, i) for w in range(submitters) for i in range(total)]
+    assert len(starts) <= maxthreads
+    close_and_settle(pool)
+
+
+def test_a_slot_exempt_task_neither_takes_nor_frees_a_slot() -> None:
+    pool = Pool(limit=1)
+    assert pool.acquire_slot(lambda: False)  # the only slot is taken
+    seen: list[tuple[bool, int, int]] = []
+    leases: list[Lease] = []
+
+    def exempt() -> None:
+        snap = pool.snapshot()
+        seen.append((pool.holds_slot(), snap.slots, snap.tasks))
+        leases.append(pool.detach())
+
+    pool.run_here(exempt, slot_exempt=True)  # runs although no slot is free
+    assert seen == [(True, 1, 1)]
+    assert not pool.holds_slot()
+    snap = pool.snapshot()
+    assert (snap.tasks, snap.detached, snap.slots) == (1, 1, 1)
+    assert not pool.wait(0.01)  # the detached task still counts
+    leases[0].release()
+    assert pool.wait(TIMEOUT)
+    assert pool.snapshot().slots == 1  # the Lease freed no slot: the acquire_slot one stays
+    pool.release_slot()
     assert idle(pool)

@@ -31,9 +31,20 @@ def _jobs(n: int, prefix: str = "j") -> list[SingleJob]:
 
 
 def _counts(runner: JobRunner) -> tuple[int, int, int]:
-    """(tasks not ended, threads alive, slots taken) of the runner's pool."""
+    """(tasks not ended, threads busy, slots taken) of the runner's pool.
+
+    A thread that ends its last task stays alive, idle, for a moment (the pool's linger)
+    in case another job comes: it counts as alive, not as busy.
+    """
     snap = runner.snapshot()
-    return snap.tasks, snap.threads, snap.slots
+    return snap.tasks, snap.threads - snap.idle, snap.slots
+
+
+def _threads_end_at_shutdown(runner: JobRunner) -> None:
+    """Shut the runner down: its idle threads end at once, none is left."""
+    runner.shutdown(cancel=False, timeout=TIMEOUT)
+    wait_until(lambda: runner.snapshot().threads == 0, "the idle job threads have ended")
+    assert join_job_threads() == []
 
 
 # --- construction and the limits ------------------------------------------------------
@@ -72,6 +83,54 @@ def test_invalid_values_are_refused_naming_the_value(
     runner = JobRunner()
     with pytest.raises(error, match=name):
         setattr(runner, name, kwargs[name])
+
+
+def test_limit_threads_unbounded_caps_threads_and_never_blocks_run(manager: JobManager) -> None:
+    runner = GateRunner(parallel=True)
+    runner.limit_threads(2, bounded=False)
+    assert runner.maxthreads == 2
+    results = [job.run(runner, manager) for job in _jobs(6)]  # none blocks
+    wait_until(lambda: runner.active == 2 and slot_waiters(runner) == 4, "two run, four wait")
+    snap = runner.snapshot()
+    assert (snap.threads, snap.queued, snap.room_waiters) == (2, 4, 0)
+    runner.gate.set()
+    runner.wait(TIMEOUT)
+    assert runner.peak == 2
+    assert all(r.ok for r in results)
+
+
+def test_limit_threads_bounded_blocks_run_past_that_many_jobs(manager: JobManager) -> None:
+    runner = GateRunner(parallel=True)
+    runner.limit_threads(1)
+    first = _jobs(1, "first")[0].run(runner, manager)
+    wait_until(lambda: runner.active == 1, "the first job is in call")
+    second = _jobs(1, "second")[0]
+    starter = threading.Thread(target=second.run, args=(runner, manager))
+    starter.start()
+    wait_until(lambda: thread_waiters(runner) == 1, "the second run() blocks")
+    runner.gate.set()
+    starter.join(TIMEOUT)
+    runner.wait(TIMEOUT)
+    assert first.ok
+    assert second.results.ok
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "shown"),
+    [
+        ((0,), {}, ValueError, "threads must be an int >= 1, got 0"),
+        ((True,), {}, TypeError, "threads must be an int >= 1, not bool True"),
+        ((2.0,), {}, TypeError, "not float 2.0"),
+        ((2,), {"bounded": 1}, TypeError, "bounded must be True or False, not int 1"),
+    ],
+)
+def test_limit_threads_refuses_bad_values_and_changes_nothing(
+    args: tuple[Any, ...], kwargs: dict[str, Any], error: type[Exception], shown: str
+) -> None:
+    runner = JobRunner(parallel=True, maxthreads=7)
+    with pytest.raises(error, match=shown):
+        runner.limit_threads(*args, **kwargs)
+    assert runner.maxthreads == 7
 
 
 @given(
@@ -113,8 +172,8 @@ def test_observed_concurrency_is_min_of_maxjobs_maxthreads_and_jobs(
     assert runner.peak == expected
     assert runner.calls == njobs
     assert [j.results.status for j in jobs] == [JobStatus.SUCCESSFUL] * njobs
-    assert runner.snapshot().slots == 0
-    assert runner.snapshot().threads == 0
+    assert _counts(runner) == (0, 0, 0)
+    _threads_end_at_shutdown(runner)
 
 
 def test_queued_jobs_run_first_come_first_served_on_reused_threads(manager: JobManager) -> None:
@@ -138,8 +197,8 @@ def test_queued_jobs_run_first_come_first_served_on_reused_threads(manager: JobM
     assert [j.results.status for j in jobs] == [JobStatus.SUCCESSFUL] * 12
     # one slot: only the thread of the job in call exists, however many are queued
     assert alive == {1}
-    assert runner.snapshot().threads == 0
-    assert join_job_threads() == []
+    assert _counts(runner) == (0, 0, 0)
+    _threads_end_at_shutdown(runner)
 
 
 def test_serial_runs_in_the_callers_thread_one_at_a_time(manager: JobManager) -> None:
@@ -469,10 +528,8 @@ def test_raising_call_fails_every_job_and_leaks_nothing(manager: JobManager) -> 
         assert "Traceback" in r.error
         assert r.exit_code is None
         r.wait(0)  # every waiter is released
-    assert runner.snapshot().slots == 0
-    assert runner.snapshot().threads == 0
-    assert runner.snapshot().tasks == 0
-    assert join_job_threads() == []
+    assert _counts(runner) == (0, 0, 0)
+    _threads_end_at_shutdown(runner)
 
 
 def test_failure_while_preparing_fails_the_job(tmp_path: Any) -> None:
@@ -484,8 +541,7 @@ def test_failure_while_preparing_fails_the_job(tmp_path: Any) -> None:
     runner.wait(TIMEOUT)
     assert results.status is JobStatus.FAILED
     assert "Error" in (results.error or "")
-    assert runner.snapshot().slots == 0
-    assert runner.snapshot().threads == 0
+    assert _counts(runner) == (0, 0, 0)
 
 
 def test_failure_while_finalizing_fails_the_job(manager: JobManager) -> None:

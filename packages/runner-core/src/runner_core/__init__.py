@@ -8,12 +8,24 @@ from runner_core._interrupts import Terminated
 from runner_core._jobs import SingleJob
 from runner_core._journal import JobRecord, JournalLocked, JournalState, read_journal
 from runner_core._manager import CancelOutcome, JobManager, cancel_run
+from runner_core._resources import (
+    GROWABLE,
+    RESOURCE_KEYS,
+    Resources,
+    format_memory,
+    format_walltime,
+    megabytes,
+    parse_memory,
+    parse_walltime,
+)
 from runner_core._results import Results, as_completed
 from runner_core._runner import JobRunner
 from runner_core._status import REASONS, JobStatus
 
 __all__ = [
+    "GROWABLE",
     "REASONS",
+    "RESOURCE_KEYS",
     "CancelOutcome",
     "JobError",
     "JobManager",
@@ -23,6 +35,7 @@ __all__ = [
     "JobStatus",
     "JournalLocked",
     "JournalState",
+    "Resources",
     "Results",
     "SingleJob",
     "Terminated",
@@ -30,6 +43,11 @@ __all__ = [
     "as_completed",
     "cancel_run",
     "config",
+    "format_memory",
+    "format_walltime",
+    "megabytes",
+    "parse_memory",
+    "parse_walltime",
     "read_journal",
     "report_failure",
 ]

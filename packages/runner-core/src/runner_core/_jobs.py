@@ -150,7 +150,7 @@ class SingleJob:
         self.results = Results(self)
         self._started = False
 
-    # Set by the JobManager when the job is run (see JobManager._claim): the hash of its
+    # Set by the JobManager when the job is run (JobManager._claim, register): the hash of its
     # input, its runner's number in the journal, and its earlier try on a resume.
     _input_hash: Optional[str] = None
     _journal_runner: Optional[int] = None
@@ -251,6 +251,8 @@ class SingleJob:
                 ends CANCELLED).
             JournalLocked: another live driver writes the journal of `jobmanager`'s
                 folder (a JobError: the job ends CANCELLED, not run).
+            ValueError, TypeError: the runner refuses a run flag (`JobRunner.check_runflags`:
+                a GridRunner's ``memory="4X"``); the job ends FAILED at once, not run.
         """
         with _run_lock:
             if self._started:
@@ -265,6 +267,7 @@ class SingleJob:
         if jobmanager is None:
             jobmanager = default_jobmanager()
         try:
+            jobrunner.check_runflags(self.settings["run"])
             if jobmanager._claim(self, jobrunner):
                 return self.results  # restored from an earlier run: nothing to run
             jobrunner._run_job(self, jobmanager)

@@ -203,6 +203,7 @@ class JobManager:
 
         name = job.name
         root = self._path
+        number = 0
         with self._lock:
             if job.path is not None:
                 if id(job) in self._adopted:  # a re-attach that failed: it runs again here
@@ -217,37 +218,54 @@ class JobManager:
                 os.makedirs(root, exist_ok=True)
                 self._created = True
             previous: Optional[JobRecord] = job._previous
-            if previous is not None:
-                folder = previous.folder
-                path = Path(previous.path)
-                os.makedirs(path, exist_ok=True)
-            else:
-                number = self._next.get(name, 1)
-                while True:
-                    folder = name if number == 1 else f"{name}.{number:03d}"
-                    path = root / folder
-                    try:
-                        os.mkdir(path)
-                    except FileExistsError:
-                        number += 1
-                        continue
-                    break
-                self._next[name] = number + 1
+            if previous is None:
+                number = self._take_number(name)
+        # The folder is made and the input hashed with the lock let go, so that jobs
+        # registering at once (and `job.run()` claiming the next job) do not queue
+        # behind each other's file system round trips. A number is taken once, under
+        # the lock, and `mkdir` refuses a folder that exists: every folder is new.
+        if previous is not None:
+            folder = previous.folder
+            path = Path(previous.path)
+            os.makedirs(path, exist_ok=True)
+        else:
+            while True:
+                folder = name if number == 1 else f"{name}.{number:03d}"
+                path = root / folder
+                try:
+                    os.mkdir(path)
+                except FileExistsError:  # left by an earlier run, or another job's own name
+                    with self._lock:
+                        number = self._take_number(name)
+                    continue
+                break
+        digest = job._input_hash
+        if journal is not None and digest is None:
+            digest = job._input_hash = job.input_hash()
+        with self._lock:
             job.path = path
             self.jobs.append(job)
-            if journal is not None:
-                job.results._journal = journal.new_job(
-                    name, folder, job._input_hash, job._journal_runner, job.settings.get("run")
-                )
+        if journal is not None:
+            job.results._journal = journal.new_job(
+                name, folder, digest, job._journal_runner, job.settings.get("run")
+            )
         return path
+
+    def _take_number(self, name: str) -> int:
+        """The next folder number of `name` (1: the bare name), never given twice (lock held)."""
+        number = self._next.get(name, 1)
+        self._next[name] = number + 1
+        return number
 
     # --- what SingleJob.run and JobRunner ask (not for scripts) ------------------------
 
     def _claim(self, job: SingleJob, runner: object) -> bool:
         """Take `job` into the run before its runner does; True when it was restored.
 
-        Records the job's input hash and runner; on resume, finds the job's earlier
-        try (`job._previous`) or restores it when `_keeps` that try.
+        Records the job's runner; on resume, hashes its input and finds the job's
+        earlier try (`job._previous`), or restores it when `_keeps` that try. Without a
+        resume the input is hashed in `register`, in the job's own thread, which keeps
+        `job.run()` cheap for a parallel runner.
 
         Raises:
             JobError: `runner cancel` cancelled this run (the job does not run).
@@ -272,9 +290,9 @@ class JobManager:
                 self._runners[runner] = number
             self._claimed.append(job)
         job._journal_runner = number
-        job._input_hash = digest = job.input_hash()
         if not self._resume:
             return False
+        job._input_hash = digest = job.input_hash()
         record = journal.take_previous(job.name, digest)
         if record is None:
             return False

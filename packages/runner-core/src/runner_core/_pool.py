@@ -5,20 +5,34 @@ The pool runs tasks (plain callables); it knows nothing of jobs or runners.
 - A task submitted with `submit()` waits in a FIFO until a slot is free (the slot
   limit is the runner's `maxjobs`; 0 means none) and a thread may run it. The slot
   is held while the task runs. A thread that ends a task takes the next ready one
-  instead of ending, so threads start only when none is free, and at most
-  `maxthreads` are alive. At most `maxthreads` tasks are taken at once (queued or in
-  a thread): past that, `submit()` blocks until one ends.
+  instead of ending; with none ready it stays idle for up to `linger` seconds (1 s
+  by default) and takes the next task that becomes ready meanwhile, so a burst of
+  submissions that empties the FIFO for a moment reuses its threads instead of
+  starting new ones. A ready task goes to an idle thread (the one idle for the
+  shortest time, so the others time out and end) before a new thread is started.
+  At most `maxthreads` threads are alive, idle ones included; a thread that finds
+  more alive (`maxthreads` was lowered) ends instead of taking a task. At most
+  `maxthreads` tasks are taken at once (queued or in a busy thread): past that,
+  `submit()` blocks until one ends.
+- Idle threads end at once when the pool is closed, and at the interpreter's exit
+  before it joins non-daemon threads (so they never hold the exit up); a closed
+  pool's threads still run what is left in its FIFO, then end without idling.
 - A task that no longer needs a slot (its job was cancelled) is `expedite()`d: it
   leaves the FIFO and runs on the next free thread without waiting for a slot.
 - Calls outside a pool thread that must respect the limit take a slot with
   `acquire_slot()` (a serial runner's `call`, or a user calling `call` directly).
+- `run_here()` runs a task in the caller's thread, counted as a task (what `wait()`
+  waits for). A task run with `slot_exempt` neither takes nor waits for a slot, yet
+  `holds_slot()` is true in it, so limited code inside does not take one either.
 - A running task may `detach()`: its thread moves on, and the task's slot and count
   stay taken until the returned `Lease` is released, from any thread. That is how
-  a job in a scheduler's queue holds a slot but no thread.
+  a job in a scheduler's queue holds a slot but no thread. A slot-exempt task's
+  Lease frees no slot.
 
-Locking: one lock, `Pool._lock`, guards every field; the conditions share it. It is
-the innermost lock of runner_core: nothing else is locked, no task or callback runs
-and no thread is started while it is held.
+Locking: one lock, `Pool._lock`, guards every field; the conditions (also each idle
+thread's own) share it. It is the innermost lock of runner_core: nothing else is
+locked, no task or callback runs and no thread is started while it is held. An idle
+thread waits on its condition, which lets the lock go while it waits.
 
 A Ctrl-C can land in `Thread.start()` after the new thread is already running (the
 main thread waits there for the thread to come up). The starter then cannot tell
@@ -29,8 +43,11 @@ under the same lock: exactly one of them runs the task and does its bookkeeping.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import threading
 import time
+import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
 
@@ -53,12 +70,13 @@ class PoolSnapshot(NamedTuple):
     queued: int  # tasks in the FIFO, waiting for a slot or a thread
     expedited: int  # tasks that need no slot, waiting for a thread
     slots: int  # slots taken: by running or detached tasks and by `acquire_slot()` callers
-    threads: int  # pool threads alive
+    threads: int  # pool threads alive, idle ones included
     tasks: int  # tasks not ended yet: queued, running, detached (what `wait()` waits for)
     detached: int  # tasks that left their thread and hold a `Lease`
     slot_waiters: int  # `acquire_slot()` callers waiting for a slot
     room_waiters: int  # `submit()` callers blocked on `maxthreads`
     closed: bool
+    idle: int  # pool threads alive with no task, waiting up to `linger` s for one
 
 
 class Task:
@@ -84,11 +102,22 @@ class _Claim:
 
 
 class _Here(threading.local):
-    """What the current thread runs: its task, whether that holds a slot, if detached."""
+    """What the current thread runs: its task, whether it holds a slot or is exempt, if detached."""
 
     task: Optional[Task] = None
     slotted = False
+    exempt = False
     detached = False
+
+
+class _Idle:
+    """An idle pool thread: `_dispatch` hands it a task in `work` and wakes it on `cond`."""
+
+    __slots__ = ("cond", "work")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.cond = threading.Condition(lock)
+        self.work: Optional[tuple[Task, bool]] = None
 
 
 class Lease:
@@ -107,6 +136,16 @@ class Lease:
         self._pool._release_lease(self)
 
 
+def _check_seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"{name} must be a number of seconds >= 0, not {type(value).__name__} {value!r}"
+        )
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
 def _check_count(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int >= {minimum}, not {type(value).__name__} {value!r}")
@@ -123,12 +162,15 @@ class Pool:
         maxthreads: the most threads alive, and tasks taken, at once.
         thread_name: the name of the pool's threads.
         daemon: called at each thread start; the thread is a daemon when it returns true.
-        bounded: `submit()` blocks past `maxthreads` tasks taken (queued or in a thread);
+        bounded: `submit()` blocks past `maxthreads` tasks taken (queued or in a busy thread);
             False lets the FIFO grow without bound (tasks that detach need no thread for
             long, so the queue, not the threads, is what holds the jobs).
+        linger: seconds a thread with no task ready waits for one before it ends; 0
+            ends it at once.
 
     Raises:
-        TypeError, ValueError: limit or maxthreads is not an int >= 0 (>= 1).
+        TypeError, ValueError: limit or maxthreads is not an int >= 0 (>= 1), or linger
+            is not a finite number >= 0.
     """
 
     def __init__(
@@ -139,8 +181,10 @@ class Pool:
         thread_name: str = "runner:pool",
         daemon: Callable[[], bool] = lambda: True,
         bounded: bool = True,
+        linger: float = 1.0,
     ) -> None:
         """Create an empty pool; no thread starts before the first task."""
+        self._linger = _check_seconds("linger", linger)
         self._lock = threading.Lock()
         self._slot_free_cond = threading.Condition(self._lock)  # acquire_slot() waiters
         self._room_cond = threading.Condition(self._lock)  # submit() waiters on maxthreads
@@ -149,6 +193,8 @@ class Pool:
         self._maxthreads = _check_count("maxthreads", maxthreads, 1)
         self._queue: deque[Task] = deque()
         self._expedited: deque[Task] = deque()
+        # Idle threads, the one idle for the shortest time last (`_dispatch` pops it).
+        self._idle: dict[_Idle, None] = {}
         self._slots = 0
         self._threads = 0
         self._tasks = 0
@@ -160,6 +206,7 @@ class Pool:
         self._thread_name = thread_name
         self._daemon = daemon
         self._bounded = bounded
+        _live_pools.add(self)
 
     # --- settings --------------------------------------------------------------------
 
@@ -188,6 +235,8 @@ class Pool:
         with self._lock:
             self._maxthreads = value
             self._room_cond.notify_all()
+            if self._threads > value:
+                self._wake_idle()  # those over the new cap end
             starts = self._dispatch()
         self._start_threads(starts)
 
@@ -215,12 +264,17 @@ class Pool:
                 slot_waiters=self._slot_waiters,
                 room_waiters=self._room_waiters,
                 closed=self._closed,
+                idle=len(self._idle),
             )
 
     # --- running tasks ---------------------------------------------------------------
 
-    def run_here(self, fn: Callable[[], object]) -> None:
-        """Run `fn` now in the caller's thread, counted as a task (no slot is taken).
+    def run_here(self, fn: Callable[[], object], *, slot_exempt: bool = False) -> None:
+        """Run `fn` now in the caller's thread, counted as a task until it ends.
+
+        No slot is taken for the task. With `slot_exempt`, `holds_slot()` is true inside
+        it (so code that takes a slot unless it holds one neither takes nor waits for
+        one), and a Lease of the task detached frees none.
 
         Raises:
             PoolClosed: the pool is closed.
@@ -230,13 +284,13 @@ class Pool:
                 raise PoolClosed
             self._tasks += 1
         here = self._here
-        saved = (here.task, here.slotted, here.detached)
-        here.task, here.slotted, here.detached = Task(fn), False, False
+        saved = (here.task, here.slotted, here.exempt, here.detached)
+        here.task, here.slotted, here.exempt, here.detached = Task(fn), False, slot_exempt, False
         try:
             fn()
         finally:
             detached = here.detached
-            here.task, here.slotted, here.detached = saved
+            here.task, here.slotted, here.exempt, here.detached = saved
             if not detached:
                 with self._lock:
                     self._end_task()
@@ -259,9 +313,7 @@ class Pool:
                 raise PoolClosed
             self._tasks += 1
             try:
-                while self._bounded and (
-                    self._threads + len(self._queue) + len(self._expedited) >= self._maxthreads
-                ):
+                while self._bounded and self._taken() >= self._maxthreads:
                     self._room_waiters += 1
                     try:
                         self._room_cond.wait(wait_slice(None))
@@ -302,10 +354,14 @@ class Pool:
         self._start_threads(starts)
 
     def close(self) -> None:
-        """Take no new tasks; `submit()` callers blocked on `maxthreads` get PoolClosed."""
+        """Take no new tasks; `submit()` callers blocked on `maxthreads` get PoolClosed.
+
+        Idle threads end now; busy ones run what is left in the FIFO, then end.
+        """
         with self._lock:
             self._closed = True
             self._room_cond.notify_all()
+            self._wake_idle()
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait until every task has ended; return False if `timeout` seconds passed first."""
@@ -321,8 +377,9 @@ class Pool:
     # --- slots for calls outside the pool's threads --------------------------------------
 
     def holds_slot(self) -> bool:
-        """True when the current thread runs a pool task that holds a slot."""
-        return self._here.slotted
+        """True when the current thread runs a pool task that holds a slot, or is slot-exempt."""
+        here = self._here
+        return here.slotted or here.exempt
 
     def acquire_slot(self, stop: Callable[[], bool]) -> bool:
         """Take a slot; wait for one while `stop()` is false. False once `stop()` is true.
@@ -378,6 +435,15 @@ class Pool:
 
     # --- the bookkeeping (lock held in every method below, unless said otherwise) ------
 
+    def _taken(self) -> int:
+        """Tasks taken: in the FIFO, or in a thread (alive and not idle)."""
+        return self._threads - len(self._idle) + len(self._queue) + len(self._expedited)
+
+    def _wake_idle(self) -> None:
+        """Make every idle thread look again: it takes a task, or ends if it should."""
+        for waiter in self._idle:
+            waiter.cond.notify()
+
     def _slot_free(self) -> bool:
         return self._limit <= 0 or self._slots < self._limit
 
@@ -401,7 +467,15 @@ class Pool:
         return None
 
     def _dispatch(self) -> list[tuple[Task, bool]]:
-        """Hand ready tasks to new threads, counted as alive; the caller starts them."""
+        """Hand ready tasks to idle threads, then to new threads; return what the caller starts."""
+        idle = self._idle
+        while idle and self._threads <= self._maxthreads:
+            ready = self._take_ready()
+            if ready is None:
+                return []
+            waiter, _ = idle.popitem()  # the thread idle for the shortest time
+            waiter.work = ready
+            waiter.cond.notify()
         starts: list[tuple[Task, bool]] = []
         while self._threads < self._maxthreads:
             ready = self._take_ready()
@@ -411,7 +485,9 @@ class Pool:
             self._threads += 1
         return starts
 
-    def _after_task(self, slotted: bool, detached: bool) -> Optional[tuple[Task, bool]]:
+    def _after_task(
+        self, slotted: bool, detached: bool, waiter: _Idle
+    ) -> Optional[tuple[Task, bool]]:
         """A thread ended a task (lock not held): book it; return its next task, or None."""
         with self._lock:
             if not detached:
@@ -420,12 +496,39 @@ class Pool:
                 self._end_task()
             if self._room_waiters:  # one task fewer taken: a blocked submit() may go on
                 self._room_cond.notify()
-            if self._threads <= self._maxthreads:
-                ready = self._take_ready()
-                if ready is not None:
-                    return ready
-            self._threads -= 1
-            return None
+            return self._next_task(waiter)
+
+    def _next_task(self, waiter: _Idle) -> Optional[tuple[Task, bool]]:
+        """The thread's next task, waiting idle up to `linger` s for one; None: the thread ends.
+
+        A thread over the `maxthreads` cap ends; one of a closed pool does not wait.
+        """
+        deadline: Optional[float] = None
+        while self._threads <= self._maxthreads:
+            ready = self._take_ready()
+            if ready is not None:
+                return ready
+            if self._closed or self._linger <= 0:
+                break
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self._linger
+            elif now >= deadline:
+                break
+            self._idle[waiter] = None
+            waiter.cond.wait(deadline - now)
+            work, waiter.work = waiter.work, None
+            if work is not None:  # `_dispatch` took this thread off the idle list
+                return work
+            self._idle.pop(waiter, None)
+        self._threads -= 1
+        return None
+
+    def _stop_lingering(self) -> None:
+        """Lock not held: idle threads end now and no thread idles from here on."""
+        with self._lock:
+            self._linger = 0.0
+            self._wake_idle()
 
     def _release_lease(self, lease: Lease) -> None:
         """Lock not held."""
@@ -443,12 +546,13 @@ class Pool:
     # --- threads (lock not held) -------------------------------------------------------
 
     def _worker(self, task: Task, slotted: bool, claim: _Claim) -> None:
-        """Body of a pool thread: run tasks until none is ready."""
+        """Body of a pool thread: run tasks until none is ready for `linger` seconds."""
         with self._lock:
             if claim.state == _ABANDONED:
                 return
             claim.state = _CLAIMED
         here = self._here
+        waiter = _Idle(self._lock)
         while True:
             here.task, here.slotted, here.detached = task, slotted, False
             try:
@@ -458,7 +562,7 @@ class Pool:
             finally:
                 detached = here.detached
                 here.task, here.slotted, here.detached = None, False, False
-                nxt = self._after_task(slotted, detached)
+                nxt = self._after_task(slotted, detached, waiter)
             if nxt is None:
                 return
             task, slotted = nxt
@@ -515,3 +619,24 @@ class Pool:
                 if dropped:
                     self._end_task()
             self._room_cond.notify()
+            self._wake_idle()  # an idle thread takes what went back to the queue
+
+
+# Every pool, for the exit hook below.
+_live_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
+
+
+def _end_lingering() -> None:
+    """At the interpreter's exit, before it joins non-daemon threads: idle threads end now."""
+    for pool in list(_live_pools):
+        pool._stop_lingering()
+
+
+# The hook concurrent.futures uses for the same purpose; without it (another Python),
+# an idle non-daemon thread holds the exit up for `linger` seconds at most.
+_register_atexit: Optional[Callable[[Callable[[], None]], None]] = getattr(
+    threading, "_register_atexit", None
+)
+if _register_atexit is not None:
+    with contextlib.suppress(RuntimeError):  # imported while the interpreter exits
+        _register_atexit(_end_lingering)

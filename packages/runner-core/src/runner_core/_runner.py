@@ -59,7 +59,8 @@ def _limit(func: Callable[Concatenate[R, P], T]) -> Callable[Concatenate[R, P], 
 
     The slot is counted per thread: a `call` that calls `super().call()` (itself
     limited) takes one slot, not two. A job thread of a parallel runner already
-    holds the slot its job was given (see `_in_limited_thread`) and uses that one.
+    holds the slot its job was given (see `_in_limited_thread`) and uses that one; a
+    job its runner runs in the caller's thread (`JobRunner.runs_in_caller`) needs none.
     A job whose runner or which itself was cancelled while it waited for a slot
     does not run (its `call` raises an internal exception that ends the job
     CANCELLED). On entering, the job of the calling thread becomes RUNNING, unless the
@@ -121,8 +122,9 @@ def _in_limited_thread(
     task; threads are reused, at most `maxthreads` are alive, and past `maxthreads`
     taken tasks the caller blocks (see `runner_core._pool`). Threads are daemon
     threads when `config.daemon_threads` is true. A serial runner runs the method in
-    the caller's thread. Every call counts as a task of the runner until it returns
-    (what `wait()` waits for).
+    the caller's thread; so does a parallel one whose `runs_in_caller()` is true now,
+    without a `maxjobs` slot. Every call counts as a task of the runner until it
+    returns, or until the job it detached ends (what `wait()` waits for).
 
     Raises (from the decorated method):
         JobError: the runner has been shut down.
@@ -134,10 +136,12 @@ def _in_limited_thread(
             func(self, *args, **kwargs)
 
         try:
-            if self._parallel:
-                self._tls.submitted = self._pool.submit(task)
-            else:
+            if not self._parallel:
                 self._pool.run_here(task)
+            elif self.runs_in_caller():
+                self._pool.run_here(task, slot_exempt=True)
+            else:
+                self._tls.submitted = self._pool.submit(task)
         except PoolClosed:
             raise JobError(self._closed_message()) from None
 
@@ -177,7 +181,8 @@ class Completion:
     """How a job detached from its thread ends: `complete()` or `fail()`, once, from any thread.
 
     Returned by `runner_core.ext.detach_job()`. Until it ends, the job keeps its state
-    (RUNNING, or SUBMITTED in a scheduler's queue), its `maxjobs` slot, and counts in
+    (RUNNING, or SUBMITTED in a scheduler's queue), its `maxjobs` slot (a job run in
+    the caller's thread by `JobRunner.runs_in_caller` holds none), and counts in
     `runner.wait()`.
     """
 
@@ -354,6 +359,72 @@ class JobRunner(metaclass=_MetaRunner):
     @maxthreads.setter
     def maxthreads(self, value: int) -> None:
         self._pool.maxthreads = value
+
+    def limit_threads(self, threads: int, *, bounded: bool = True) -> None:
+        """For runner authors: how many job threads run this runner's jobs at most.
+
+        Sets what `maxthreads` says (a subclass may keep its own `maxthreads` and pass a
+        smaller number here, such as its submit workers), and whether `job.run()`
+        blocks once that many jobs are taken (queued or in a thread). A runner whose
+        `call` detaches its job quickly (`runner_core.ext.detach_job`, as GridRunner's
+        does) passes `bounded=False`: its jobs wait in the runner's FIFO, not in
+        threads, so `job.run()` never blocks and the FIFO grows without bound. Applies
+        at once, also to the jobs already queued.
+
+        Args:
+            threads: the most job threads alive at once, an int >= 1.
+            bounded: `job.run()` blocks past `threads` jobs taken (the default); False
+                lets the queue grow instead.
+
+        Raises:
+            TypeError: threads is not an int (or is a bool), or bounded is not a bool.
+            ValueError: threads < 1.
+        """
+        threads = _check_count("threads", threads, 1)
+        if not isinstance(bounded, bool):
+            raise TypeError(
+                f"bounded must be True or False, not {type(bounded).__name__} {bounded!r}"
+            )
+        self._pool.bounded = bounded
+        self._pool.maxthreads = threads
+
+    def runs_in_caller(self) -> bool:
+        """Hook for runner authors: run the job `job.run()` is given in the calling thread.
+
+        A parallel runner asks it in `job.run()`, in the caller's thread, for every job.
+        When it returns True, the job's whole life (prepare, `call`, then finalize, or
+        `detach_job()`) runs right there, before `job.run()` returns, with no job
+        thread and without a `maxjobs` slot: `call` neither waits for one nor takes
+        one, and a job detached there holds none until its `Completion` ends it. The
+        job counts in `wait()` until it ends, and `job.cancel()` reaches it as usual.
+        For a `call` that only collects the job to hand it on later (GridRunner
+        inside `with runner.batch():`, in the block's thread); such a runner enforces
+        `maxjobs` itself. A serial runner runs every job in the caller's thread anyway
+        and does not ask. The default is False.
+
+        Returns:
+            True to run the job in the calling thread.
+        """
+        return False
+
+    def check_runflags(self, runflags: Mapping[str, Any]) -> None:
+        """Hook for runner authors: refuse run flags this runner cannot use, before the job runs.
+
+        `job.run()` calls it in the caller's thread with the job's ``settings.run`` (its
+        keyword run flags merged in) before the job is claimed or queued: when it raises,
+        the job ends FAILED at once with the error, nothing of it reaches `call`, and
+        `job.run()` raises the same error. GridRunner parses the resource flags here
+        (``memory="4G"``, ``walltime="1:00:00"``, see `runner_core.Resources`). The
+        default accepts every run flag: a local runner ignores them.
+
+        Args:
+            runflags: the job's run flags.
+
+        Raises:
+            ValueError, TypeError: a run flag the runner refuses, naming it, its value and
+                a good one.
+        """
+        del runflags
 
     def snapshot(self) -> PoolSnapshot:
         """The runner's scheduling counters at one moment (jobs queued, slots, threads...).

@@ -39,6 +39,17 @@ Hooks a runner overrides (call `super()` first):
   handing slow work (a cancel command) to another thread.
 - `JobRunner._cancel_jobs()`: called once by `shutdown(cancel=True)`, and so on
   Ctrl-C, SIGTERM and SIGHUP: stop every job inside `call`.
+- `JobRunner.runs_in_caller()`: asked by `job.run()` of a parallel runner; True runs
+  the job's whole life (prepare, `call`, finalize or `detach_job()`) in the calling
+  thread, with no job thread and no `maxjobs` slot (`call` neither waits for one nor
+  takes one). For a `call` that only collects the job (GridRunner in `batch()`).
+
+How many job threads a runner uses (call it, do not override it):
+
+- `JobRunner.limit_threads(threads, bounded=True)`: at most `threads` job threads;
+  `bounded=False` for a runner whose `call` detaches at once, so that `job.run()`
+  never blocks and the jobs wait in the runner's queue, not in threads. Job threads
+  are reused, and one with no job waits a moment (1 s) for the next before it ends.
 
 Hooks for the run journal and resume (see the docs page "Long runs"):
 
