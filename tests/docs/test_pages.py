@@ -13,7 +13,7 @@ PAGES = Path(__file__).resolve().parents[2] / "docs" / "pages"
 
 #: The pages whose code blocks are whole programs, run one after another in one namespace.
 #: (Other pages show fragments and console sessions.)
-RUN = ["from-plams.md", "settings.md"]
+RUN = ["campaigns.md", "from-plams.md", "schemes.md", "settings.md"]
 
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -71,6 +72,16 @@ if name == "asub":
         sys.exit(1)
     lock = open(path("lock"), "a")  # several submit workers run asub at once
     fcntl.flock(lock, fcntl.LOCK_EX)
+    limit = os.environ.get("FAKE_SUBMIT_LIMIT")  # MaxSubmitJobsPerUser: every task counts
+    if limit:
+        spec = next((a.split("=", 1)[1] for a in args if a.startswith("--array=")), "1-1")
+        first, _, last = spec.partition("%")[0].partition("-")
+        wanted = int(last or first) - int(first) + 1
+        if len(list(alive())) + wanted > int(limit):
+            open(path("refusals.log"), "a").write(spec + "\n")
+            print("asub: error: QOSMaxSubmitJobPerUserLimit", file=sys.stderr)
+            sys.exit(1)
+        open(path("accepted.log"), "a").write(f"{spec} {len(list(alive())) + wanted}\n")
     counter = path("counter")
     n = int(open(counter).read()) + 1 if os.path.exists(counter) else 100
     open(counter, "w").write(str(n))
@@ -265,6 +276,29 @@ def test_one_array_per_batch_each_job_its_own_files_code_and_task_id(
     grid.shutdown()
 
 
+def test_jobs_asking_the_same_resources_in_other_words_share_one_array(
+    fake: Path, tmp_path: Path
+) -> None:
+    grid = runner()
+    manager = JobManager(tmp_path / "w")
+    spellings = [
+        {"memory": "1G", "walltime": "1:00:00", "queue": "q"},
+        {"memory": "1024M", "walltime": 3600, "partition": "q"},
+        {"memory": 1024**3, "walltime": "0-01:00:00", "queue": "q", "partition": "q"},
+    ]
+    with grid.batch():
+        results = [
+            job.run(jobrunner=grid, jobmanager=manager, **flags)
+            for job, flags in zip(jobs(3), spellings)
+        ]
+    grid.wait(timeout=TIMEOUT)
+    assert all(r.ok for r in results), [r.error for r in results]
+    (argv,) = submits(fake)
+    assert "--array=1-3" in argv
+    assert {"--mem=1024M", "--time=1:00:00", "-p"} <= set(argv)
+    grid.shutdown()
+
+
 def test_different_flags_or_directives_make_different_arrays_and_one_job_is_plain(
     fake: Path, tmp_path: Path
 ) -> None:
@@ -300,7 +334,7 @@ def test_different_flags_or_directives_make_different_arrays_and_one_job_is_plai
         "plain",
     ]
     by_flag = {tuple(a for a in argv if a.startswith("--mem")): argv for argv in submits(fake)}
-    assert set(by_flag) == {(), ("--mem=1G",), ("--mem=2G",)}
+    assert set(by_flag) == {(), ("--mem=1024M",), ("--mem=2048M",)}
     dispatchers = [Path(argv[-1]) for argv in submits(fake) if argv[-1].endswith(".array")]
     with_directive = [d for d in dispatchers if "#SBATCH --hint=nomultithread" in d.read_text()]
     assert len(with_directive) == 1
@@ -363,6 +397,25 @@ def test_a_scheme_without_throttle_holds_the_rest_back_as_plain_jobs(
     flags = array_flags(fake)
     assert flags[0] == "--array=1-2"
     assert flags[1:] == [None, None, None]
+    grid.shutdown()
+
+
+def test_a_submit_limit_splits_an_array_to_what_fits_and_runs_every_job_once(
+    fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_SUBMIT_LIMIT", "4")  # every task counts, as on SLURM
+    grid = runner()
+    batch = [SingleJob(f"s{i}", "sleep 0.3") for i in range(10)]
+    results = run_batch(grid, JobManager(tmp_path / "w"), batch)
+    assert all(r.status is JobStatus.SUCCESSFUL for r in results), [r.error for r in results]
+    assert len({r.jobid for r in results}) == 10
+    refused = (fake / "refusals.log").read_text().split()
+    assert refused[0] == "1-10"  # the whole batch first, then halves of it
+    accepted = [line.split() for line in (fake / "accepted.log").read_text().splitlines()]
+    sizes = [int(b) - int(a) + 1 for a, _, b in (spec.partition("-") for spec, _ in accepted)]
+    assert sum(sizes) == 10  # every job in exactly one accepted submission
+    assert max(int(total) for _, total in accepted) <= 4
+    assert max(sizes) <= 4
     grid.shutdown()
 
 
@@ -541,6 +594,71 @@ def test_nested_batches_submit_once_when_the_outermost_ends(fake: Path, tmp_path
     grid.wait(timeout=TIMEOUT)
     assert array_flags(fake) == ["--array=1-4"]
     assert all(r.status is JobStatus.SUCCESSFUL for r in results)
+    grid.shutdown()
+
+
+def test_collecting_a_batch_takes_no_pool_thread_and_no_wait(fake: Path, tmp_path: Path) -> None:
+    grid = runner(maxjobs=1)
+    manager = JobManager(tmp_path / "w")
+    with grid.batch():
+        results = [job.run(jobrunner=grid, jobmanager=manager) for job in jobs(5)]
+        snap = grid.snapshot()
+        # every job is collected by the time job.run() returns: no thread, no queue, no slot
+        assert (snap.threads, snap.queued, snap.slots, snap.detached) == (0, 0, 0, 5)
+        assert [r.status for r in results] == [JobStatus.QUEUED] * 5
+    grid.wait(timeout=TIMEOUT)
+    assert array_flags(fake) == ["--array=1-5%1"]
+    assert all(r.status is JobStatus.SUCCESSFUL for r in results)
+    grid.shutdown()
+
+
+def test_a_job_run_just_before_the_block_is_never_pulled_into_it(
+    fake: Path, tmp_path: Path
+) -> None:
+    # Found against a live OpenPBS (true of every scheduler): a job whose run() returned just
+    # before `with runner.batch():` opened was pulled into the batch in 3 of 4 tries, waited
+    # for the block's end, and a Ctrl-C in the block cancelled it unsubmitted.
+    grid = runner()
+    manager = JobManager(tmp_path / "w")
+    for attempt in range(4):
+        before = SingleJob(f"before{attempt}", "exit 0").run(jobrunner=grid, jobmanager=manager)
+        inside = []
+
+        def interrupted_batch(inside: list[Any] = inside) -> None:
+            with grid.batch():
+                inside.extend(job.run(jobrunner=grid, jobmanager=manager) for job in jobs(2))
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            interrupted_batch()
+        before.wait(timeout=TIMEOUT)
+        assert before.status is JobStatus.SUCCESSFUL, (attempt, before.error)
+        assert [r.status for r in inside] == [JobStatus.CANCELLED] * 2
+    assert array_flags(fake) == [None] * 4  # the four jobs run before, each alone
+    grid.shutdown()
+
+
+def test_a_job_run_from_another_thread_during_the_block_is_not_held_for_it(
+    fake: Path, tmp_path: Path
+) -> None:
+    grid = runner()
+    manager = JobManager(tmp_path / "w")
+    with grid.batch():
+        inside = [job.run(jobrunner=grid, jobmanager=manager) for job in jobs(2)]
+        elsewhere: list[Any] = []
+        thread = threading.Thread(
+            target=lambda: elsewhere.append(
+                SingleJob("other", "exit 0").run(jobrunner=grid, jobmanager=manager)
+            )
+        )
+        thread.start()
+        thread.join()
+        elsewhere[0].wait(timeout=TIMEOUT)  # ends while the block is still open
+        assert elsewhere[0].status is JobStatus.SUCCESSFUL
+        assert array_flags(fake) == [None]
+    grid.wait(timeout=TIMEOUT)
+    assert array_flags(fake) == [None, "--array=1-2"]
+    assert all(r.status is JobStatus.SUCCESSFUL for r in inside)
     grid.shutdown()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import shlex
 from pathlib import PurePosixPath
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from runner_grid import Scheme, SchemeError
+from runner_grid import SchedulerCommandError, Scheme, SchemeError
 from runner_grid._commands import (
     batch_commands,
     build_submit_argv,
@@ -328,3 +329,16 @@ def test_batches_keep_every_id_once_in_order_and_lines_short(ids: list[str], lim
     assert all(b[0] == "scancel" for b in batches)
     for b in batches:
         assert len(" ".join(b)) <= limit or len(b) == 2
+
+
+@pytest.mark.parametrize("module", ["runner_grid", "runner_grid._commands", "runner_grid._poller"])
+def test_check_failed_is_a_deprecated_alias_of_scheduler_command_error(module: str) -> None:
+    imported = importlib.import_module(module)
+    with pytest.warns(
+        DeprecationWarning, match=r"CheckFailed is deprecated; use .*SchedulerCommandError"
+    ):
+        alias = imported.CheckFailed
+    assert alias is SchedulerCommandError
+    with pytest.raises(AttributeError, match="has no attribute 'CheckFaild'"):
+        imported.CheckFaild  # noqa: B018 - the module's __getattr__ must not invent names
+    assert "CheckFailed" not in getattr(imported, "__all__", ())

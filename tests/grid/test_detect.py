@@ -7,13 +7,14 @@ they stand in for schedulers this machine does not have (PBS) or for combination
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from runner_grid import DetectionError, GridRunner
 from runner_grid._detect import detect_scheme, probe_scheme
 from runner_grid.schemes import SCHEMES
+from runner_grid.schemes.slurm import Slurm
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -46,7 +47,7 @@ exit 1
 
 def fake_path(tmp_path: Path, **scripts: str) -> str:
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
+    bin_dir.mkdir(parents=True, exist_ok=True)
     for name, text in scripts.items():
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
@@ -102,11 +103,63 @@ def test_missing_submit_command_is_skipped_without_running_anything(tmp_path: Pa
     assert not marker.exists()
 
 
+def plams_scheme(submit: str) -> dict[str, Any]:
+    """A scheme with the seed's keys only: no probe, no detect."""
+    return {
+        "workdir": "-D",
+        "output": "-o",
+        "error": "-e",
+        "commands": {
+            "submit": submit,
+            "check": "myq",
+            "getid": lambda out: out.strip() or None,
+            "running": lambda out: out.split(),
+        },
+    }
+
+
 def test_custom_scheme_without_probe_uses_version_exit_status(tmp_path: Path) -> None:
-    path = fake_path(tmp_path, mysub='#!/bin/sh\n[ "$1" = --version ] && exit 0\nexit 1\n')
-    scheme = {"commands": {"submit": "mysub"}}
-    assert probe_scheme(scheme, path) is None
-    assert detect_scheme({"zz": scheme, "aa": {"commands": {"submit": "nothere"}}}, path) == "zz"
+    path = fake_path(
+        tmp_path,
+        mysub='#!/bin/sh\n[ "$1" = --version ] && exit 0\nexit 1\n',
+        badsub="#!/bin/sh\nexit 0\n",
+    )
+    assert probe_scheme(plams_scheme("mysub"), path) is None
+    found = {"zz": plams_scheme("mysub"), "aa": plams_scheme("nothere")}
+    assert detect_scheme(found, path) == "zz"
+    assert probe_scheme(plams_scheme("badsub --x"), path) is None  # exit 0 is enough
+
+
+def test_a_scheme_with_bad_settings_is_skipped_and_says_why(tmp_path: Path) -> None:
+    path = fake_path(tmp_path, sbatch=SBATCH)
+    broken = {**SCHEMES["slurm"](), "chek_timeout": 5}
+    assert "did you mean 'check_timeout'" in (probe_scheme(broken, path, "mine") or "")
+    with pytest.raises(DetectionError, match=r"mine: grid scheme 'mine' has an unknown key"):
+        detect_scheme({"mine": broken}, path)
+    assert detect_scheme({"mine": broken, "slurm": SCHEMES["slurm"]()}, path) == "slurm"
+
+
+class SiteSlurm(Slurm):
+    """A site's own sbatch wrapper, which prints its own banner for --version."""
+
+    submit_command = "site-sbatch"
+    probe_command = ("site-sbatch", "--version")
+
+    def detect(self, returncode: int, output: str) -> bool:
+        return returncode == 0 and output.startswith("site wrapper")
+
+
+def test_a_scheduler_class_is_detected_through_its_probe_and_detect(tmp_path: Path) -> None:
+    wrapper = '#!/bin/sh\necho "site wrapper 1.0 around"; echo "slurm 22.05.8"\n'
+    path = fake_path(tmp_path, **{"site-sbatch": wrapper, "sbatch": SBATCH})
+    assert probe_scheme(SiteSlurm(), path) is None
+    assert probe_scheme(Slurm(), path) is None
+    schemes: dict[str, Any] = {"a-site": SiteSlurm(), "sge": SCHEMES["sge"]()}
+    assert detect_scheme(schemes, path) == "a-site"
+    plain = fake_path(tmp_path / "plain", **{"site-sbatch": SBATCH})
+    assert probe_scheme(SiteSlurm(), plain) == (
+        "site-sbatch --version exited 0 and printed 'slurm-wlm 22.05.8'"
+    )
 
 
 def test_gridrunner_auto_uses_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

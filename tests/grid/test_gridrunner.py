@@ -64,6 +64,13 @@ if name == "fsub":
         if os.environ.get("FAKE_SUBMIT") == "fail":
             print("fsub: error: Batch job submission failed: Invalid partition", file=sys.stderr)
             sys.exit(1)
+        limit = os.environ.get("FAKE_SUBMIT_LIMIT")  # a QOS's MaxSubmitJobsPerUser
+        if limit and len(ids_alive()) >= int(limit):
+            open(os.path.join(state, "refusals.log"), "a").write("refused\n")
+            print("fsub: error: QOSMaxSubmitJobPerUserLimit", file=sys.stderr)
+            print("fsub: error: Batch job submission failed: Job violates accounting/QOS "
+                  "policy (job submit limit, user's size and/or time limits)", file=sys.stderr)
+            sys.exit(1)
         gate = os.environ.get("FAKE_SUBMIT_GATE")
         if gate:
             open(gate + ".waiting", "w").close()
@@ -252,6 +259,83 @@ def test_submit_failure_ends_failed_with_the_stderr(
     assert runner.check_count == 0
 
 
+LIMITED = {"limit": [r"QOSMaxSubmitJobPerUserLimit"]}
+
+
+def submit_log(state: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (state / "submits.jsonl").read_text().splitlines()]
+
+
+def test_a_submit_limit_holds_jobs_back_instead_of_failing_them(
+    fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("FAKE_SUBMIT_LIMIT", "3")
+    caplog.set_level(logging.WARNING, logger="runner_grid")
+    runner = GridRunner(grid=fake_scheme(submit_faults=LIMITED), sleepstep=0.05)
+    jobs = [SingleJob(name=f"j{i}", runscript="sleep 0.2\n") for i in range(10)]
+    results = run_jobs(runner, JobManager(tmp_path / "w"), jobs)
+    assert [r.status for r in results] == [JobStatus.SUCCESSFUL] * 10, [r.error for r in results]
+    assert len({r.jobid for r in results}) == 10  # each job submitted exactly once
+    accepted = [e for e in submit_log(fake) if e["queued"] < 3]
+    assert len(accepted) == 10
+    refused = (fake / "refusals.log").read_text().count("refused")
+    assert refused >= 1
+    assert len(submit_log(fake)) == 10 + refused
+    logged = [r for r in caplog.records if r.getMessage().startswith("submit limit:")]
+    assert len(logged) == refused
+    assert "QOSMaxSubmitJobPerUserLimit" in logged[0].getMessage()
+    runner.shutdown()
+
+
+def test_at_a_submit_limit_a_runner_tries_at_most_once_per_sleepstep(
+    fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the queue holds one long job of someone else's: no room frees while the test runs
+    monkeypatch.setenv("FAKE_SUBMIT_LIMIT", "1")
+    other = GridRunner(grid=fake_scheme(), sleepstep=0.05)
+    blocker = SingleJob(name="blocker", runscript="sleep 30\n").run(
+        jobrunner=other, jobmanager=JobManager(tmp_path / "o")
+    )
+    wait_until(lambda: blocker.jobid is not None)
+    runner = GridRunner(grid=fake_scheme(submit_faults=LIMITED), sleepstep=0.5, submit_workers=1)
+    manager = JobManager(tmp_path / "w")
+    held = [
+        SingleJob(name=f"h{i}", runscript=":\n").run(jobrunner=runner, jobmanager=manager)
+        for i in range(20)
+    ]
+    time.sleep(2.2)
+    refused = (fake / "refusals.log").read_text().count("refused")
+    assert 2 <= refused <= 6, refused  # the first try, then one per sleepstep: never a loop
+    assert all(r.status is JobStatus.QUEUED for r in held)
+    held[0].job.cancel()  # a job waiting for room ends at once, never submitted
+    assert held[0].wait(timeout=TIMEOUT).status is JobStatus.CANCELLED
+    runner.shutdown(cancel=True)
+    assert {r.status for r in held} == {JobStatus.CANCELLED}
+    assert len(submit_log(fake)) == 1 + refused
+    other.shutdown(cancel=True)
+
+
+def test_a_blocking_call_at_a_submit_limit_waits_for_room_in_its_thread(
+    fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_SUBMIT_LIMIT", "2")
+
+    class OwnCall(GridRunner):
+        def call(self, *args: Any) -> int:
+            return super().call(*args)
+
+    runner = OwnCall(grid=fake_scheme(submit_faults=LIMITED), sleepstep=0.05, maxthreads=6)
+    jobs = [SingleJob(name=f"b{i}", runscript="sleep 0.2\nexit 3\n") for i in range(6)]
+    results = run_jobs(runner, JobManager(tmp_path / "w"), jobs)
+    assert [r.exit_code for r in results] == [3] * 6
+    log = submit_log(fake)
+    refused = (fake / "refusals.log").read_text().count("refused")
+    assert refused >= 1
+    assert sum(e["queued"] < 2 for e in log) == 6  # each job once, with room
+    assert len(log) == 6 + refused
+    runner.shutdown()
+
+
 def test_a_runflag_name_with_a_space_fails_the_job_before_any_submit(
     fake: Path, tmp_path: Path
 ) -> None:
@@ -271,7 +355,7 @@ def test_failing_checks_release_no_job_and_all_finish_with_their_codes(
     fails.write_text("3")
     monkeypatch.setenv("FAKE_CHECK_FAILS", str(fails))
     runner = GridRunner(grid=fake_scheme(), sleepstep=0.02)
-    runner._poller.backoff_max = 0.05
+    runner._queue.poller.backoff_max = 0.05
     gate = tmp_path / "gate"
     jobs = [
         SingleJob(
@@ -368,7 +452,8 @@ def test_bad_name_and_incomplete_scheme_are_refused() -> None:
     with pytest.raises(ValueError) as info:
         GridRunner(grid="slrum")
     assert str(info.value) == (
-        "grid 'slrum' is not a known scheme (known: pbs, sge, slurm); pass a Settings for your own"
+        "grid 'slrum' is not a known scheme (did you mean 'slurm'? known: pbs, sge, slurm); "
+        "pass a Settings for your own, or a Scheduler"
     )
     with pytest.raises(ValueError, match=r"lacks output, commands\.check, commands\.running"):
         GridRunner(grid={"workdir": "-D", "error": "-e", "commands": {"submit": "x", "getid": len}})
@@ -453,7 +538,7 @@ def test_a_job_submitted_while_the_runner_cancels_is_cancelled_once_its_id_is_kn
     wait_until((tmp_path / "submit-gate.waiting").exists)
     shutdown = threading.Thread(target=runner.shutdown, kwargs={"timeout": TIMEOUT})
     shutdown.start()
-    wait_until(lambda: runner._cancelling)
+    wait_until(runner._queue.stopped.is_set)
     assert not (fake / "cancels.log").exists()  # nothing was queued when cancelling began
     gate.touch()
     shutdown.join(TIMEOUT)
@@ -615,3 +700,88 @@ def test_a_job_whose_end_is_not_known_yet_holds_up_no_other(fake: Path, tmp_path
     (fake / f"{late.jobid}.acct").write_text("7")
     assert late.wait(timeout=TIMEOUT).exit_code == 7
     assert late.status is JobStatus.CRASHED
+
+
+# --- resources: mapped, refused at job.run(), winning over directives ----------------------
+
+
+def resources_scheme() -> Settings:
+    """The fake scheme mapping resources as SLURM does (no special key of its own for them)."""
+    scheme = fake_scheme(
+        commands={
+            "resources": slurm.resource_args,
+            "directive_resources": slurm.directive_resources,
+        }
+    )
+    scheme.special = {"select": "-l select="}
+    return scheme
+
+
+def test_resources_are_mapped_into_the_submission(fake: Path, tmp_path: Path) -> None:
+    runner = GridRunner(grid=resources_scheme(), sleepstep=0.05)
+    job = SingleJob(name="r", runscript="exit 0\n")
+    (result,) = run_jobs(
+        runner, JobManager(tmp_path / "w"), [job], memory="1.5G", walltime=5400, cores=2, J="x"
+    )
+    assert result.ok, result.error
+    (submit,) = submits(fake)
+    assert submit["argv"][6:] == [
+        *["--cpus-per-task=2", "--mem=1536M", "--time=1:30:00", "-J", "x"],
+        str(job.path / "r.grid"),
+    ]
+
+
+def test_a_bad_resource_is_refused_at_job_run_and_nothing_is_submitted(
+    fake: Path, tmp_path: Path
+) -> None:
+    runner = GridRunner(grid=resources_scheme(), sleepstep=0.05)
+    manager = JobManager(tmp_path / "w")
+    job = SingleJob(name="bad", runscript="exit 0\n")
+    with pytest.raises(
+        ValueError,
+        match=r"^run flag memory='4X' is not a memory size; give e\.g\. memory='4G' \(units K, "
+        r"M, G, T, 1024-based\) or an int of bytes$",
+    ):
+        job.run(jobrunner=runner, jobmanager=manager, memory="4X")
+    assert job.results.status is JobStatus.FAILED
+    late = SingleJob(name="late", runscript="exit 0\n")
+    with pytest.raises(ValueError, match=r"^run flag walltime='2:30' may be minutes:seconds"):
+        late.run(jobrunner=runner, jobmanager=manager, walltime="2:30")
+    runner.wait(timeout=TIMEOUT)
+    assert submits(fake) == []
+    fixed = SingleJob(name="fixed", runscript="exit 0\n")
+    assert fixed.run(jobrunner=runner, jobmanager=manager, memory="4G").wait(TIMEOUT).ok
+    assert "--mem=4096M" in submits(fake)[0]["argv"]
+
+
+def test_a_scheme_without_resources_takes_any_value_as_before(fake: Path, tmp_path: Path) -> None:
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.05)
+    job = SingleJob(name="plams", runscript="exit 0\n")
+    (result,) = run_jobs(runner, JobManager(tmp_path / "w"), [job], memory="4000", nodes=2)
+    assert result.ok
+    assert submits(fake)[0]["argv"][6:-1] == ["--mem=4000", "-N", "2"]
+
+
+def test_a_run_flag_wins_over_a_directive_and_the_log_says_so(
+    fake: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    manager = JobManager(tmp_path / "w")
+    pre = "#SBATCH --mem=1G\n#SBATCH --time=10\n"
+    job = SingleJob(name="d", runscript="exit 0\n", settings={"runscript": {"pre": pre}})
+    with caplog.at_level(logging.WARNING, logger="runner_grid"):
+        (result,) = run_jobs(
+            GridRunner(resources_scheme(), sleepstep=0.05), manager, [job], memory="4G"
+        )
+    assert result.ok
+    notes = [r.getMessage() for r in caplog.records if "overrides" in r.getMessage()]
+    assert notes == [
+        f"{job.path / 'd.run'}: run flag memory='4G' overrides the runscript's directive "
+        "'#SBATCH --mem=1G' (the submit command's flags win over directives)"
+    ]
+    assert "--mem=4096M" in submits(fake)[0]["argv"]  # the flag; the wrapper keeps the line
+    assert "#SBATCH --mem=1G" in (job.path / "d.grid").read_text().splitlines()
+    caplog.clear()
+    plain = SingleJob(name="p", runscript="exit 0\n", settings={"runscript": {"pre": pre}})
+    with caplog.at_level(logging.WARNING, logger="runner_grid"):
+        run_jobs(GridRunner(fake_scheme(), sleepstep=0.05), manager, [plain], memory="4G")
+    assert "overrides" not in caplog.text  # a scheme without resources: as before

@@ -11,8 +11,7 @@ import sys
 
 import pytest
 
-from runner_grid import GridRunner
-from runner_grid._scheme import Scheme
+from runner_grid import GridRunner, Scheme
 from runner_grid._submitter import find_recorded
 from runner_grid.schemes import pbs, sge, slurm
 from runner_settings import Settings

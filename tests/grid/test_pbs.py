@@ -11,18 +11,23 @@ PBS Pro samples follow the layouts of their documentation.
 from __future__ import annotations
 
 import shlex
+import subprocess
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from runner_core import REASONS
-from runner_grid import Scheme
+from runner_core import REASONS, Resources, parse_walltime
+from runner_grid import Listing, Scheme
 from runner_grid._submitter import classify_refusal
 from runner_grid.schemes import pbs
-from strategies import jobs_of, queue_entries, server_suffixes
+from runner_grid.schemes.pbs import Pbs
+from strategies import jobs_of, queue_entries, resources, server_suffixes
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 PBSPRO_QSTAT = """\
 Job id            Name             User              Time Use S Queue
@@ -673,11 +678,21 @@ def test_a_lost_reply_is_looked_up_before_any_retry(message: str) -> None:
         "qsub: Bad UID for job execution\n",
         "qsub: Unknown resource Resource_List.foo\n",
         "qsub: Array job exceeds server or queue size limit\n",
-        "qsub: Maximum number of jobs already in queue\n",
     ],
 )
 def test_a_permanent_refusal_is_not_retried(message: str) -> None:
     assert classify_refusal(FAULTS, message) == "fail"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "qsub: Maximum number of jobs already in queue\n",  # the server's or queue's max_queued
+        "qsub: would exceed queue workq's per-user limit of jobs in 'Q' state\n",
+    ],
+)
+def test_a_limit_on_queued_jobs_is_back_pressure_not_failure(message: str) -> None:
+    assert classify_refusal(FAULTS, message) == "limit"
 
 
 @pytest.mark.parametrize("case", ["qsub_bad_option", "qsub_missing_script", "qsub_name_with_space"])
@@ -685,3 +700,116 @@ def test_recorded_refusals_are_permanent(case: str) -> None:
     out = recorded(case)
     assert out.rc != 0
     assert classify_refusal(FAULTS, f"{out.stdout}\n{out.stderr}") == "fail"
+
+
+# --- the Pbs class: the contract on the recorded outputs ---------------------------------------
+
+
+class RecordedPbs(Pbs):
+    """PBS whose commands answer with one recorded case each (program -> case)."""
+
+    def __init__(self, **cases: str) -> None:
+        self.cases = cases
+        self.ran: list[list[str]] = []
+
+    def run(
+        self, argv: Sequence[str], *, timeout: Optional[float] = None
+    ) -> subprocess.CompletedProcess[str]:
+        self.ran.append(list(argv))
+        case = recorded(self.cases[argv[0]])
+        return subprocess.CompletedProcess(list(argv), case.rc, case.stdout, case.stderr)
+
+
+def test_the_class_reads_the_recorded_outputs() -> None:
+    server = Pbs()
+    assert server.parse_id(recorded("qsub_plain").stdout) == "3.pbsvm"
+    listing = server.parse_listing(recorded("qstat_default_mixed").stdout)
+    assert listing == Listing(["5", "6", "7", "8", "9"], ["5", "6"])
+    assert server.parse_end(recorded("qstat_x_f_walltime").stdout) == (1, "timeout")
+    live = recorded("qstat_unknown_and_live")
+    assert server.check_error(["99999.pbsvm", "10.pbsvm"], live.rc, live.stdout, live.stderr) == [
+        "10"
+    ]
+    version = recorded("qsub_version")
+    assert server.detect(version.rc, version.stdout + version.stderr)
+    assert server.workdir_flag is None
+
+
+def test_the_class_asks_qstat_x_f_and_cancels_each_subjob_alone() -> None:
+    server = RecordedPbs(qstat="qstat_x_f_exit3")
+    assert server.how_ended("3.pbsvm") == (3, None)
+    assert server.ran == [["qstat", "-x", "-f", "3.pbsvm"]]
+    assert server.cancel_argvs(["9[1].pbsvm", "12.pbsvm", "9[3].pbsvm"]) == [
+        ["qdel", "12.pbsvm"],
+        ["qdel", "9[1].pbsvm"],
+        ["qdel", "9[3].pbsvm"],
+    ]
+    assert RecordedPbs(qstat="qstat_x_f_exit3_history_off").how_ended("3.pbsvm") is None
+
+
+# --- resources ------------------------------------------------------------------------------
+
+
+def test_resources_become_one_select_chunk_per_node() -> None:
+    request = Resources.of(
+        {"nodes": 2, "cores": 8, "memory": "16G", "gpus": 2, "walltime": 3600,
+         "queue": "workq", "account": "proj42"}
+    )  # fmt: skip
+    assert pbs.resource_args(request) == [
+        *["-q", "workq", "-A", "proj42"],
+        *["-l", "select=2:ncpus=4:mem=8192mb:ngpus=1", "-l", "place=scatter"],
+        *["-l", "walltime=01:00:00"],
+    ]
+    assert pbs.resource_args(Resources.of({"memory": "1G"})) == ["-l", "select=1:mem=1024mb"]
+    assert pbs.resource_args(Resources.of({"cores": 4})) == ["-l", "select=1:ncpus=4"]
+    assert pbs.resource_args(Resources(walltime=100 * 3600)) == ["-l", "walltime=100:00:00"]
+    assert pbs.resource_args(Resources()) == []
+    assert Pbs().resource_args(request) == pbs.resource_args(request)
+    with pytest.raises(ValueError, match=r"^run flag gpus=3 is not a multiple of nodes=2; "):
+        pbs.resource_args(Resources(gpus=3, nodes=2))
+
+
+def test_torque_resources_use_nodes_and_ppn() -> None:
+    request = Resources.of({"nodes": 2, "cores": 8, "memory": "16G", "gpus": 2, "walltime": 60})
+    assert pbs.torque_resource_args(request) == [
+        *["-l", "nodes=2:ppn=4:gpus=1", "-l", "mem=16384mb", "-l", "walltime=00:01:00"],
+    ]
+    assert pbs.torque_resource_args(Resources(memory=1)) == ["-l", "mem=1mb"]
+
+
+@given(resources())
+def test_the_select_chunk_asks_at_least_the_request(request: Resources) -> None:
+    args = pbs.resource_args(request)
+    limits = dict(value.split("=", 1) for flag, value in zip(args, args[1:]) if flag == "-l")
+    chunk = dict(
+        part.split("=", 1) if "=" in part else ("nodes", part)
+        for part in limits.get("select", "").split(":")
+        if part
+    )
+    nodes = request.nodes or 1
+    if request.memory is not None:
+        given_bytes = int(chunk["mem"].removesuffix("mb")) * 1024**2 * nodes
+        assert request.memory <= given_bytes < request.memory + nodes * 1024**2
+    if request.cores is not None:
+        assert int(chunk["ncpus"]) * nodes == request.cores
+    if request.walltime is not None:
+        assert parse_walltime(limits["walltime"]) == request.walltime
+    assert ("place" in limits) == (nodes > 1)
+
+
+@pytest.mark.parametrize(
+    ("line", "keys"),
+    [
+        ("#PBS -l walltime=1:00:00", ["walltime"]),
+        ("#PBS -l select=1:ncpus=8", ["nodes", "cores", "memory", "gpus"]),  # replaced whole
+        ("#PBS -l mem=4gb,walltime=10:00", ["memory", "walltime"]),
+        ("#PBS -l nodes=1:ppn=4", ["nodes", "cores", "gpus"]),
+        ("#PBS -q workq -A proj", ["queue", "account"]),
+        ("#PBS -l place=scatter", []),
+        ("#PBS -N name", []),
+        ("#SBATCH --mem=1G", []),
+    ],
+)
+def test_directive_resources_reads_pbs_lines(line: str, keys: list[str]) -> None:
+    assert pbs.directive_resources(line) == keys
+    assert Pbs().directive_resources(line) == keys

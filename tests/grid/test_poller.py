@@ -1,4 +1,4 @@
-"""Tests for the queue poller and the scheme check.
+"""Tests for the queue poller and the scheme check (of a scheduler class and of a Settings scheme).
 
 The poller is driven by injected check callables and the scheme check by small fake scheduler
 commands on a temporary PATH: they stand in for faults a real daemon cannot produce on demand
@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from runner_grid._poller import CheckFailed, QueuePoller, SchemeCheck, query_env
+from runner_grid import Scheduler, SchedulerCommandError, Scheme
+from runner_grid._poller import QueuePoller, SchemeCheck
 from runner_grid.schemes import slurm
+from runner_grid.schemes.slurm import Slurm
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Callable, Collection, Sequence
     from pathlib import Path
 
 HOUR = 3600.0
@@ -65,7 +67,8 @@ def test_one_check_per_interval_for_all_jobs_and_release_when_gone() -> None:
 
 
 @pytest.mark.parametrize(
-    "failure", [CheckFailed("squeue timed out"), RuntimeError("bug in a parser"), ValueError("x")]
+    "failure",
+    [SchedulerCommandError("squeue timed out"), RuntimeError("bug in a parser"), ValueError("x")],
 )
 def test_a_failed_check_releases_nothing_and_polling_goes_on(failure: Exception) -> None:
     check = ScriptedCheck([failure, failure, failure, ["1"], []])
@@ -86,7 +89,9 @@ def test_a_failed_check_releases_nothing_and_polling_goes_on(failure: Exception)
 
 
 def test_backoff_doubles_and_is_capped(caplog: pytest.LogCaptureFixture) -> None:
-    check = ScriptedCheck([CheckFailed("a"), CheckFailed("b"), CheckFailed("c"), []])
+    check = ScriptedCheck(
+        [SchedulerCommandError("a"), SchedulerCommandError("b"), SchedulerCommandError("c"), []]
+    )
     poller = QueuePoller(check, 1.0, backoff_max=3.0)
     event = poller.register("1")
     with caplog.at_level("WARNING", logger="runner_grid._poller"):
@@ -186,12 +191,21 @@ def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return bin_dir
 
 
-def slurm_scheme() -> dict[str, Any]:
-    return slurm.scheme()
+def slurm_settings() -> Scheme:
+    return Scheme.of(slurm.scheme(), "slurm")
+
+
+#: The two ways a scheduler reaches the check: the class, and the Settings adapted.
+SOURCES: dict[str, Callable[[], Scheduler]] = {"class": Slurm, "settings": slurm_settings}
+
+
+@pytest.fixture(params=sorted(SOURCES))
+def source(request: pytest.FixtureRequest) -> Callable[[], Scheduler]:
+    return SOURCES[request.param]
 
 
 def test_check_pins_the_format_and_drops_squeue_variables(
-    fake_bin: Path, monkeypatch: pytest.MonkeyPatch
+    fake_bin: Path, monkeypatch: pytest.MonkeyPatch, source: Callable[[], Scheduler]
 ) -> None:
     monkeypatch.setenv("SQUEUE_FORMAT", "%j %u")
     monkeypatch.setenv("SQUEUE_FORMAT2", "jobid:5")
@@ -206,50 +220,106 @@ def test_check_pins_the_format_and_drops_squeue_variables(
         "ids = [a.split('=', 1)[1] for a in sys.argv if a.startswith('--jobs=')][0]\n"
         "print('\\n'.join(i + ' R' for i in ids.split(',')[:1]))",
     )
-    check = SchemeCheck(slurm_scheme)
+    check = SchemeCheck(source)
     assert check(["5", "6"]) == {"5"}
+    assert check.started == {"5"}
     assert check.count == 1
-    assert "SQUEUE_FORMAT" not in query_env(slurm_scheme())
+    assert "SQUEUE_FORMAT" not in source().environment()
+    assert "PATH" in source().environment()
 
 
-def test_check_failure_modes(fake_bin: Path) -> None:
-    scheme = slurm_scheme()
-    scheme["check_timeout"] = 0.5
-    check = SchemeCheck(lambda: scheme)
+def test_check_failure_modes(fake_bin: Path, source: Callable[[], Scheduler]) -> None:
+    scheduler = source()
+    scheduler.check_timeout = 0.5
+    check = SchemeCheck(lambda: scheduler)
     fake_command(fake_bin, "squeue", "print('socket timed out', file=sys.stderr); sys.exit(1)")
-    with pytest.raises(CheckFailed, match="exited with status 1: socket timed out"):
+    with pytest.raises(SchedulerCommandError, match="exited with status 1: socket timed out"):
         check(["5"])
     fake_command(fake_bin, "squeue", "print('JOBID PARTITION NAME')")
-    with pytest.raises(CheckFailed, match="parser refused"):
+    with pytest.raises(SchedulerCommandError, match="parser refused"):
         check(["5"])
     fake_command(fake_bin, "squeue", "time.sleep(60)")
-    with pytest.raises(CheckFailed, match=r"ran longer than 0\.5 s"):
+    with pytest.raises(SchedulerCommandError, match=r"ran longer than 0\.5 s"):
         check(["5"])
     (fake_bin / "squeue").unlink()
-    with pytest.raises(CheckFailed, match="could not be started"):
+    with pytest.raises(SchedulerCommandError, match="could not be started"):
         check(["5"])
     assert check.count == 4
 
 
-def test_invalid_job_id_for_a_single_id_is_an_answer(fake_bin: Path) -> None:
+def test_invalid_job_id_for_a_single_id_is_an_answer(
+    fake_bin: Path, source: Callable[[], Scheduler]
+) -> None:
     fake_command(
         fake_bin,
         "squeue",
         "print('slurm_load_jobs error: Invalid job id specified', file=sys.stderr); sys.exit(1)",
     )
-    check = SchemeCheck(slurm_scheme)
+    check = SchemeCheck(source)
     assert check(["5"]) == set()
-    with pytest.raises(CheckFailed):
+    with pytest.raises(SchedulerCommandError):
         check(["5", "6"])
 
 
-def test_plams_style_bare_check_command(fake_bin: Path) -> None:
-    fake_command(fake_bin, "qwatch", "print('JOB 11 running\\nJOB 12 queued')")
-    scheme = {
-        "commands": {
-            "check": "qwatch --all",
-            "running": lambda out: [line.split()[1] for line in out.splitlines()],
+def plams_scheme(**commands: Any) -> Scheme:
+    """A scheme as PLAMS users wrote them: the seed's keys only, `check` a bare command."""
+    return Scheme.of(
+        {
+            "workdir": "-D",
+            "output": "-o",
+            "error": "-e",
+            "commands": {
+                "submit": "qsub",
+                "check": "qwatch --all",
+                "getid": lambda out: out.split()[-1],
+                "running": lambda out: [line.split()[1] for line in out.splitlines()],
+                **commands,
+            },
         }
-    }
-    check = SchemeCheck(lambda: scheme)
+    )
+
+
+def test_plams_style_bare_check_command(fake_bin: Path) -> None:
+    fake_command(
+        fake_bin,
+        "qwatch",
+        "assert sys.argv[1:] == ['--all']; print('JOB 11 running\\nJOB 12 queued')",
+    )
+    check = SchemeCheck(plams_scheme)
     assert check(["11", "99"]) == {"11", "12"}
+    assert check.started == set()  # the scheme has no `started`: the listing tells none
+
+
+def test_a_started_parser_that_refuses_the_listing_starts_nothing_and_fails_nothing(
+    fake_bin: Path,
+) -> None:
+    fake_command(fake_bin, "qwatch", "print('JOB 11 running\\nJOB 12 queued')")
+
+    def started(out: str) -> list[str]:
+        if "running" in out:
+            raise ValueError("cannot read it")
+        return []
+
+    check = SchemeCheck(lambda: plams_scheme(started=started))
+    assert check(["11"]) == {"11", "12"}
+    assert check.started == set()
+    check = SchemeCheck(
+        lambda: plams_scheme(started=lambda out: [line.split()[1] for line in out.splitlines()[:1]])
+    )
+    assert check(["11"]) == {"11", "12"}
+    assert check.started == {"11"}
+
+
+def test_check_errors_of_a_settings_scheme_may_answer(fake_bin: Path) -> None:
+    fake_command(fake_bin, "qwatch", "print('gone: 11', file=sys.stderr); sys.exit(3)")
+    seen: list[tuple[list[str], int]] = []
+
+    def check_error(ids: list[str], rc: int, out: str, err: str) -> list[str] | None:
+        seen.append((ids, rc))
+        return ["12"] if "gone" in err else None
+
+    check = SchemeCheck(lambda: plams_scheme(check_error=check_error))
+    assert check(["11", "12"]) == {"12"}
+    assert seen == [(["11", "12"], 3)]
+    with pytest.raises(SchedulerCommandError, match="exited with status 3: gone: 11"):
+        SchemeCheck(plams_scheme)(["11", "12"])

@@ -4,15 +4,23 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from runner_core import REASONS
+from runner_core import REASONS, Resources, parse_walltime
+from runner_grid._poller import SchemeCheck
 from runner_grid.schemes import sge
-from strategies import jobs_of, noise_lines, queue_entries
+from runner_grid.schemes._common import current_user
+from runner_grid.schemes.sge import GridEngine
+from strategies import jobs_of, noise_lines, queue_entries, resources
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # Recorded with `qstat -u root` on the Grid Engine of tools/sge.sh: plain jobs, a running array
 # (one line per task), a -terse array, and a held job.
@@ -434,3 +442,124 @@ def test_detect_on_recorded_probes() -> None:
     assert sge.detect(rc, stdout + stderr)
     stdout, stderr, rc = recorded("qsub_version")
     assert not sge.detect(rc, stdout + stderr)
+
+
+# --- the GridEngine class: the contract on the recorded outputs ------------------------------
+
+
+class RecordedGridEngine(GridEngine):
+    """Grid Engine whose commands answer with one recorded case each (program -> case)."""
+
+    def __init__(self, **cases: str) -> None:
+        self.cases = cases
+        self.ran: list[list[str]] = []
+
+    def run(
+        self, argv: Sequence[str], *, timeout: Optional[float] = None
+    ) -> subprocess.CompletedProcess[str]:
+        self.ran.append(list(argv))
+        stdout, stderr, rc = recorded(self.cases[argv[0]])
+        return subprocess.CompletedProcess(list(argv), rc, stdout, stderr)
+
+
+def test_the_class_reads_the_recorded_outputs() -> None:
+    engine = GridEngine()
+    assert engine.parse_id(recorded("qsub_plain")[0]) == "41"
+    listing = engine.parse_listing(recorded("qstat_default")[0])
+    assert listing.queued == ["55", "56.1", "56.2", "56.3", "56.4", "56.5", "57"] + [
+        f"58.{i}" for i in range(1, 6)
+    ] + ["59"]
+    assert listing.started == ["55", "56.1", "56.2", "56.3", "56.4", "56.5"]
+    assert engine.parse_end(recorded("qacct_timelimit")[0]) == (137, "timeout")
+    stdout, stderr, rc = recorded("qsub_help")
+    assert engine.detect(rc, stdout + stderr)
+    assert engine.check_error(["55"], 1, "", "error") is None  # qstat's failures are failures
+    assert engine.probe_argv() == ["qsub", "-help"]
+
+
+def test_the_class_asks_qacct_for_a_task_and_reads_its_answer() -> None:
+    engine = RecordedGridEngine(qacct="qacct_exit3", qstat="qstat_default")
+    assert engine.how_ended("61.2") == (3, None)
+    assert engine.ran == [["qacct", "-j", "61", "-t", "2"]]
+    assert SchemeCheck(lambda: engine)(["55", "58"]) >= {"55", "58.1"}
+    assert engine.ran[-1] == ["qstat", "-u", current_user()]
+    never = RecordedGridEngine(qacct="qacct_never_existed")
+    assert never.how_ended("99") is None
+
+
+# --- resources ------------------------------------------------------------------------------
+
+
+def test_resources_become_qsub_flags_with_h_vmem_per_slot() -> None:
+    request = Resources.of(
+        {"cores": 4, "memory": "8G", "walltime": "1-01:00:00", "queue": "all.q", "account": "p"}
+    )
+    assert sge.resource_args(request) == [
+        *["-q", "all.q", "-A", "p", "-pe", "smp", "4"],
+        *["-l", "h_vmem=2048M", "-l", "h_rt=25:00:00"],  # 8G over 4 slots
+    ]
+    assert sge.resource_args(Resources.of({"memory": "1G"})) == ["-l", "h_vmem=1024M"]
+    assert sge.resource_args(Resources.of({"memory": "1G", "cores": 3})) == [
+        *["-pe", "smp", "3", "-l", "h_vmem=342M"],  # 341.33 rounded up
+    ]
+    assert sge.resource_args(Resources(nodes=1)) == []
+    assert GridEngine().resource_args(request) == sge.resource_args(request)
+
+
+@given(resources().filter(lambda r: (r.nodes or 1) == 1).map(lambda r: r.replace(gpus=None)))
+def test_h_vmem_times_slots_is_at_least_the_request(request: Resources) -> None:
+    args = sge.resource_args(request)
+    limits = dict(value.split("=", 1) for flag, value in zip(args, args[1:]) if flag == "-l")
+    slots = request.cores or 1
+    if request.memory is not None:
+        given_bytes = int(limits["h_vmem"].rstrip("M")) * 1024**2 * slots
+        assert request.memory <= given_bytes < request.memory + slots * 1024**2
+    if request.walltime is not None:
+        assert parse_walltime(limits["h_rt"]) == request.walltime
+
+
+def test_gpus_need_the_sites_gpu_resource() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^run flag gpus=2: Grid Engine has no standard GPU resource; name your site's "
+        r"\(qconf -sc lists them\) in GridEngine.gpu_resource, or set .*gpu_resource='gpu'\), "
+        r"or pass it as a plain run flag: l='gpu=2'$",
+    ):
+        GridEngine().resource_args(Resources(gpus=2))
+
+    class Site(GridEngine):
+        gpu_resource = "gpu"
+        parallel_environment = "mpi"
+
+    assert Site().resource_args(Resources(gpus=2, cores=8)) == [
+        *["-pe", "mpi", "8", "-l", "gpu=2"],
+    ]
+    assert Site().directive_resources("#$ -l gpu=1,h_rt=60") == ["walltime", "gpus"]
+    assert GridEngine().directive_resources("#$ -l gpu=1") == []
+
+
+def test_more_than_one_node_is_refused() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^run flag nodes=2: Grid Engine places a job's slots by its parallel environment "
+        r"\('smp'\), not by nodes; give cores alone, with a parallel environment that spans "
+        r"hosts where the site has one$",
+    ):
+        sge.resource_args(Resources(nodes=2, cores=4))
+
+
+@pytest.mark.parametrize(
+    ("line", "keys"),
+    [
+        ("#$ -l h_vmem=2G", ["memory"]),
+        ("#$ -l h_rt=1:00:00,h_vmem=2G", ["memory", "walltime"]),
+        ("#$ -pe smp 4", ["cores"]),
+        ("#$ -q all.q -A proj", ["queue", "account"]),
+        ("#$ -l mem_free=1G", []),
+        ("#$ -N name", []),
+        ("#SBATCH --mem=1G", []),
+        ("#$-l h_vmem=1G", ["memory"]),  # Grid Engine reads it: no space is needed
+    ],
+)
+def test_directive_resources_reads_grid_engine_lines(line: str, keys: list[str]) -> None:
+    assert sge.directive_resources(line) == keys

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from runner_core import REASONS
+from runner_core import REASONS, Resources, parse_walltime
 from runner_grid.schemes import slurm
-from strategies import jobs_of, noise_lines, queue_entries
+from runner_grid.schemes.slurm import Slurm
+from strategies import jobs_of, noise_lines, queue_entries, resources
 
 # Recorded with `squeue --noheader --format='%i %T' --states=all` on the single-node SLURM of
 # tools/slurm.sh (long state names; the pinned check uses %t): finished jobs stay listed for
@@ -507,3 +508,99 @@ def test_scheme_has_parse_end() -> None:
 def test_detect_on_recorded_version() -> None:
     stdout, stderr, rc = recorded("sbatch_version")
     assert slurm.detect(rc, stdout + stderr)
+
+
+# --- the Slurm class (its composed methods on recorded outputs: tests/grid/test_base.py) ----
+
+
+def test_the_class_reads_the_recorded_outputs() -> None:
+    cluster = Slurm()
+    assert cluster.parse_id(recorded("sbatch_parsable")[0]) == "7"
+    listing = cluster.parse_listing(recorded("squeue_pinned_pending")[0])
+    assert listing.queued == slurm.running(recorded("squeue_pinned_pending")[0])
+    assert listing.queued
+    assert listing.started == slurm.started(recorded("squeue_pinned_pending")[0])
+    assert cluster.parse_end(recorded("scontrol_show_job_timelimit")[0]) == (
+        slurm.parse_end(recorded("scontrol_show_job_timelimit")[0])
+    )
+    assert cluster.parse_end(recorded("scontrol_show_job_timelimit")[0])[1] == "timeout"  # type: ignore[index]
+    _out, stderr, rc = recorded("squeue_never_existed")
+    assert cluster.check_error(["999999"], rc, "", stderr) == []
+    assert cluster.check_error(["999999", "22"], rc, "", stderr) is None
+    stdout, stderr, rc = recorded("sbatch_version")
+    assert cluster.detect(rc, stdout + stderr)
+    assert cluster.end_argvs("7") == slurm.exitcode_commands("7")
+    assert cluster.unset_env == ("SQUEUE_*", "SACCT_*")
+    assert cluster.long_flags
+
+
+# --- resources ------------------------------------------------------------------------------
+
+
+def test_resources_become_sbatch_flags() -> None:
+    request = Resources.of(
+        {"cores": 8, "nodes": 2, "memory": "16G", "walltime": "1-02:00:00", "gpus": 4,
+         "partition": "gpu", "account": "proj42"}
+    )  # fmt: skip
+    assert slurm.resource_args(request) == [
+        *["-p", "gpu", "-A", "proj42", "-N", "2", "--cpus-per-task=4", "--mem=8192M"],
+        *["--time=1-02:00:00", "--gpus=4"],
+    ]  # cores and memory per node: one task per node, --mem counts per node
+    assert slurm.resource_args(Resources.of({"memory": "1.5G", "walltime": 90})) == [
+        "--mem=1536M",
+        "--time=0:01:30",
+    ]
+    assert slurm.resource_args(Resources.of({"memory": 1, "walltime": 30 * 3600})) == [
+        "--mem=1M",  # rounded up, never down
+        "--time=1-06:00:00",
+    ]
+    assert slurm.resource_args(Resources()) == []
+    assert Slurm().resource_args(request) == slurm.resource_args(request)
+    assert Slurm().maps_resources
+
+
+@given(resources())
+def test_sbatch_flags_ask_at_least_the_request_and_under_a_megabyte_a_node_more(
+    request: Resources,
+) -> None:
+    args = slurm.resource_args(request)
+    values = {flag: value for flag, value in zip(args, args[1:]) if flag in ("-p", "-A", "-N")}
+    flags = dict(a.split("=", 1) for a in args if a.startswith("--") and a not in values.values())
+    nodes = request.nodes or 1
+    if request.memory is None:
+        assert "--mem" not in flags
+    else:
+        given_bytes = int(flags["--mem"].rstrip("M")) * 1024**2 * nodes
+        assert request.memory <= given_bytes < request.memory + nodes * 1024**2
+    if request.walltime is not None:
+        assert parse_walltime(flags["--time"]) == request.walltime
+    if request.cores is not None:
+        assert int(flags["--cpus-per-task"]) * nodes == request.cores
+    assert values.get("-p") == request.queue
+    assert values.get("-A") == request.account
+    assert values.get("-N") == (None if request.nodes is None else str(request.nodes))
+
+
+@pytest.mark.parametrize(
+    ("line", "keys"),
+    [
+        ("#SBATCH --mem=4G", ["memory"]),
+        ("#SBATCH --mem 4G", ["memory"]),
+        ("#SBATCH --mem-per-cpu=1G", ["memory"]),
+        ("#SBATCH -t 10", ["walltime"]),
+        ("#SBATCH --time=1:00:00 -c4", ["walltime", "cores"]),
+        ("#SBATCH -N 2 -p short -A proj42", ["nodes", "queue", "account"]),
+        ("#SBATCH --partition=long --account=x", ["queue", "account"]),
+        ("#SBATCH --gpus=2", ["gpus"]),
+        ("#SBATCH --gres=gpu:2", ["gpus"]),
+        ("#SBATCH --gres=tmp:10G", []),
+        ("#SBATCH --hint=nomultithread", []),
+        ("#SBATCH --job-name=x # --mem=4G is a comment", []),
+        ("#SBATCHX --mem=1G", []),
+        ("#$ -l h_vmem=1G", []),
+        ("#PBS -l mem=1gb", []),
+    ],
+)
+def test_directive_resources_reads_sbatch_lines(line: str, keys: list[str]) -> None:
+    assert slurm.directive_resources(line) == keys
+    assert Slurm().directive_resources(line) == keys

@@ -12,17 +12,26 @@ from __future__ import annotations
 
 import os
 import sys
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from runner_core import JobManager, JobStatus, SingleJob
-from runner_grid import GridRunner, Scheme
-from runner_grid._submitter import classify_refusal, new_tag
+from runner_grid import GridRunner, Listing, Scheduler, Scheme
+from runner_grid._submitter import (
+    SubmitOutcome,
+    classify_refusal,
+    find_recorded,
+    new_tag,
+    submit_job,
+)
 from runner_grid.schemes import SCHEMES, pbs, sge, slurm
+from runner_grid.schemes.slurm import Slurm
 from runner_settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
 TIMEOUT = 60.0
@@ -135,6 +144,171 @@ def scheme(**extra: Any) -> Settings:
     return s
 
 
+class TFake(Scheduler):
+    """The shims' scheduler as a class of the typed contract; `scheme()` says it as a Settings."""
+
+    name = "tfake"
+    submit_command = "tsub"
+    workdir_flag, output_flag, error_flag = "-D", "-o", "-e"
+    tag_flag = "--comment="
+    submit_backoff = 0.01
+    submit_faults = MappingProxyType(
+        {"retry": ("temporarily unable",), "uncertain": ("Socket timed out",)}
+    )
+
+    def parse_id(self, output: str) -> str | None:
+        return output.rsplit(maxsplit=1)[-1] if output.strip() else None
+
+    def check_argvs(self, ids: Sequence[str]) -> list[list[str]]:
+        return [["tstat"]]
+
+    def parse_listing(self, output: str) -> Listing:
+        return Listing(output.split(), [])
+
+    def find_tag_argvs(self, tag: str) -> list[list[str]]:
+        return [["tlook", tag]]
+
+    def parse_tag(self, tag: str, returncode: int, stdout: str, stderr: str) -> str | None:
+        return parse_tag(tag, returncode, stdout, stderr)
+
+
+#: The shims' scheduler both ways: a scheme Settings adapted, and the class.
+SCHEDULERS: dict[str, Callable[..., Scheduler]] = {
+    "settings": lambda **extra: Scheme.of(scheme(**extra)),
+    "class": lambda **extra: TFake(),
+}
+
+
+def submit_directly(
+    tmp_path: Path, scheduler: Scheduler, stop: bool = False
+) -> tuple[SubmitOutcome, list[float]]:
+    """`submit_job` of one job, as GridRunner calls it; the back-offs it waited."""
+    script = tmp_path / "job.grid"
+    script.write_text("")
+    tag = scheduler.new_tag("job.run", {})
+    argv = scheduler.submit_argv(str(script), str(tmp_path), None, str(tmp_path / "e"), {}, tag)
+    waits: list[float] = []
+
+    def wait(seconds: float) -> bool:
+        waits.append(seconds)
+        return stop
+
+    return submit_job(scheduler, argv, tag, wait), waits
+
+
+@pytest.mark.parametrize("way", sorted(SCHEDULERS))
+@pytest.mark.parametrize(
+    ("faults", "tries_and_waits"),
+    [
+        ("", (["ok"], [])),
+        ("retry,retry", (["retry", "retry", "ok"], [0.01, 0.02])),
+        ("lost-before", (["lost-before", "ok"], [0.01])),
+        ("lost-after", (["lost-after"], [])),
+        ("retry,lost-after", (["retry", "lost-after"], [0.01])),
+    ],
+)
+def test_submit_job_queues_every_job_exactly_once(
+    tfake: Path,
+    tmp_path: Path,
+    way: str,
+    faults: str,
+    tries_and_waits: tuple[list[str], list[float]],
+) -> None:
+    tries, waits = tries_and_waits
+    (tfake / "faults").write_text(faults)
+    outcome, waited = submit_directly(tmp_path, SCHEDULERS[way]())
+    assert outcome == SubmitOutcome("500", None)
+    assert calls(tfake) == tries
+    assert queued(tfake) == 1
+    assert waited == waits
+
+
+@pytest.mark.parametrize("way", sorted(SCHEDULERS))
+def test_submit_job_fails_at_once_on_a_permanent_refusal(
+    tfake: Path, tmp_path: Path, way: str
+) -> None:
+    (tfake / "faults").write_text("bad")
+    outcome, waited = submit_directly(tmp_path, SCHEDULERS[way]())
+    assert outcome.jobid is None
+    assert (outcome.error or "").startswith(
+        "the submit command failed with exit status 1: tsub: error: invalid partition specified"
+    )
+    assert "command: tsub -D " in (outcome.error or "")
+    assert (calls(tfake), waited) == (["bad"], [])
+
+
+@pytest.mark.parametrize("way", sorted(SCHEDULERS))
+def test_submit_job_stops_retrying_when_the_runner_cancels(
+    tfake: Path, tmp_path: Path, way: str
+) -> None:
+    (tfake / "faults").write_text("retry,retry")
+    outcome, waited = submit_directly(tmp_path, SCHEDULERS[way](), stop=True)
+    assert (outcome.error or "").startswith("not submitted again: the runner is cancelling.")
+    assert (calls(tfake), waited, queued(tfake)) == (["retry"], [0.01], 0)
+
+
+def test_submit_job_of_a_scheduler_that_cannot_find_tags_never_submits_twice(
+    tfake: Path, tmp_path: Path
+) -> None:
+    class NoLookup(TFake):
+        def find_tag_argvs(self, tag: str) -> list[list[str]]:
+            raise AssertionError("cannot look tags up")
+
+        @property
+        def can_find_tags(self) -> bool:
+            return False
+
+    (tfake / "faults").write_text("lost-after")
+    outcome, _waited = submit_directly(tmp_path, NoLookup())
+    assert "cannot look it up by a tag" in (outcome.error or "")
+    assert calls(tfake) == ["lost-after"]
+
+
+def test_submit_job_fails_when_the_id_parser_raises(tfake: Path, tmp_path: Path) -> None:
+    class BadParser(TFake):
+        def parse_id(self, output: str) -> str | None:
+            raise IndexError("no such line")
+
+    outcome, _waited = submit_directly(tmp_path, BadParser())
+    assert outcome.jobid is None
+    assert "raised IndexError('no such line')" in (outcome.error or "")
+    assert "the output of tsub -D" in (outcome.error or "")
+
+
+def test_submit_job_without_an_id_in_the_output_fails(tfake: Path, tmp_path: Path) -> None:
+    class NoId(TFake):
+        def parse_id(self, output: str) -> str | None:
+            return None
+
+    outcome, _waited = submit_directly(tmp_path, NoId())
+    assert (outcome.error or "").startswith("the submit command printed no job id: tsub -D")
+    assert "stdout: Submitted batch job 500" in (outcome.error or "")
+
+
+def test_find_recorded_finds_a_job_or_a_task_by_its_tag() -> None:
+    class Found(Slurm):
+        def find_tag_argvs(self, tag: str) -> list[list[str]]:
+            return [[sys.executable, "-c", f"print('4711|{tag}')"]]
+
+    assert find_recorded(Found(), "job-1a2b3c4d") == "4711"
+    assert find_recorded(Found(), "job-1a2b3c4d/3") == "4711_3"
+    assert find_recorded(Found(), None) is None
+    assert find_recorded(Found(), "") is None
+
+
+def test_find_recorded_refuses_when_the_lookup_cannot_tell() -> None:
+    class Failing(Slurm):
+        def find_tag_argvs(self, tag: str) -> list[list[str]]:
+            return [[sys.executable, "-c", "import sys; sys.exit('squeue: error: down')"]]
+
+    with pytest.raises(RuntimeError, match=r"squeue: error: down.*not submitted again"):
+        find_recorded(Failing(), "job-1a2b3c4d")
+    settings = Settings(slurm.scheme())
+    settings.commands.find_tag = Failing().find_tag_argvs
+    with pytest.raises(RuntimeError, match="not submitted again"):
+        find_recorded(Scheme.of(settings), "job-1a2b3c4d/2")
+
+
 def run_one(state: Path, tmp_path: Path, faults: str, **extra: Any) -> Any:
     (state / "faults").write_text(faults)
     runner = GridRunner(grid=scheme(**extra), sleepstep=0.02)
@@ -227,6 +401,53 @@ def test_every_predefined_scheme_retries_the_generic_transient_refusals(
 def test_a_permanent_refusal_of_any_scheme_fails_at_once(name: str, message: str) -> None:
     faults = Scheme.of(SCHEMES[name](), name).submit_faults
     assert classify_refusal(faults, message) == "fail"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [  # as the real schedulers print them (SLURM 22.05 and Grid Engine 8.1.9 on this machine)
+        (
+            "slurm",
+            "sbatch: error: QOSMaxSubmitJobPerUserLimit\nsbatch: error: Batch job submission "
+            "failed: Job violates accounting/QOS policy (job submit limit, user's size and/or "
+            "time limits)",
+        ),
+        ("slurm", "sbatch: error: AssocMaxSubmitJobLimit\nsbatch: error: Batch job submission"),
+        ("slurm", "sbatch: error: AssocGrpSubmitJobsLimit"),
+        (
+            "sge",
+            "Unable to run job: job rejected: only 5 jobs are allowed per user (current job "
+            "count: 5)\nExiting.",
+        ),
+        ("pbs", "qsub: Maximum number of jobs already in queue"),
+    ],
+)
+def test_a_limit_on_queued_jobs_of_any_scheme_is_back_pressure(name: str, message: str) -> None:
+    faults = Scheme.of(SCHEMES[name](), name).submit_faults
+    assert classify_refusal(faults, message) == "limit"
+
+
+def test_a_limit_refusal_is_not_retried_and_says_so(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    tsub = tmp_path / "tsub"
+    tsub.write_text(
+        f"#!/bin/sh\necho x >> {calls}\n"
+        "echo 'tsub: error: QOSMaxSubmitJobPerUserLimit' >&2\nexit 1\n"
+    )
+    tsub.chmod(0o755)
+    scheme = Scheme.of(
+        {
+            "workdir": "-D", "output": "-o", "error": "-e",
+            "commands": {"submit": str(tsub), "getid": str.strip, "check": "true",
+                         "running": str.split},
+            "submit_faults": {"retry": ["QOS"], "limit": ["QOSMaxSubmitJob"]},
+        }
+    )  # fmt: skip
+    outcome = submit_job(scheme, [str(tsub), "x.run"], None, lambda seconds: False)
+    assert outcome.limited  # "limit" wins over "retry"
+    assert outcome.jobid is None
+    assert "QOSMaxSubmitJobPerUserLimit" in (outcome.error or "")
+    assert calls.read_text().count("x") == 1  # no retries: the runner waits for room instead
 
 
 def test_an_uncertain_fault_wins_over_a_refusal() -> None:
@@ -333,6 +554,7 @@ def test_a_failed_lookup_tells_nothing(parse: Any) -> None:
 def test_every_predefined_scheme_looks_its_tags_up(name: str) -> None:
     view = Scheme.of(SCHEMES[name](), name)
     assert view.tag_flag
+    assert view.can_find_tags
     assert view.submit_faults["retry"]
     assert view.submit_faults["uncertain"]
-    assert view.get("find_tag")("t-1")  # type: ignore[misc]
+    assert view.find_tag_argvs("t-1")

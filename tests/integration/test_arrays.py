@@ -139,7 +139,7 @@ def test_arrays_split_at_max_size_and_the_largest_array_comes_from_the_scheduler
 ) -> None:
     runner = make_runner()
     # What this machine's tools/ set up: MaxArraySize = 1001 (tasks 1-1000), max_aj_tasks 75000.
-    assert runner._max_array_size(runner.scheme()) == {"slurm": 1000, "sge": 75000}[scheduler]
+    assert runner.scheduler().max_array_size() == {"slurm": 1000, "sge": 75000}[scheduler]
     runner.settings.array.max_size = 3
     manager = JobManager(tmp_path / "jobs")
     jobs = [SingleJob(f"s{i}", "exit 0\n") for i in range(7)]

@@ -31,9 +31,9 @@ pytestmark = pytest.mark.integration
 
 RunnerFactory = Callable[..., "GridRunner"]
 
-#: The shortest time limit each scheduler takes, as the ``walltime`` special key's value:
-#: SLURM's ``-t 1`` (one minute), Grid Engine's ``-l h_rt=0:0:3``.
-TIME_LIMIT = {"slurm": "1", "sge": "0:0:3"}
+#: The shortest time limit each scheduler takes, as the ``walltime`` run flag's value in seconds:
+#: SLURM's ``--time=0:01:00`` (it counts whole minutes), Grid Engine's ``-l h_rt=0:00:03``.
+TIME_LIMIT = {"slurm": 60, "sge": 3}
 #: How long a job over its limit may take to be killed and leave the queue: SLURM checks time
 #: limits every 30 s and then waits KillWait before SIGKILL.
 TIME_LIMIT_PATIENCE = {"slurm": 60 + 30 + PATIENCE, "sge": PATIENCE}

@@ -1,20 +1,22 @@
 """runner-grid: submit jobs to SLURM, PBS or Grid Engine through `GridRunner`."""
 
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
 from runner_grid.__about__ import __version__
-from runner_grid._commands import (
-    CheckFailed,
-    SchedulerCommandError,
-    build_submit_argv,
-    format_command,
-)
+from runner_grid._commands import SchedulerCommandError, build_submit_argv, format_command
 from runner_grid._detect import DetectionError
 from runner_grid._gridrunner import GridRunner
-from runner_grid._scheme import Scheme, SchemeError
+from runner_grid.schemes._base import Listing, Scheduler
+from runner_grid.schemes._settings import Scheme, SchemeError
 
 __all__ = [
-    "CheckFailed",
     "DetectionError",
     "GridRunner",
+    "Listing",
+    "Scheduler",
     "SchedulerCommandError",
     "Scheme",
     "SchemeError",
@@ -22,3 +24,15 @@ __all__ = [
     "build_submit_argv",
     "format_command",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # CheckFailed: the name runner_grid exported before SchedulerCommandError, kept as an alias.
+    if name == "CheckFailed":
+        warnings.warn(
+            "runner_grid.CheckFailed is deprecated; use runner_grid.SchedulerCommandError",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return SchedulerCommandError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

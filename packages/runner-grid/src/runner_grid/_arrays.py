@@ -3,9 +3,9 @@
 Inside ``with runner.batch():`` a GridRunner collects its jobs instead of submitting each
 one. When the block ends they are grouped (`partition`): jobs whose submissions would be the
 same but for their folder and files share an array, split at the largest array the scheduler
-takes. An array is submitted as one script, the dispatcher (`dispatcher_text`), that runs the
-job wrapper of the job whose number is the task's index. Each task so keeps its own folder,
-runscript, output, error and exit code.
+takes (`Scheduler.max_array_size`). An array is submitted as one script, the dispatcher
+(`dispatcher_text`), that runs the job wrapper of the job whose number is the task's index.
+Each task so keeps its own folder, runscript, output, error and exit code.
 
 The scheduler writes a task's output and error to the paths it is given, with the task's
 index put in for the scheme's placeholder (SLURM's ``%a``, Grid Engine's ``$TASK_ID``, PBS's
@@ -19,69 +19,26 @@ placeholder gets the redirection in the dispatcher instead.
 
 from __future__ import annotations
 
-import logging
 import os
 import shlex
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, TypeVar
 
-from runner_grid._commands import CheckFailed, run_query, split_command
-from runner_grid._poller import query_env
-
 if TYPE_CHECKING:
     from collections.abc import Hashable, Iterable, Sequence
 
-    from runner_grid._scheme import Scheme
-
 __all__ = [
     "ARRAYS_FOLDER",
-    "DEFAULT_MAX_ARRAY_SIZE",
     "ArrayFiles",
     "dispatcher_text",
     "index_expression",
-    "max_array_size",
     "partition",
     "write_array_files",
 ]
 
-#: Tasks per array when neither the scheme nor the scheduler says how many it takes.
-DEFAULT_MAX_ARRAY_SIZE = 1000
 #: The folder, under the jobs' own root folder, that holds one folder per submitted array.
 ARRAYS_FOLDER = ".arrays"
 
 T = TypeVar("T")
-
-logger = logging.getLogger(__name__)
-
-
-def max_array_size(scheme: Scheme) -> int:
-    """Ask the scheduler for the most tasks of one array (``commands.array_limit``), else 1,000.
-
-    Args:
-        scheme: the scheme; its ``commands.array_limit`` queries are tried in turn and read
-            by ``commands.parse_array_limit``.
-
-    Returns:
-        The first limit a query gives, or `DEFAULT_MAX_ARRAY_SIZE`.
-    """
-    query, parse = scheme.get("array_limit"), scheme.get("parse_array_limit")
-    if query is not None and parse is not None:
-        env = query_env(scheme)
-        for argv in query():
-            try:
-                proc = run_query(
-                    split_command(argv, "commands.array_limit"), env, scheme.check_timeout
-                )
-            except CheckFailed as exc:
-                logger.info("could not ask for the largest job array: %s", exc)
-                continue
-            if proc.returncode == 0:
-                found = parse(proc.stdout)
-                if isinstance(found, int) and not isinstance(found, bool) and found >= 1:
-                    return found
-    logger.info(
-        "the largest job array is not known; arrays hold at most %d jobs", DEFAULT_MAX_ARRAY_SIZE
-    )
-    return DEFAULT_MAX_ARRAY_SIZE
 
 
 def partition(items: Iterable[T], key: Callable[[T], Hashable], max_size: int) -> list[list[T]]:

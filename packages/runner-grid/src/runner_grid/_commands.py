@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
+import secrets
 import shlex
 import subprocess
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 __all__ = [
     "MAX_COMMAND_CHARS",
-    "CheckFailed",
     "SchedulerCommandError",
     "batch_commands",
     "build_submit_argv",
     "flag_args",
     "format_command",
+    "new_tag",
     "run_query",
     "special_prefixes",
     "split_command",
@@ -176,13 +179,15 @@ def build_submit_argv(
     *,
     runflags: Mapping[str, Any],
     tag_args: Sequence[str] = (),
+    resource_args: Sequence[str] = (),
 ) -> list[str]:
     """Build the submit command as an argv list (never a string, never for a shell).
 
     The layout is ``[submit, <workdir flag>, workdir, <error flag>, err, (<output flag>, out)?,
-    FLAGS..., runscript]``: the output pair only when ``out`` is not None, the workdir pair only
-    when the scheme has a workdir flag (PBS Pro has none), and FLAGS in the order of ``runflags``
-    (see `flag_args`; the scheme's ``long_flags`` chooses how a plain key becomes a flag).
+    TAG..., RESOURCES..., FLAGS..., runscript]``: the output pair only when ``out`` is not
+    None, the workdir pair only when the scheme has a workdir flag (PBS Pro has none), and
+    FLAGS in the order of ``runflags`` (see `flag_args`; the scheme's ``long_flags`` chooses
+    how a plain key becomes a flag).
 
     Args:
         scheme: the scheme: ``workdir``, ``output``, ``error``, ``special``, ``long_flags``,
@@ -194,6 +199,8 @@ def build_submit_argv(
         runflags: the job's ``settings.run``.
         tag_args: the arguments carrying the job's tag, put before FLAGS (so a flag of the
             user's own that names the job comes later and wins).
+        resource_args: the arguments of the job's resources (``Scheduler.resource_args``),
+            put after the tag and before FLAGS.
 
     Returns:
         The argv list.
@@ -220,6 +227,7 @@ def build_submit_argv(
         if output_flag is not None:
             argv += [output_flag, _no_nul(out, "output file path")]
     argv += [_no_nul(a, "tag") for a in tag_args]
+    argv += [_no_nul(a, "resource flag") for a in resource_args]
     special = special_prefixes(scheme)
     long_flags = bool(scheme.get("long_flags"))
     for key, value in runflags.items():
@@ -238,6 +246,21 @@ def format_command(argv: Sequence[str]) -> str:
         The shell-quoted command line.
     """
     return shlex.join(argv)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def new_tag(name: str) -> str:
+    """Return a tag unique to one job: a short, safe form of its name and 8 random hex digits.
+
+    It is valid as a job name on SLURM, Grid Engine (no leading digit, no ``/:@\\*?``) and
+    PBS (at most 15 characters, as old Torque servers require).
+    """
+    stem = _UNSAFE.sub("_", name)[:6] or "job"
+    if not stem[0].isalpha():
+        stem = "j" + stem[:5]
+    return f"{stem}-{secrets.token_hex(4)}"
 
 
 #: Longest command line (in characters) a check or cancel command is allowed to reach.
@@ -278,8 +301,16 @@ class SchedulerCommandError(Exception):
     """A scheduler command that tells nothing: it could not start, ran too long, or failed."""
 
 
-#: The name runner-grid has always exported (a queue check that says nothing).
-CheckFailed = SchedulerCommandError
+def __getattr__(name: str) -> Any:
+    # CheckFailed: the name runner-grid exported before SchedulerCommandError, kept as an alias.
+    if name == "CheckFailed":
+        warnings.warn(
+            f"{__name__}.CheckFailed is deprecated; use runner_grid.SchedulerCommandError",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return SchedulerCommandError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run_query(

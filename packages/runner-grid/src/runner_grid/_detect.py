@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
-from runner_grid._commands import CheckFailed, format_command, run_query, split_command
+from runner_grid._commands import SchedulerCommandError, format_command, split_command
+from runner_grid.schemes._base import Scheduler
+from runner_grid.schemes._settings import Scheme
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -24,54 +25,56 @@ class DetectionError(RuntimeError):
     """No scheme's probe recognised a scheduler on this machine."""
 
 
-def probe_scheme(scheme: Mapping[str, Any], path: Optional[str] = None) -> Optional[str]:
-    """Tell whether a scheme's scheduler is installed here.
+def probe_scheme(
+    scheme: Union[Scheduler, Mapping[str, Any]], path: Optional[str] = None, name: str = "custom"
+) -> Optional[str]:
+    """Tell whether a scheduler is installed here.
 
     The submit command must be on PATH (checked first, without running anything); then the
-    scheme's ``commands.probe`` runs (default: the submit command with ``--version``, as PLAMS
-    did) and ``commands.detect(returncode, output)`` judges what it printed (default: exit
-    status 0).
+    scheduler's probe runs (`Scheduler.probe_argv`; a scheme's ``commands.probe``, by
+    default the submit command with ``--version``, as PLAMS did) and `Scheduler.detect`
+    judges what it printed (a scheme's ``commands.detect``; by default exit status 0).
 
     Args:
-        scheme: the scheme.
-        path: the PATH to search (default: the environment's).
+        scheme: the scheduler, or a scheme Settings (validated, then adapted by `Scheme`).
+        path: the PATH to search for the commands (default: the environment's).
+        name: the scheme's name, for messages.
 
     Returns:
         None when the scheduler is there, else why not (for the error message).
     """
-    commands = scheme.get("commands") or {}
     try:
-        submit = split_command(commands.get("submit") or "", "commands.submit")
-    except (TypeError, ValueError) as exc:
+        scheduler = scheme if isinstance(scheme, Scheduler) else Scheme.of(scheme, name)
+        submit = scheduler.submit_command
+        head = split_command(submit, "submit command")[0] if submit else None
+        argv = scheduler.probe_argv()
+    except (TypeError, ValueError) as exc:  # a SchemeError is a ValueError
         return str(exc)
-    if shutil.which(submit[0], path=path) is None:
-        return f"{submit[0]} is not on PATH"
-    probe = commands.get("probe")
-    argv = split_command(probe, "commands.probe") if probe else [submit[0], "--version"]
-    env = dict(os.environ)
-    if path is not None:
-        env["PATH"] = path
+    if head is not None and shutil.which(head, path=path) is None:
+        return f"{head} is not on PATH"
+    if argv is None:
+        return "it has neither a submit nor a probe command"
     exe = shutil.which(argv[0], path=path)
     if exe is None:
         return f"{argv[0]} is not on PATH"
     try:
-        proc = run_query([exe, *argv[1:]], env, PROBE_TIMEOUT)
-    except CheckFailed as exc:
+        proc = scheduler.run([exe, *argv[1:]], timeout=PROBE_TIMEOUT)
+    except SchedulerCommandError as exc:
         return str(exc)
     output = proc.stdout + proc.stderr
-    detect = commands.get("detect")
-    accepted = detect(proc.returncode, output) if callable(detect) else proc.returncode == 0
-    if accepted:
+    if scheduler.detect(proc.returncode, output):
         return None
     first = next((line.strip() for line in output.splitlines() if line.strip()), "no output")
     return f"{format_command(argv)} exited {proc.returncode} and printed {first[:80]!r}"
 
 
-def detect_scheme(schemes: Mapping[str, Mapping[str, Any]], path: Optional[str] = None) -> str:
+def detect_scheme(
+    schemes: Mapping[str, Union[Scheduler, Mapping[str, Any]]], path: Optional[str] = None
+) -> str:
     """Return the name of the first scheme, in sorted name order, whose scheduler is here.
 
     Args:
-        schemes: name -> scheme (``GridRunner.config``).
+        schemes: name -> scheme Settings or scheduler (``GridRunner.config``).
         path: the PATH to search (default: the environment's).
 
     Returns:
@@ -79,11 +82,11 @@ def detect_scheme(schemes: Mapping[str, Mapping[str, Any]], path: Optional[str] 
 
     Raises:
         DetectionError: none was found; the message lists every scheme tried and why it was
-            rejected.
+            rejected (a scheme whose settings are bad among them).
     """
     reasons: list[str] = []
     for name in sorted(schemes):
-        reason = probe_scheme(schemes[name], path)
+        reason = probe_scheme(schemes[name], path, name)
         if reason is None:
             logger.info("grid='auto' picked scheme %r", name)
             return name

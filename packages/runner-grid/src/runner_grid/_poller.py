@@ -1,68 +1,51 @@
-"""The queue poller: one thread per runner asks the scheduler which of its jobs are still queued."""
+"""The queue poller: one thread per runner asks the scheduler which of its jobs are still queued.
+
+Lock order: `QueuePoller._lock` and `SchemeCheck._lock` are leaves. No other lock is taken,
+no scheduler command runs and no callback is called while either is held.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+import warnings
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from runner_grid._commands import CheckFailed, format_command, run_query, split_command
+from runner_grid._commands import SchedulerCommandError, format_command
 from runner_grid._ids import base_id, task_key
-from runner_grid._scheme import Scheme
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Container, Mapping, Sequence
+    from collections.abc import Collection, Container, Sequence
 
-__all__ = ["CheckFailed", "QueuePoller", "SchemeCheck", "listed_ids", "query_env", "run_query"]
+    from runner_grid.schemes._base import Scheduler
+
+__all__ = ["QueuePoller", "SchemeCheck", "listed_ids"]
 
 logger = logging.getLogger(__name__)
 
 
-def _view(scheme: Union[Scheme, Mapping[str, Any]]) -> Scheme:
-    # GridRunner hands over a validated Scheme; a bare mapping (a part of a scheme, as
-    # tests and PLAMS-era code use) is read as it is.
-    return scheme if isinstance(scheme, Scheme) else Scheme(scheme, "custom")
-
-
-def query_env(scheme: Union[Scheme, Mapping[str, Any]]) -> dict[str, str]:
-    """Return the environment for the scheme's queries: ours minus the scheme's ``unset_env``.
-
-    Args:
-        scheme: the scheme; ``unset_env`` lists variable names, a trailing ``*`` matching any
-            suffix (``SQUEUE_*`` drops SQUEUE_FORMAT, SQUEUE_SORT, ...).
-
-    Returns:
-        A new environment mapping.
-    """
-    patterns = _view(scheme).unset_env
-    exact = {p for p in patterns if not p.endswith("*")}
-    prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if k not in exact and not (prefixes and k.startswith(prefixes))
-    }
-
-
-def check_argvs(scheme: Mapping[str, Any], ids: Sequence[str]) -> list[list[str]]:
-    """Return the check commands for ``ids``: the scheme's builder, or its bare command (PLAMS)."""
-    check = scheme["commands"]["check"]
-    if callable(check):
-        return [split_command(argv, "commands.check") for argv in check(list(ids))]
-    return [split_command(check, "commands.check")]
+def __getattr__(name: str) -> Any:
+    # CheckFailed: the name this module exported before SchedulerCommandError.
+    if name == "CheckFailed":
+        warnings.warn(
+            f"{__name__}.CheckFailed is deprecated; use runner_grid.SchedulerCommandError",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return SchedulerCommandError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SchemeCheck:
-    """Ask the scheduler, through a scheme's check commands, which jobs are still queued.
+    """Ask the scheduler, through its check commands, which jobs are still queued.
 
     Args:
-        scheme: a callable returning the scheme to use (read anew at every check, so changes to
-            ``runner.settings`` take effect at the next one).
+        source: a callable returning the scheduler to use (called anew at every check, so
+            changes to ``runner.settings`` take effect at the next one).
     """
 
-    def __init__(self, scheme: Callable[[], Union[Scheme, Mapping[str, Any]]]) -> None:
-        self._scheme = scheme
+    def __init__(self, source: Callable[[], Scheduler]) -> None:
+        self._source = source
         self._lock = threading.Lock()
         self._count = 0
         self.started: set[str] = set()  # ids the last check listed as started (running)
@@ -73,7 +56,7 @@ class SchemeCheck:
         return self._count
 
     def __call__(self, ids: Sequence[str]) -> set[str]:
-        """Return the ids (as the scheme's parser gives them) of jobs still in the queue.
+        """Return the ids (as the scheduler's parser gives them) of jobs still in the queue.
 
         Args:
             ids: the jobs being waited for.
@@ -82,45 +65,33 @@ class SchemeCheck:
             Ids the scheduler lists as queued or running.
 
         Raises:
-            CheckFailed: a command failed, timed out or printed something the parser refused.
+            SchedulerCommandError: a command failed, timed out or printed something the
+                parser refused.
         """
-        scheme = _view(self._scheme())
-        running: Callable[[str], Any] = scheme.commands["running"]
-        started = scheme.get("started")
-        begun: set[str] = set()
-        check_error = scheme.get("check_error")
-        timeout = scheme.check_timeout
-        env = query_env(scheme)
+        scheduler = self._source()
         queued: set[str] = set()
-        for argv in check_argvs(scheme.raw, ids):
+        begun: set[str] = set()
+        for argv in scheduler.check_argvs(ids):
             with self._lock:
                 self._count += 1
-            proc = run_query(argv, env, timeout)
+            proc = scheduler.run(argv)
             if proc.returncode != 0:
-                answer = (
-                    check_error(list(ids), proc.returncode, proc.stdout, proc.stderr)
-                    if callable(check_error)
-                    else None
-                )
+                answer = scheduler.check_error(ids, proc.returncode, proc.stdout, proc.stderr)
                 if answer is None:
-                    raise CheckFailed(
+                    raise SchedulerCommandError(
                         f"{format_command(argv)} exited with status {proc.returncode}: "
                         f"{proc.stderr.strip() or proc.stdout.strip() or '(no output)'}"
                     )
-                queued.update(str(a) for a in answer)
+                queued.update(answer)
                 continue
             try:
-                listed = running(proc.stdout)
-                queued.update(str(jobid) for jobid in listed)
+                listing = scheduler.parse_listing(proc.stdout)
             except (ValueError, TypeError) as exc:
-                raise CheckFailed(
+                raise SchedulerCommandError(
                     f"{format_command(argv)} printed what the parser refused: {exc}"
                 ) from exc
-            if callable(started):
-                try:
-                    begun.update(str(jobid) for jobid in started(proc.stdout))
-                except (ValueError, TypeError) as exc:  # only a hint: the job's files tell too
-                    logger.debug("commands.started refused %s: %s", format_command(argv), exc)
+            queued.update(listing.queued)
+            begun.update(listing.started)
         self.started = begun
         return queued
 
@@ -155,7 +126,7 @@ class QueuePoller:
 
     Args:
         check: callable given the registered ids, returning the ids still queued, raising
-            `CheckFailed` when it cannot tell. A job's id is queued while a listed id has
+            `SchedulerCommandError` when it cannot tell. A job's id is queued while a listed id has
             the same `base_id` (its array tasks count for it); an array task's id (`task_key`)
             only while that task itself is listed.
         sleepstep: seconds between two checks.
@@ -261,7 +232,7 @@ class QueuePoller:
                 delay = min(
                     self.sleepstep * 2**self.failures, max(self.backoff_max, self.sleepstep)
                 )
-                if isinstance(exc, CheckFailed):
+                if isinstance(exc, SchedulerCommandError):
                     logger.warning(
                         "queue check failed (%s); no job released, next try in %g s", exc, delay
                     )

@@ -1,6 +1,6 @@
 """Submitting one job: retries on transient faults; a tag lookup so no job is queued twice.
 
-A submit command can fail in three ways, told apart by the scheme's ``submit_faults``
+A submit command can fail in three ways, told apart by the scheduler's ``submit_faults``
 (regular expressions matched against what the command printed):
 
 - "retry": the scheduler refused for now ("try again later", controller unreachable)
@@ -8,9 +8,14 @@ A submit command can fail in three ways, told apart by the scheme's ``submit_fau
 - "uncertain": the command may have queued the job before it failed (its reply was
   lost: a socket time-out, a dropped connection, or our own time-out killing it). The
   job is first looked up by its tag, a name unique to the job that the runner put in
-  the submission (``tag_flag``); found, it is taken as submitted, else it is tried
-  again. Without a way to look the tag up, it is not tried again: a job must never
-  be queued twice.
+  the submission (``tag_flag``); found (`Scheduler.find_tag`), it is taken as
+  submitted, else it is tried again. Without a way to look the tag up, it is not
+  tried again: a job must never be queued twice.
+- "limit": the scheduler refused because of a limit on how many jobs may be queued
+  (SLURM's ``QOSMaxSubmitJobPerUserLimit``, Grid Engine's ``max_u_jobs``, a PBS queue's
+  ``max_queued``). Nothing is queued and nothing failed: the outcome says so
+  (`SubmitOutcome.limited`) and the runner holds the job until its own jobs leave the
+  queue (back-pressure; see `runner_grid._batch`).
 - anything else (a bad option, an unknown partition, no id printed) fails the job at
   once.
 """
@@ -19,26 +24,25 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import subprocess
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
 
-from runner_grid._commands import CheckFailed, format_command, run_query, split_command
-from runner_grid._poller import query_env
+from runner_grid._commands import SchedulerCommandError, format_command, new_tag
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Mapping, Sequence
 
-    from runner_grid._scheme import Scheme
+    from runner_grid.schemes._base import Scheduler
 
 __all__ = [
     "TASK_TAG",
     "SubmitOutcome",
     "classify_refusal",
-    "find_by_tag",
     "find_recorded",
     "new_tag",
     "submit_job",
+    "submit_logged",
 ]
 
 logger = logging.getLogger(__name__)
@@ -49,26 +53,13 @@ MAX_BACKOFF = 60.0
 #: (``job-1a2b3c4d/3``): a resume finds the array by its tag, then the task by its index.
 TASK_TAG = "/"
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
 
 class SubmitOutcome(NamedTuple):
     """What a submission came to: the job's id, or why there is none."""
 
     jobid: Optional[str]
     error: Optional[str]
-
-
-def new_tag(name: str) -> str:
-    """Return a tag unique to one job: a short, safe form of its name and 8 random hex digits.
-
-    It is valid as a job name on SLURM, Grid Engine (no leading digit, no ``/:@\\*?``) and
-    PBS (at most 15 characters, as old Torque servers require).
-    """
-    stem = _UNSAFE.sub("_", name)[:6] or "job"
-    if not stem[0].isalpha():
-        stem = "j" + stem[:5]
-    return f"{stem}-{secrets.token_hex(4)}"
+    limited: bool = False  # refused for a submit limit: nothing queued, try again when room frees
 
 
 def _matches(patterns: Sequence[str], text: str) -> bool:
@@ -76,35 +67,37 @@ def _matches(patterns: Sequence[str], text: str) -> bool:
 
 
 def classify_refusal(faults: Mapping[str, Sequence[str]], said: str) -> str:
-    """Return what a failed submit command's output means: "uncertain", "retry" or "fail".
+    """Return what a failed submit command's output means: uncertain, limit, retry or fail.
 
-    "uncertain" wins over "retry": when the output holds both (a refusal after a lost
-    connection), the job may be queued, so it is looked up by its tag before any retry.
+    "uncertain" wins over the others: when the output holds it too (a refusal after a
+    lost connection), the job may be queued, so it is looked up by its tag before any
+    retry. "limit" wins over "retry".
 
     Args:
-        faults: the scheme's ``submit_faults`` (``{"retry": [...], "uncertain": [...]}``).
+        faults: the scheme's ``submit_faults`` (``{"retry": [...], "uncertain": [...],
+            "limit": [...]}``).
         said: what the command printed, standard output and error.
 
     Returns:
-        "uncertain" (it may have queued the job), "retry" (it queued nothing; try again) or
-        "fail" (a permanent refusal).
+        "uncertain" (it may have queued the job), "limit" (a limit on queued jobs refused
+        it: wait for room), "retry" (it queued nothing; try again) or "fail" (a permanent
+        refusal).
     """
     if _matches(faults.get("uncertain", ()), said):
         return "uncertain"
+    if _matches(faults.get("limit", ()), said):
+        return "limit"
     if _matches(faults.get("retry", ()), said):
         return "retry"
     return "fail"
 
 
-def _attempt(
-    scheme: Scheme, argv: list[str], env: Mapping[str, str]
-) -> tuple[str, Optional[str], str]:
+def _attempt(scheduler: Scheduler, argv: list[str]) -> tuple[str, Optional[str], str]:
     """One run of the submit command: (kind, job id, message); kind is ok/retry/uncertain/fail."""
     command = format_command(argv)
-    faults = scheme.submit_faults
     try:
-        proc = run_query(argv, env, scheme.submit_timeout)
-    except CheckFailed as exc:
+        proc = scheduler.run(argv, timeout=scheduler.submit_timeout)
+    except SchedulerCommandError as exc:
         if isinstance(exc.__cause__, subprocess.TimeoutExpired):
             return "uncertain", None, f"the submit command did not complete: {exc}"
         return "fail", None, f"the submit command did not complete: {exc}"
@@ -121,11 +114,17 @@ def _attempt(
             f"command: {command}\n"
             f"{stderr or '(nothing on stderr)'}"
         )
-        return classify_refusal(faults, f"{proc.stdout}\n{proc.stderr}"), None, message
+        kind = classify_refusal(scheduler.submit_faults, f"{proc.stdout}\n{proc.stderr}")
+        return kind, None, message
     try:
-        found = scheme.commands["getid"](proc.stdout)
+        found = scheduler.parse_id(proc.stdout)
     except Exception as exc:  # a user's parser: its failure is the job's failure
-        return "fail", None, f"commands.getid raised {exc!r} on the output of {command}"
+        return (
+            "fail",
+            None,
+            f"reading the job id (commands.getid, or parse_id) from the output of {command} "
+            f"raised {exc!r}",
+        )
     if not found:
         return (
             "fail",
@@ -133,43 +132,14 @@ def _attempt(
             f"the submit command printed no job id: {command}\n"
             f"stdout: {proc.stdout.strip() or '(empty)'}\nstderr: {stderr or '(empty)'}",
         )
-    return "ok", str(found), ""
+    return "ok", found, ""
 
 
-def find_by_tag(scheme: Scheme, tag: str) -> Optional[str]:
-    """Return the id of the job queued under `tag`, or None when none is.
-
-    ``commands.find_tag(tag)`` gives the commands to run; ``commands.parse_tag(tag,
-    returncode, stdout, stderr)`` reads each one's answer: the id, None for "no such
-    job", or ValueError when the answer does not tell (a failed command).
-
-    Raises:
-        CheckFailed: the lookup command failed: it cannot tell.
-    """
-    find = scheme.get("find_tag")
-    parse = scheme.get("parse_tag")
-    if find is None or parse is None:
-        raise CheckFailed(f"scheme {scheme.name!r} has no commands.find_tag/parse_tag")
-    env = query_env(scheme)
-    for query in find(tag):
-        argv = split_command(query, "commands.find_tag")
-        proc = run_query(argv, env, scheme.check_timeout)
-        try:
-            found = parse(tag, proc.returncode, proc.stdout, proc.stderr)
-        except ValueError as exc:
-            raise CheckFailed(
-                f"{format_command(argv)} exited {proc.returncode} and did not tell: {exc}"
-            ) from exc
-        if found:
-            return str(found)
-    return None
-
-
-def find_recorded(scheme: Scheme, tag: Optional[str]) -> Optional[str]:
+def find_recorded(scheduler: Scheduler, tag: Optional[str]) -> Optional[str]:
     """The id of the job (or array task) a journal record's tag names; None when none is queued.
 
     A task's tag is its array's tag, `TASK_TAG` and its index: the array is found by its
-    tag, and the task's id made with ``commands.task_id``.
+    tag (`Scheduler.find_tag`), and the task's id made with `Scheduler.task_id`.
 
     Raises:
         RuntimeError: the lookup could not tell (a failed command); the job must then not
@@ -179,29 +149,29 @@ def find_recorded(scheme: Scheme, tag: Optional[str]) -> Optional[str]:
         return None
     array_tag, sep, index = tag.partition(TASK_TAG)
     try:
-        found = find_by_tag(scheme, array_tag)
-    except CheckFailed as exc:
+        found = scheduler.find_tag(array_tag)
+    except SchedulerCommandError as exc:
         raise RuntimeError(
             f"cannot tell whether the job tagged {tag!r} is still queued ({exc}); it is not "
             "submitted again, so it cannot run twice: try the resume again"
         ) from exc
     if found is None or not sep:
         return found
-    return str(scheme.commands["task_id"](found, int(index)))
+    return scheduler.task_id(found, int(index))
 
 
 def _look_up(
-    scheme: Scheme, tag: str, delay: float, wait: Callable[[float], bool]
+    scheduler: Scheduler, tag: str, delay: float, wait: Callable[[float], bool]
 ) -> tuple[str, Optional[str]]:
     """Search the queue for `tag`: ("found", id), ("absent", None) or ("unknown", None).
 
     A failing search is tried again, with the same back-off, `submit_retries` times.
     """
-    tries_left = scheme.submit_retries
+    tries_left = scheduler.submit_retries
     while True:
         try:
-            found = find_by_tag(scheme, tag)
-        except CheckFailed as exc:
+            found = scheduler.find_tag(tag)
+        except SchedulerCommandError as exc:
             logger.warning("could not search the queue for tag %s: %s", tag, exc)
             if not tries_left or wait(delay):
                 return "unknown", None
@@ -212,44 +182,46 @@ def _look_up(
 
 
 def submit_job(
-    scheme: Scheme,
+    scheduler: Scheduler,
     argv: list[str],
-    env: Mapping[str, str],
     tag: Optional[str],
     wait: Callable[[float], bool],
 ) -> SubmitOutcome:
     """Submit one job, retrying transient faults; an uncertain one is looked up by `tag` first.
 
     Args:
-        scheme: the scheme (``submit_retries``, ``submit_backoff``, ``submit_faults``,
-            ``commands.getid``, ``commands.find_tag``/``parse_tag``).
+        scheduler: the scheduler (``submit_retries``, ``submit_backoff``, ``submit_faults``,
+            `Scheduler.parse_id`, `Scheduler.find_tag`); the command runs through its
+            `Scheduler.run`, in its environment.
         argv: the submit command, its tag flag included when `tag` is given.
-        env: its environment.
         tag: the job's tag, or None when the submission carries none.
         wait: sleeps the given seconds; returns True when the runner is cancelling (stop).
 
     Returns:
-        The job's id, or the error that ends the job FAILED (reason "submit_failed").
+        The job's id; or, refused for a submit limit, ``limited`` and the scheduler's words;
+        else the error that ends the job FAILED (reason "submit_failed").
     """
-    tries = scheme.submit_retries + 1
-    delay = scheme.submit_backoff
+    tries = scheduler.submit_retries + 1
+    delay = scheduler.submit_backoff
     last = ""
     for attempt in range(1, tries + 1):
-        kind, jobid, message = _attempt(scheme, argv, env)
+        kind, jobid, message = _attempt(scheduler, argv)
         if jobid is not None:
             return SubmitOutcome(jobid, None)
         if kind == "fail":
             return SubmitOutcome(None, message)
+        if kind == "limit":
+            return SubmitOutcome(None, message, limited=True)
         last = message
         if kind == "uncertain":
-            if tag is None or scheme.get("find_tag") is None:
+            if tag is None or not scheduler.can_find_tags:
                 return SubmitOutcome(
                     None,
                     f"{message}\nThe job may have been queued all the same; it is not submitted "
                     "again (it could run twice) because the scheme cannot look it up by a tag. "
                     "Look for it in the queue.",
                 )
-            state, found = _look_up(scheme, tag, delay, wait)
+            state, found = _look_up(scheduler, tag, delay, wait)
             if state == "found":
                 logger.warning(
                     "the submission failed, but job %s is queued under tag %s", found, tag
@@ -271,3 +243,35 @@ def submit_job(
             return SubmitOutcome(None, f"not submitted again: the runner is cancelling. {last}")
         delay = min(delay * 2, MAX_BACKOFF)
     return SubmitOutcome(None, f"gave up after {tries} tries: {last}")
+
+
+def submit_logged(
+    scheduler: Scheduler,
+    argv: list[str],
+    tag: Optional[str],
+    stop: threading.Event,
+    *,
+    wait_for_room: Optional[Callable[[], float]] = None,
+) -> SubmitOutcome:
+    """`submit_job`, logged; with `wait_for_room`, a submit limit's refusal is waited out.
+
+    Args:
+        scheduler, argv, tag: as for `submit_job`.
+        stop: set when the runner is cancelling (no more tries, no more waits).
+        wait_for_room: for a call that blocks until its job ends anyway: gives the seconds
+            to wait before trying again after a refusal for a submit limit (the runner's
+            ``sleepstep``). Stopped meanwhile, the refusal comes back as a failure.
+
+    Returns:
+        The outcome; ``limited`` only without `wait_for_room`.
+    """
+    command = format_command(argv)
+    logger.info("submitting: %s", command)
+    outcome = submit_job(scheduler, argv, tag, stop.wait)
+    while outcome.limited and wait_for_room is not None:
+        if stop.wait(wait_for_room()):
+            return outcome._replace(limited=False)
+        outcome = submit_job(scheduler, argv, tag, stop.wait)
+    if outcome.jobid is not None:
+        logger.info("submitted job %s: %s", outcome.jobid, command)
+    return outcome

@@ -1,4 +1,4 @@
-"""Small pieces the predefined schemes share: the current user, a job's end, transient refusals."""
+"""Pieces the predefined schemes share: the current user, a job's end, refusals, directive words."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Optional
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["TRANSIENT_REFUSALS", "End", "combine_ends", "current_user"]
+__all__ = ["TRANSIENT_REFUSALS", "End", "combine_ends", "current_user", "directive_words"]
 
 #: What ``commands.parse_end`` returns for a job that has ended: its exit code and its end reason
 #: (None when it ended by itself, else one word of ``runner_core.REASONS``).
@@ -50,3 +50,16 @@ def combine_ends(ends: Sequence[Optional[End]]) -> Optional[End]:
         return None
     final = [end for end in ends if end is not None]
     return next((end for end in final if end != (0, None)), final[0])
+
+
+def directive_words(line: str, prefix: str, *, spaced: bool = True) -> list[str]:
+    """Return the words of a directive line after `prefix` (``#SBATCH``), up to a ``#`` comment.
+
+    [] when the line is not such a directive: another prefix, or with `spaced` no white
+    space after it (``#SBATCHX``; Grid Engine reads ``#$-l ...`` too: ``spaced=False``).
+    """
+    if not line.startswith(prefix) or (spaced and line[len(prefix) : len(prefix) + 1].strip()):
+        return []
+    words = line[len(prefix) :].split()
+    cut = next((i for i, word in enumerate(words) if word.startswith("#")), len(words))
+    return words[:cut]

@@ -1,16 +1,27 @@
-"""The PBS scheme (PBS Pro / OpenPBS and Torque): qsub flags, qstat queries and their parsers."""
+"""PBS (PBS Pro / OpenPBS and Torque): the `Pbs` class, qsub flags, qstat queries and parsers."""
 
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Optional
 
+from runner_core import format_walltime, megabytes
 from runner_grid._commands import batch_commands
 from runner_grid._ids import base_id, last_id, task_key
-from runner_grid.schemes._common import TRANSIENT_REFUSALS, End, combine_ends, current_user
+from runner_grid.schemes._base import Listing, Scheduler, scheme_keys
+from runner_grid.schemes._common import (
+    TRANSIENT_REFUSALS,
+    End,
+    combine_ends,
+    current_user,
+    directive_words,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
+
+    from runner_core import Resources
 
 __all__ = [
     "ARRAY_INDEX_VARS",
@@ -23,12 +34,14 @@ __all__ = [
     "SUBSTATE_FINISHED",
     "SUBSTATE_TERMINATED",
     "TORQUE_REASONS",
+    "Pbs",
     "array_args",
     "array_limit_commands",
     "cancel_commands",
     "check_commands",
     "check_error",
     "detect",
+    "directive_resources",
     "exitcode_commands",
     "find_tag_commands",
     "getid",
@@ -36,10 +49,12 @@ __all__ = [
     "parse_end",
     "parse_exitcode",
     "parse_tag",
+    "resource_args",
     "running",
     "scheme",
     "task_id",
     "torque_array_args",
+    "torque_resource_args",
 ]
 
 #: qstat state letters of jobs that have left the queue: C (Torque keeps completed jobs for
@@ -400,6 +415,10 @@ SUBMIT_FAULTS = {
         r"Connection reset by peer",
         r"Batch protocol error",
     ],
+    "limit": [  # a queue's or the server's max_queued: "would exceed queue ...'s per-user limit"
+        r"would exceed .*limit",
+        r"Maximum number of jobs already in queue",
+    ],
 }
 
 
@@ -425,6 +444,105 @@ def parse_tag(tag: str, returncode: int, stdout: str, stderr: str) -> Optional[s
         if line.strip():
             return line.strip()
     return None
+
+
+# --- resources ------------------------------------------------------------------------------
+
+
+def _walltime_args(resources: Resources) -> list[str]:
+    if resources.walltime is None:
+        return []
+    return ["-l", f"walltime={format_walltime(resources.walltime, hour_digits=2)}"]
+
+
+def _account_args(resources: Resources) -> list[str]:
+    args: list[str] = []
+    if resources.queue is not None:
+        args += ["-q", resources.queue]
+    if resources.account is not None:
+        args += ["-A", resources.account]
+    return args
+
+
+def resource_args(resources: Resources) -> list[str]:
+    """Return PBS Pro's qsub flags asking for a job's resources.
+
+    ``-q`` queue, ``-A`` account, one ``-l select=<nodes>:ncpus=<cores>:mem=<MB>mb[:ngpus=N]``
+    (a chunk per node, each with its share: ``ncpus``, ``mem`` and ``ngpus`` count per
+    chunk; megabytes of 1024**2 bytes, rounded up) with ``-l place=scatter`` for more than
+    one node, and ``-l walltime=HH:MM:SS``. Torque has no ``select``: use
+    `torque_resource_args` there.
+
+    Raises:
+        ValueError: cores or GPUs are not a multiple of nodes.
+    """
+    args = _account_args(resources)
+    cores, memory, gpus = (resources.per_node(key) for key in ("cores", "memory", "gpus"))
+    if any(value is not None for value in (resources.nodes, cores, memory, gpus)):
+        chunk = [str(resources.nodes or 1)]
+        if cores is not None:
+            chunk.append(f"ncpus={cores}")
+        if memory is not None:
+            chunk.append(f"mem={megabytes(memory)}mb")
+        if gpus is not None:
+            chunk.append(f"ngpus={gpus}")
+        args += ["-l", "select=" + ":".join(chunk)]
+        if (resources.nodes or 1) > 1:
+            args += ["-l", "place=scatter"]
+    return args + _walltime_args(resources)
+
+
+def torque_resource_args(resources: Resources) -> list[str]:
+    """Return Torque's qsub flags asking for a job's resources.
+
+    ``-q`` queue, ``-A`` account, ``-l nodes=<nodes>:ppn=<cores per node>[:gpus=N]``,
+    ``-l mem=<MB>mb`` (the job's total), ``-l walltime=HH:MM:SS``. Set
+    ``runner.settings.commands.resources`` to it on Torque.
+
+    Raises:
+        ValueError: cores or GPUs are not a multiple of nodes.
+    """
+    args = _account_args(resources)
+    cores, gpus = resources.per_node("cores"), resources.per_node("gpus")
+    if any(value is not None for value in (resources.nodes, cores, gpus)):
+        spec = [str(resources.nodes or 1)]
+        if cores is not None:
+            spec.append(f"ppn={cores}")
+        if gpus is not None:
+            spec.append(f"gpus={gpus}")
+        args += ["-l", "nodes=" + ":".join(spec)]
+    if resources.memory is not None:
+        args += ["-l", f"mem={megabytes(resources.memory)}mb"]
+    return args + _walltime_args(resources)
+
+
+#: ``-l`` resources of a ``#PBS`` line, by the run flags they set: a ``select`` (or Torque's
+#: ``nodes``) is replaced whole by one from run flags.
+_DIRECTIVE_LIMITS = {
+    "select": ("nodes", "cores", "memory", "gpus"),
+    "nodes": ("nodes", "cores", "gpus"),
+    "ncpus": ("cores",),
+    "mem": ("memory",),
+    "ngpus": ("gpus",),
+    "walltime": ("walltime",),
+}
+
+
+def directive_resources(line: str) -> list[str]:
+    """Return the resources a ``#PBS`` line sets (``#PBS -l walltime=1:00:00`` -> walltime).
+
+    A ``select`` sets nodes, cores, memory and GPUs together: a select from run flags
+    replaces all of it. ``-q`` sets the queue and ``-A`` the account.
+    """
+    found: list[str] = []
+    words = directive_words(line, "#PBS")
+    for option, value in zip(words, [*words[1:], ""]):
+        keys: tuple[str, ...] = {"-q": ("queue",), "-A": ("account",)}.get(option, ())
+        if option == "-l":
+            names = [part.split("=", 1)[0].strip() for part in value.split(",")]
+            keys = tuple(key for name in names for key in _DIRECTIVE_LIMITS.get(name, ()))
+        found += [key for key in dict.fromkeys(keys) if key not in found]
+    return found
 
 
 # --- job arrays ---------------------------------------------------------------------------
@@ -484,24 +602,16 @@ def parse_array_limit(output: str) -> Optional[int]:
 def scheme() -> dict[str, Any]:
     """Return a fresh copy of the PBS scheme (what ``GridRunner.config.pbs`` holds).
 
+    Its keys come from `Pbs`'s attributes and its commands are this module's functions.
     PBS Pro has no working-directory flag (Torque's is ``-d``), so ``workdir`` is None here and
-    the job wrapper changes into the job's folder itself; Torque users may set it to ``"-d"``.
+    the job wrapper changes into the job's folder itself; Torque users may set it to ``"-d"``,
+    and ``commands.resources`` (the resource run flags as PBS Pro's ``select``,
+    `resource_args`) to `torque_resource_args`.
     """
     return {
-        "workdir": None,
-        "output": "-o",
-        "error": "-e",
-        "special": {
-            "nodes": "-l nodes=",
-            "select": "-l select=",
-            "walltime": "-l walltime=",
-            "memory": "-l mem=",
-            "queue": "-q ",
-            "name": "-N ",
-            "account": "-A ",
-        },
+        **scheme_keys(Pbs),
         "commands": {
-            "submit": "qsub",
+            "submit": Pbs.submit_command,
             "getid": getid,
             "check": check_commands,
             "running": running,
@@ -511,7 +621,7 @@ def scheme() -> dict[str, Any]:
             "exitcode": exitcode_commands,
             "parse_exitcode": parse_exitcode,
             "parse_end": parse_end,
-            "probe": ["qsub", "--version"],
+            "probe": Pbs().probe_argv(),
             "detect": detect,
             "find_tag": find_tag_commands,
             "parse_tag": parse_tag,
@@ -519,15 +629,103 @@ def scheme() -> dict[str, Any]:
             "task_id": task_id,
             "array_limit": array_limit_commands,
             "parse_array_limit": parse_array_limit,
+            "resources": resource_args,
+            "directive_resources": directive_resources,
         },
-        "array": {
-            "index": list(ARRAY_INDEX_VARS),
-            "output_index": "^array_index^",
-            "throttle": True,
-        },
-        "tag_flag": "-N ",
-        "submit_faults": SUBMIT_FAULTS,
-        "check_timeout": 60,
-        "exitcode_wait": 5,
-        "unset_env": [],
     }
+
+
+class Pbs(Scheduler):
+    """PBS (PBS Pro / OpenPBS, and Torque): qsub, qstat, qselect, qdel; this module's parsers.
+
+    Subclass it to change one part for a site; every composed method of
+    `runner_grid.Scheduler` then uses the override.
+    """
+
+    name = "pbs"
+    submit_command: Sequence[str] = "qsub"
+    workdir_flag: Optional[str] = None
+    output_flag: Optional[str] = "-o"
+    error_flag: Optional[str] = "-e"
+    special: Mapping[str, str] = MappingProxyType(
+        {
+            "select": "-l select=",
+            "name": "-N ",
+        }
+    )
+    tag_flag: Optional[str] = "-N "
+    probe_command: Optional[Sequence[str]] = ("qsub", "--version")
+    check_timeout: float = 60.0
+    exitcode_wait: float = 5.0
+    submit_faults: Mapping[str, tuple[str, ...]] = MappingProxyType(
+        {kind: tuple(patterns) for kind, patterns in SUBMIT_FAULTS.items()}
+    )
+    array_index: tuple[str, ...] = ARRAY_INDEX_VARS
+    array_output_index: Optional[str] = "^array_index^"
+    array_throttle: bool = True
+
+    def parse_id(self, output: str) -> Optional[str]:
+        """`getid`."""
+        return getid(output)
+
+    def check_argvs(self, ids: Sequence[str]) -> list[list[str]]:
+        """`check_commands`."""
+        return check_commands(ids)
+
+    def parse_listing(self, output: str) -> Listing:
+        """`running` and `started` of the same listing."""
+        return Listing(running(output), started(output))
+
+    def check_error(
+        self, ids: Sequence[str], returncode: int, stdout: str, stderr: str
+    ) -> Optional[list[str]]:
+        """`check_error`: qstat's "Unknown Job Id" and "Job has finished" answers."""
+        return check_error(ids, returncode, stdout, stderr)
+
+    def end_argvs(self, jobid: str) -> list[list[str]]:
+        """`exitcode_commands`: qstat -x -f."""
+        return exitcode_commands(jobid)
+
+    def parse_end(self, output: str) -> Optional[End]:
+        """`parse_end`."""
+        return parse_end(output)
+
+    def cancel_argvs(self, ids: Sequence[str]) -> list[list[str]]:
+        """`cancel_commands`."""
+        return cancel_commands(ids)
+
+    def find_tag_argvs(self, tag: str) -> list[list[str]]:
+        """`find_tag_commands`."""
+        return find_tag_commands(tag)
+
+    def parse_tag(self, tag: str, returncode: int, stdout: str, stderr: str) -> Optional[str]:
+        """`parse_tag`."""
+        return parse_tag(tag, returncode, stdout, stderr)
+
+    def array_args(self, count: int, throttle: int) -> list[str]:
+        """`array_args`."""
+        return array_args(count, throttle)
+
+    def task_id(self, array_id: str, index: int) -> str:
+        """`task_id`."""
+        return task_id(array_id, index)
+
+    def array_limit_argvs(self) -> list[list[str]]:
+        """`array_limit_commands`."""
+        return array_limit_commands()
+
+    def parse_array_limit(self, output: str) -> Optional[int]:
+        """`parse_array_limit`."""
+        return parse_array_limit(output)
+
+    def detect(self, returncode: int, output: str) -> bool:
+        """`detect`."""
+        return detect(returncode, output)
+
+    def resource_args(self, resources: Resources) -> list[str]:
+        """`resource_args` (PBS Pro's select)."""
+        return resource_args(resources)
+
+    def directive_resources(self, line: str) -> list[str]:
+        """`directive_resources`."""
+        return directive_resources(line)

@@ -1,28 +1,42 @@
-"""The Grid Engine scheme (SGE, Son of Grid Engine, OGS): qsub flags, qstat/qacct and parsers."""
+"""Grid Engine (SGE, SoGE, OGS): the `GridEngine` class, qsub flags, qstat/qacct, their parsers."""
 
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Optional
 
+from runner_core import format_walltime, megabytes
 from runner_grid._commands import batch_commands
 from runner_grid._ids import expand_indices, last_id
-from runner_grid.schemes._common import TRANSIENT_REFUSALS, End, combine_ends, current_user
+from runner_grid.schemes._base import Listing, Scheduler, scheme_keys
+from runner_grid.schemes._common import (
+    TRANSIENT_REFUSALS,
+    End,
+    combine_ends,
+    current_user,
+    directive_words,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
+
+    from runner_core import Resources
 
 __all__ = [
     "AFTER_JOB_FAILED",
     "ARRAY_INDEX_VAR",
     "LIMIT_FAILED",
+    "PARALLEL_ENVIRONMENT",
     "REQUEUED_FAILED",
     "SUBMIT_FAULTS",
+    "GridEngine",
     "array_args",
     "array_limit_commands",
     "cancel_commands",
     "check_commands",
     "detect",
+    "directive_resources",
     "exitcode_commands",
     "find_tag_commands",
     "getid",
@@ -30,6 +44,7 @@ __all__ = [
     "parse_end",
     "parse_exitcode",
     "parse_tag",
+    "resource_args",
     "running",
     "scheme",
     "task_id",
@@ -379,6 +394,9 @@ SUBMIT_FAULTS = {
         r"unable to send message to qmaster",
         r"[Tt]imed? ?out",
     ],
+    "limit": [  # max_u_jobs, max_jobs: "job rejected: only 5 jobs are allowed per user"
+        r"jobs are allowed per (user|cluster)",
+    ],
 }
 
 
@@ -404,6 +422,88 @@ def parse_tag(tag: str, returncode: int, stdout: str, stderr: str) -> Optional[s
     if "do not exist" in said or f"job name {tag} not found" in said:
         return None
     raise ValueError(stderr.strip() or f"exited {returncode}")
+
+
+# --- resources ------------------------------------------------------------------------------
+
+#: The parallel environment `resource_args` asks for cores with, unless told another.
+PARALLEL_ENVIRONMENT = "smp"
+
+
+def resource_args(
+    resources: Resources,
+    *,
+    parallel_environment: str = PARALLEL_ENVIRONMENT,
+    gpu_resource: Optional[str] = None,
+) -> list[str]:
+    """Return the qsub flags asking for a job's resources.
+
+    ``-q`` queue, ``-A`` account, ``-pe <parallel_environment> N`` the cores (slots),
+    ``-l h_vmem=<MB>M`` the memory of each slot (Grid Engine counts ``h_vmem`` per slot:
+    the job's memory divided by its cores, in megabytes of 1024**2 bytes, rounded up),
+    ``-l h_rt=H:MM:SS``, and ``-l <gpu_resource>=N`` for GPUs where the site has such a
+    resource (a consumable whose ``consumable`` is ``JOB`` counts it per job).
+
+    Args:
+        resources: the job's resources.
+        parallel_environment: the parallel environment giving the cores (``smp`` keeps
+            them on one host); to use another, wrap this function:
+            ``functools.partial(resource_args, parallel_environment="mpi")``.
+        gpu_resource: the site's GPU resource (``qconf -sc`` lists them), or None.
+
+    Raises:
+        ValueError: more than one node (Grid Engine places slots by the parallel
+            environment), or GPUs without a `gpu_resource`.
+    """
+    if resources.nodes is not None and resources.nodes > 1:
+        raise ValueError(
+            f"run flag nodes={resources.nodes}: Grid Engine places a job's slots by its "
+            f"parallel environment ({parallel_environment!r}), not by nodes; give cores "
+            "alone, with a parallel environment that spans hosts where the site has one"
+        )
+    if resources.gpus is not None and gpu_resource is None:
+        raise ValueError(
+            f"run flag gpus={resources.gpus}: Grid Engine has no standard GPU resource; "
+            "name your site's (qconf -sc lists them) in GridEngine.gpu_resource, or set "
+            "runner.settings.commands.resources = functools.partial("
+            "runner_grid.schemes.sge.resource_args, gpu_resource='gpu'), or pass it as a "
+            f"plain run flag: l='gpu={resources.gpus}'"
+        )
+    args: list[str] = []
+    if resources.queue is not None:
+        args += ["-q", resources.queue]
+    if resources.account is not None:
+        args += ["-A", resources.account]
+    if resources.cores is not None:
+        args += ["-pe", parallel_environment, str(resources.cores)]
+    if resources.memory is not None:
+        per_slot = -(-resources.memory // (resources.cores or 1))
+        args += ["-l", f"h_vmem={megabytes(per_slot)}M"]
+    if resources.walltime is not None:
+        args += ["-l", f"h_rt={format_walltime(resources.walltime)}"]
+    if resources.gpus is not None:
+        args += ["-l", f"{gpu_resource}={resources.gpus}"]
+    return args
+
+
+def directive_resources(line: str, *, gpu_resource: Optional[str] = None) -> list[str]:
+    """Return the resources a ``#$`` line sets (``#$ -l h_vmem=2G`` -> ``["memory"]``).
+
+    ``-pe`` sets cores, ``-l`` the memory (``h_vmem``), walltime (``h_rt``) and GPUs
+    (`gpu_resource`), ``-q`` the queue and ``-A`` the account.
+    """
+    named = {"h_vmem": "memory", "h_rt": "walltime"}
+    if gpu_resource:
+        named[gpu_resource] = "gpus"
+    found: list[str] = []
+    words = directive_words(line, "#$", spaced=False)
+    for option, value in zip(words, [*words[1:], ""]):
+        keys = {"-pe": ["cores"], "-q": ["queue"], "-A": ["account"]}.get(option, [])
+        if option == "-l":
+            names = {part.split("=", 1)[0].strip() for part in value.split(",")}
+            keys = [key for name, key in named.items() if name in names]
+        found += [key for key in keys if key not in found]
+    return found
 
 
 # --- job arrays ---------------------------------------------------------------------------
@@ -444,24 +544,17 @@ def parse_array_limit(output: str) -> Optional[int]:
 def scheme() -> dict[str, Any]:
     """Return a fresh copy of the Grid Engine scheme (what ``GridRunner.config.sge`` holds).
 
+    Its keys come from `GridEngine`'s attributes and its commands are this module's functions.
     ``qsub -S /bin/sh`` makes Grid Engine run the job wrapper with sh whatever the queue's
     ``shell`` and ``shell_start_mode`` say; the wrapper then starts the runscript through its own
-    interpreter line.
+    interpreter line. ``commands.resources`` maps the resource run flags (`resource_args`,
+    with the ``smp`` parallel environment and no GPU resource) and
+    ``commands.directive_resources`` reads ``#$`` lines for them.
     """
     return {
-        "workdir": "-wd",
-        "output": "-o",
-        "error": "-e",
-        "special": {
-            "name": "-N ",
-            "walltime": "-l h_rt=",
-            "memory": "-l h_vmem=",
-            "queue": "-q ",
-            "smp": "-pe smp ",
-            "project": "-P ",
-        },
+        **scheme_keys(GridEngine),
         "commands": {
-            "submit": ["qsub", "-S", "/bin/sh"],
+            "submit": list(GridEngine.submit_command),
             "getid": getid,
             "check": check_commands,
             "running": running,
@@ -470,7 +563,7 @@ def scheme() -> dict[str, Any]:
             "exitcode": exitcode_commands,
             "parse_exitcode": parse_exitcode,
             "parse_end": parse_end,
-            "probe": ["qsub", "-help"],
+            "probe": GridEngine().probe_argv(),
             "detect": detect,
             "find_tag": find_tag_commands,
             "parse_tag": parse_tag,
@@ -478,11 +571,108 @@ def scheme() -> dict[str, Any]:
             "task_id": task_id,
             "array_limit": array_limit_commands,
             "parse_array_limit": parse_array_limit,
+            "resources": resource_args,
+            "directive_resources": directive_resources,
         },
-        "array": {"index": [ARRAY_INDEX_VAR], "output_index": "$TASK_ID", "throttle": True},
-        "tag_flag": "-N ",
-        "submit_faults": SUBMIT_FAULTS,
-        "check_timeout": 60,
-        "exitcode_wait": 30,
-        "unset_env": [],
     }
+
+
+class GridEngine(Scheduler):
+    """Grid Engine (SGE, Son of Grid Engine, OGS): qsub, qstat, qacct, qdel; this module's parsers.
+
+    Subclass it to change one part for a site; every composed method of
+    `runner_grid.Scheduler` then uses the override.
+
+    Attributes:
+        parallel_environment: the parallel environment asking for cores (``-pe smp N``).
+        gpu_resource: the site's GPU resource (``-l gpu=N``), or None: GPUs are refused.
+    """
+
+    name = "sge"
+    parallel_environment: str = PARALLEL_ENVIRONMENT
+    gpu_resource: Optional[str] = None
+    submit_command: Sequence[str] = ("qsub", "-S", "/bin/sh")
+    workdir_flag: Optional[str] = "-wd"
+    output_flag: Optional[str] = "-o"
+    error_flag: Optional[str] = "-e"
+    special: Mapping[str, str] = MappingProxyType(
+        {
+            "name": "-N ",
+            "smp": "-pe smp ",
+            "project": "-P ",
+        }
+    )
+    tag_flag: Optional[str] = "-N "
+    probe_command: Optional[Sequence[str]] = ("qsub", "-help")
+    check_timeout: float = 60.0
+    exitcode_wait: float = 30.0
+    submit_faults: Mapping[str, tuple[str, ...]] = MappingProxyType(
+        {kind: tuple(patterns) for kind, patterns in SUBMIT_FAULTS.items()}
+    )
+    array_index: tuple[str, ...] = (ARRAY_INDEX_VAR,)
+    array_output_index: Optional[str] = "$TASK_ID"
+    array_throttle: bool = True
+
+    def parse_id(self, output: str) -> Optional[str]:
+        """`getid`."""
+        return getid(output)
+
+    def check_argvs(self, ids: Sequence[str]) -> list[list[str]]:
+        """`check_commands`."""
+        return check_commands(ids)
+
+    def parse_listing(self, output: str) -> Listing:
+        """`running` and `started` of the same listing."""
+        return Listing(running(output), started(output))
+
+    def end_argvs(self, jobid: str) -> list[list[str]]:
+        """`exitcode_commands`: qacct."""
+        return exitcode_commands(jobid)
+
+    def parse_end(self, output: str) -> Optional[End]:
+        """`parse_end`."""
+        return parse_end(output)
+
+    def cancel_argvs(self, ids: Sequence[str]) -> list[list[str]]:
+        """`cancel_commands`."""
+        return cancel_commands(ids)
+
+    def find_tag_argvs(self, tag: str) -> list[list[str]]:
+        """`find_tag_commands`."""
+        return find_tag_commands(tag)
+
+    def parse_tag(self, tag: str, returncode: int, stdout: str, stderr: str) -> Optional[str]:
+        """`parse_tag`."""
+        return parse_tag(tag, returncode, stdout, stderr)
+
+    def array_args(self, count: int, throttle: int) -> list[str]:
+        """`array_args`."""
+        return array_args(count, throttle)
+
+    def task_id(self, array_id: str, index: int) -> str:
+        """`task_id`."""
+        return task_id(array_id, index)
+
+    def array_limit_argvs(self) -> list[list[str]]:
+        """`array_limit_commands`."""
+        return array_limit_commands()
+
+    def parse_array_limit(self, output: str) -> Optional[int]:
+        """`parse_array_limit`."""
+        return parse_array_limit(output)
+
+    def detect(self, returncode: int, output: str) -> bool:
+        """`detect`."""
+        return detect(returncode, output)
+
+    def resource_args(self, resources: Resources) -> list[str]:
+        """`resource_args` with `parallel_environment` and `gpu_resource`."""
+        return resource_args(
+            resources,
+            parallel_environment=self.parallel_environment,
+            gpu_resource=self.gpu_resource,
+        )
+
+    def directive_resources(self, line: str) -> list[str]:
+        """`directive_resources` with `gpu_resource`."""
+        return directive_resources(line, gpu_resource=self.gpu_resource)

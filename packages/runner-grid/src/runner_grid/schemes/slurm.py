@@ -1,28 +1,42 @@
-"""The SLURM scheme: sbatch flags, squeue/scontrol/sacct queries and their parsers."""
+"""SLURM: the `Slurm` scheduler class, sbatch flags, squeue/scontrol/sacct queries and parsers."""
 
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Optional
 
+from runner_core import format_walltime, megabytes
 from runner_grid._commands import MAX_COMMAND_CHARS, batch_commands
 from runner_grid._ids import base_id, expand_indices, last_id, task_key
-from runner_grid.schemes._common import TRANSIENT_REFUSALS, End, combine_ends, current_user
+from runner_grid.schemes._base import Listing, Scheduler, scheme_keys
+from runner_grid.schemes._common import (
+    TRANSIENT_REFUSALS,
+    End,
+    combine_ends,
+    current_user,
+    directive_words,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
+
+    from runner_core import Resources
 
 __all__ = [
     "ARRAY_INDEX_VAR",
+    "DIRECTIVE_OPTIONS",
     "END_REASONS",
     "FINISHED_STATES",
     "SUBMIT_FAULTS",
+    "Slurm",
     "array_args",
     "array_limit_commands",
     "cancel_commands",
     "check_commands",
     "check_error",
     "detect",
+    "directive_resources",
     "exitcode_commands",
     "find_tag_commands",
     "getid",
@@ -30,6 +44,7 @@ __all__ = [
     "parse_end",
     "parse_exitcode",
     "parse_tag",
+    "resource_args",
     "running",
     "scheme",
     "task_id",
@@ -343,6 +358,10 @@ SUBMIT_FAULTS = {
         r"Zero Bytes were transmitted or received",
         r"Transport endpoint is not connected",
     ],
+    "limit": [  # a QOS's or an association's cap on queued jobs: wait for room
+        r"Max\w*SubmitJob\w*Limit",  # QOSMaxSubmitJobPerUserLimit, AssocMaxSubmitJobLimit...
+        r"Grp\w*SubmitJob\w*Limit",  # QOSGrpSubmitJobsLimit, AssocGrpSubmitJobsLimit
+    ],
 }
 
 
@@ -372,6 +391,80 @@ def parse_tag(tag: str, returncode: int, stdout: str, stderr: str) -> Optional[s
         if sep and comment == tag:
             return base_id(jobid)
     return None
+
+
+# --- resources ------------------------------------------------------------------------------
+
+
+def resource_args(resources: Resources) -> list[str]:
+    """Return the sbatch flags asking for a job's resources.
+
+    ``-p`` queue, ``-A`` account, ``-N`` nodes, ``--cpus-per-task`` the cores of each node
+    (one task per node, sbatch's default), ``--mem=<MB>M`` the memory of each node
+    (``--mem`` counts per node; megabytes of 1024**2 bytes, rounded up), ``--time`` in
+    SLURM's ``[D-]HH:MM:SS``, ``--gpus`` the job's GPUs.
+
+    Raises:
+        ValueError: cores are not a multiple of nodes.
+    """
+    args: list[str] = []
+    if resources.queue is not None:
+        args += ["-p", resources.queue]
+    if resources.account is not None:
+        args += ["-A", resources.account]
+    if resources.nodes is not None:
+        args += ["-N", str(resources.nodes)]
+    cores = resources.per_node("cores")
+    if cores is not None:
+        args.append(f"--cpus-per-task={cores}")
+    memory = resources.per_node("memory")
+    if memory is not None:
+        args.append(f"--mem={megabytes(memory)}M")
+    if resources.walltime is not None:
+        args.append(f"--time={format_walltime(resources.walltime, days=True)}")
+    if resources.gpus is not None:
+        args.append(f"--gpus={resources.gpus}")
+    return args
+
+
+#: sbatch options that set a resource, by the resource (abbreviations of long options aside).
+DIRECTIVE_OPTIONS = {
+    "-c": "cores",
+    "--cpus-per-task": "cores",
+    "-N": "nodes",
+    "--nodes": "nodes",
+    "--mem": "memory",
+    "--mem-per-cpu": "memory",
+    "--mem-per-gpu": "memory",
+    "-t": "walltime",
+    "--time": "walltime",
+    "-G": "gpus",
+    "--gpus": "gpus",
+    "--gpus-per-node": "gpus",
+    "--gpus-per-task": "gpus",
+    "-p": "queue",
+    "--partition": "queue",
+    "-A": "account",
+    "--account": "account",
+}
+
+
+def directive_resources(line: str) -> list[str]:
+    """Return the resources an ``#SBATCH`` line sets (``#SBATCH --mem=4G`` -> ``["memory"]``).
+
+    ``--gres=gpu:...`` counts as GPUs. Lines of other schedulers set none.
+    """
+    found: list[str] = []
+    for word in directive_words(line, "#SBATCH"):
+        if not word.startswith("-"):
+            continue
+        option = word.split("=", 1)[0] if word.startswith("--") else word[:2]
+        key = DIRECTIVE_OPTIONS.get(option)
+        if option == "--gres" and "gpu" in word:
+            key = "gpus"
+        if key is not None and key not in found:
+            found.append(key)
+    return found
 
 
 # --- job arrays ---------------------------------------------------------------------------
@@ -416,32 +509,16 @@ def parse_array_limit(output: str) -> Optional[int]:
 def scheme() -> dict[str, Any]:
     """Return a fresh copy of the SLURM scheme (what ``GridRunner.config.slurm`` holds).
 
+    Its keys come from `Slurm`'s attributes and its commands are this module's functions.
     sbatch's options of one dash are all one letter, so ``long_flags`` is on: a runflag of
     several letters that is not a special key becomes ``--key=value`` (``mem`` -> ``--mem=4G``;
-    ``-mem 4G`` would read as ``-m em``).
+    ``-mem 4G`` would read as ``-m em``). ``commands.resources`` maps the resource run flags
+    (`resource_args`) and ``commands.directive_resources`` reads ``#SBATCH`` lines for them.
     """
     return {
-        "workdir": "-D",
-        "output": "-o",
-        "error": "-e",
-        "special": {
-            "nodes": "-N ",
-            "ntasks": "-n ",
-            "cpus": "--cpus-per-task=",
-            "walltime": "-t ",
-            "memory": "--mem=",
-            "queue": "-p ",
-            "partition": "-p ",
-            "account": "-A ",
-            "name": "-J ",
-            "export": "--export=",
-            "exclusive": "--exclusive",
-            "gres": "--gres=",
-            "constraint": "--constraint=",
-            "qos": "--qos=",
-        },
+        **scheme_keys(Slurm),
         "commands": {
-            "submit": "sbatch",
+            "submit": Slurm.submit_command,
             "getid": getid,
             "check": check_commands,
             "running": running,
@@ -451,7 +528,7 @@ def scheme() -> dict[str, Any]:
             "exitcode": exitcode_commands,
             "parse_exitcode": parse_exitcode,
             "parse_end": parse_end,
-            "probe": ["sbatch", "--version"],
+            "probe": Slurm().probe_argv(),
             "detect": detect,
             "find_tag": find_tag_commands,
             "parse_tag": parse_tag,
@@ -459,12 +536,111 @@ def scheme() -> dict[str, Any]:
             "task_id": task_id,
             "array_limit": array_limit_commands,
             "parse_array_limit": parse_array_limit,
+            "resources": resource_args,
+            "directive_resources": directive_resources,
         },
-        "array": {"index": [ARRAY_INDEX_VAR], "output_index": "%a", "throttle": True},
-        "tag_flag": "--comment=",
-        "long_flags": True,
-        "submit_faults": SUBMIT_FAULTS,
-        "check_timeout": 60,
-        "exitcode_wait": 5,
-        "unset_env": ["SQUEUE_*", "SACCT_*"],
     }
+
+
+class Slurm(Scheduler):
+    """SLURM: sbatch, squeue, scontrol and sacct, scancel; through this module's functions.
+
+    Subclass it to change one part for a site (``class MySlurm(Slurm)``); every composed
+    method of `runner_grid.Scheduler` then uses the override.
+    """
+
+    name = "slurm"
+    submit_command: Sequence[str] = "sbatch"
+    workdir_flag: Optional[str] = "-D"
+    output_flag: Optional[str] = "-o"
+    error_flag: Optional[str] = "-e"
+    special: Mapping[str, str] = MappingProxyType(
+        {
+            "ntasks": "-n ",
+            "cpus": "--cpus-per-task=",
+            "name": "-J ",
+            "export": "--export=",
+            "exclusive": "--exclusive",
+            "gres": "--gres=",
+            "constraint": "--constraint=",
+            "qos": "--qos=",
+        }
+    )
+    long_flags: bool = True
+    tag_flag: Optional[str] = "--comment="
+    probe_command: Optional[Sequence[str]] = ("sbatch", "--version")
+    check_timeout: float = 60.0
+    exitcode_wait: float = 5.0
+    unset_env: tuple[str, ...] = ("SQUEUE_*", "SACCT_*")
+    submit_faults: Mapping[str, tuple[str, ...]] = MappingProxyType(
+        {kind: tuple(patterns) for kind, patterns in SUBMIT_FAULTS.items()}
+    )
+    array_index: tuple[str, ...] = (ARRAY_INDEX_VAR,)
+    array_output_index: Optional[str] = "%a"
+    array_throttle: bool = True
+
+    def parse_id(self, output: str) -> Optional[str]:
+        """`getid`."""
+        return getid(output)
+
+    def check_argvs(self, ids: Sequence[str]) -> list[list[str]]:
+        """`check_commands`."""
+        return check_commands(ids)
+
+    def parse_listing(self, output: str) -> Listing:
+        """`running` and `started` of the same listing."""
+        return Listing(running(output), started(output))
+
+    def check_error(
+        self, ids: Sequence[str], returncode: int, stdout: str, stderr: str
+    ) -> Optional[list[str]]:
+        """`check_error`: "Invalid job id specified" for a single id is an answer."""
+        return check_error(ids, returncode, stdout, stderr)
+
+    def end_argvs(self, jobid: str) -> list[list[str]]:
+        """`exitcode_commands`: scontrol, then sacct."""
+        return exitcode_commands(jobid)
+
+    def parse_end(self, output: str) -> Optional[End]:
+        """`parse_end`."""
+        return parse_end(output)
+
+    def cancel_argvs(self, ids: Sequence[str]) -> list[list[str]]:
+        """`cancel_commands`."""
+        return cancel_commands(ids)
+
+    def find_tag_argvs(self, tag: str) -> list[list[str]]:
+        """`find_tag_commands`."""
+        return find_tag_commands(tag)
+
+    def parse_tag(self, tag: str, returncode: int, stdout: str, stderr: str) -> Optional[str]:
+        """`parse_tag`."""
+        return parse_tag(tag, returncode, stdout, stderr)
+
+    def array_args(self, count: int, throttle: int) -> list[str]:
+        """`array_args`."""
+        return array_args(count, throttle)
+
+    def task_id(self, array_id: str, index: int) -> str:
+        """`task_id`."""
+        return task_id(array_id, index)
+
+    def array_limit_argvs(self) -> list[list[str]]:
+        """`array_limit_commands`."""
+        return array_limit_commands()
+
+    def parse_array_limit(self, output: str) -> Optional[int]:
+        """`parse_array_limit`."""
+        return parse_array_limit(output)
+
+    def detect(self, returncode: int, output: str) -> bool:
+        """`detect`."""
+        return detect(returncode, output)
+
+    def resource_args(self, resources: Resources) -> list[str]:
+        """`resource_args`."""
+        return resource_args(resources)
+
+    def directive_resources(self, line: str) -> list[str]:
+        """`directive_resources`."""
+        return directive_resources(line)
