@@ -8,9 +8,22 @@
 #   start    install if needed, start sge_qmaster (through its init script, no systemd needed), load
 #            the configuration from tools/schedulers/sge-*.conf, register this host as exec,
 #            submit and admin host in host group @allhosts with queue all.q (32 slots), start
-#            sge_execd, then wait until a trivial job has run. A second `start` does nothing.
+#            sge_execd, then wait until a trivial job has run. A second `start` while it runs
+#            with this configuration only clears a max_u_jobs a test left behind; a configuration
+#            that differs is loaded again (no restart).
 #   stop     stop sge_execd and sge_qmaster.
-#   status   exit 0 when qstat answers and queue all.q on this host can take jobs.
+#   status   exit 0 when qstat answers, queue all.q on this host can take jobs and the limits
+#            below are in place; otherwise say what is wrong and exit 1.
+#
+# What the cluster has, like a production Grid Engine:
+#   - h_vmem is a consumable, 2G per slot by default (a default of 0 would give every job that
+#     does not ask for h_vmem a 10 MB address-space limit); the exec host offers h_vmem=64G (32
+#     slots x 2G). h_vmem is enforced as RLIMIT_AS per slot: one process over it gets ENOMEM, and
+#     execd kills a job whose processes together go over it (qacct failed 37);
+#   - h_rt is enforced (qacct failed 37, exit_status 137 past it);
+#   - parallel environment smp ($pe_slots, 32 slots) on all.q: `qsub -pe smp 4`;
+#   - max_u_jobs (global configuration) 0 after `start`; tests set it (`qconf -Mconf` of an edited
+#     `qconf -sconf global`) and reset it to 0: qsub refuses the user's job over it (exit 25).
 #
 # Must run as root. SGE_ROOT=/var/lib/gridengine, SGE_CELL=default: the Debian clients (qsub,
 # qstat, qdel, qacct) find them without any environment variable, and /etc/profile.d/gridengine.sh
@@ -74,10 +87,41 @@ queue_ready() {
     [ "$(echo "$line" | awk '{print NF}')" -eq 5 ]
 }
 
-do_status() {
-    command -v qstat >/dev/null || return 1
-    queue_ready
+# Sets PROBLEM to what is wrong and returns 1, or returns 0 when the cluster is usable as this
+# script configures it.
+check() {
+    PROBLEM=""
+    if ! command -v qstat >/dev/null; then
+        PROBLEM="qstat is not installed"
+        return 1
+    fi
+    if ! queue_ready; then
+        PROBLEM="queue all.q@$HOST cannot take jobs: $(timeout 5 qstat -f -q all.q 2>&1 | grep "^all.q@" | head -n1)"
+        return 1
+    fi
+    if [ "$(h_vmem_complex)" != "YES 2G" ]; then
+        PROBLEM="h_vmem is not a consumable with a 2G default (qconf -sc)"
+        return 1
+    fi
+    # Outputs captured first: with pipefail, `qconf ... | grep -q` fails when grep stops early.
+    local out
+    out="$(timeout 5 qconf -se "$HOST" 2>/dev/null || true)"
+    if ! grep -q '^complex_values .*h_vmem=64G' <<<"$out"; then
+        PROBLEM="exec host $HOST does not offer h_vmem=64G (qconf -se $HOST)"
+        return 1
+    fi
+    out="$(timeout 5 qconf -sq all.q 2>/dev/null || true)"
+    if ! grep -q '^pe_list .*\bsmp\b' <<<"$out"; then
+        PROBLEM="all.q has no parallel environment smp (qconf -sq all.q)"
+        return 1
+    fi
+    return 0
 }
+
+# "consumable default" of the h_vmem complex, e.g. "YES 2G".
+h_vmem_complex() { timeout 5 qconf -sc 2>/dev/null | awk '$1 == "h_vmem" {print $6, $7}'; }
+
+max_u_jobs() { timeout 5 qconf -sconf global 2>/dev/null | awk '$1 == "max_u_jobs" {print $2}'; }
 
 write_host_files() {
     # Grid Engine names hosts by resolving them: this host's name must resolve.
@@ -159,13 +203,21 @@ configure() {
     qconf -Mconf "$dir/global" >/dev/null 2>&1 || die "qconf -Mconf global failed: $(qconf -Mconf "$dir/global" 2>&1)"
     template sge-sched.conf >"$dir/sched"
     qconf -Msconf "$dir/sched" >/dev/null 2>&1 || die "qconf -Msconf failed: $(qconf -Msconf "$dir/sched" 2>&1)"
-    printf 'hostname %s\nload_scaling NONE\ncomplex_values NONE\nuser_lists NONE\nxuser_lists NONE\nprojects NONE\nxprojects NONE\nusage_scaling NONE\nreport_variables NONE\n' \
+    # h_vmem a consumable with a non-zero default (every job gets that limit per slot unless it
+    # asks for another), the rest of the complex list as this Grid Engine ships it.
+    qconf -sc | awk '$1 == "h_vmem" {$6 = "YES"; $7 = "2G"} {print}' >"$dir/complex"
+    if [ "$(h_vmem_complex)" != "YES 2G" ]; then
+        qconf -Mc "$dir/complex" >/dev/null 2>&1 || die "qconf -Mc failed: $(qconf -Mc "$dir/complex" 2>&1)"
+    fi
+    printf 'hostname %s\nload_scaling NONE\ncomplex_values h_vmem=64G\nuser_lists NONE\nxuser_lists NONE\nprojects NONE\nxprojects NONE\nusage_scaling NONE\nreport_variables NONE\n' \
         "$HOST" >"$dir/exechost"
     load_object -Ae -Me "$dir/exechost" qconf -se "$HOST"
     timeout 5 qconf -ss 2>/dev/null | grep -qx "$HOST" || qconf -as "$HOST" >/dev/null 2>&1
     timeout 5 qconf -sh 2>/dev/null | grep -qx "$HOST" || qconf -ah "$HOST" >/dev/null 2>&1
     printf 'group_name @allhosts\nhostlist %s\n' "$HOST" >"$dir/allhosts"
     load_object -Ahgrp -Mhgrp "$dir/allhosts" qconf -shgrp @allhosts
+    template sge-smp.pe >"$dir/smp"
+    load_object -Ap -Mp "$dir/smp" qconf -sp smp
     template sge-queue.conf >"$dir/all.q"
     load_object -Aq -Mq "$dir/all.q" qconf -sq all.q
     rm -rf "$dir"
@@ -188,7 +240,8 @@ wait_for_trivial_job() {
 
 do_start() {
     need_root
-    if do_status; then
+    if check; then
+        clear_max_u_jobs
         say "already running"
         return 0
     fi
@@ -205,6 +258,18 @@ do_start() {
     queue_ready || die "queue all.q@$HOST not usable after ${TIMEOUT}s: $(qstat -f 2>&1 | tail -n 3)"
     wait_for_trivial_job
     say "ready: queue all.q@$HOST, a trivial job ran"
+}
+
+# A max_u_jobs a test set and did not reset (killed mid-test) back to 0.
+clear_max_u_jobs() {
+    local current dir
+    current="$(max_u_jobs)"
+    [ -n "$current" ] && [ "$current" != 0 ] || return 0
+    dir="$(mktemp -d)"
+    qconf -sconf global | sed 's/^max_u_jobs .*/max_u_jobs                   0/' >"$dir/global"
+    qconf -Mconf "$dir/global" >/dev/null 2>&1 || die "resetting max_u_jobs failed: $(qconf -Mconf "$dir/global" 2>&1)"
+    rm -rf "$dir"
+    say "max_u_jobs was $current (left by a test?): reset to 0"
 }
 
 QMASTER_PID=/var/spool/gridengine/qmaster/qmaster.pid
@@ -239,10 +304,12 @@ case "${1:-}" in
     start) do_start ;;
     stop) do_stop ;;
     status)
-        if do_status; then
-            say "usable: queue all.q@$HOST"
+        if check; then
+            say "usable: queue all.q@$HOST, h_vmem consumable (2G per slot by default), pe smp"
+            limit="$(max_u_jobs)"
+            [ "${limit:-0}" = 0 ] || say "note: max_u_jobs is $limit (a test's? start resets it)"
         else
-            say "not usable (start it with: $0 start)"
+            say "not usable: $PROBLEM (start it with: $0 start)"
             exit 1
         fi
         ;;
