@@ -785,3 +785,63 @@ def test_a_run_flag_wins_over_a_directive_and_the_log_says_so(
     with caplog.at_level(logging.WARNING, logger="runner_grid"):
         run_jobs(GridRunner(fake_scheme(), sleepstep=0.05), manager, [plain], memory="4G")
     assert "overrides" not in caplog.text  # a scheme without resources: as before
+
+
+def limits_scheme(tmp_path: Path, answer: str, returncode: int = 0) -> Settings:
+    """The resources scheme with a limit query that answers `answer`, logging each call."""
+    script = tmp_path / "flimits"
+    script.write_text(
+        f"#!{sys.executable}\nimport sys\nopen({str(tmp_path / 'asked')!r}, 'a').write('x')\n"
+        f"sys.stdout.write({answer!r})\nsys.exit({returncode})\n"
+    )
+    script.chmod(0o755)
+    scheme = resources_scheme()
+    scheme.commands.limits = lambda: [[str(script)]]
+    scheme.commands.parse_limits = slurm.parse_limits
+    return scheme
+
+
+PARTITIONS = (
+    "PartitionName=debug Default=YES MaxTime=UNLIMITED MaxMemPerNode=UNLIMITED\n"
+    "PartitionName=short Default=NO MaxTime=00:05:00 MaxMemPerNode=2000\n"
+)
+
+
+def test_a_job_above_a_partition_s_limits_is_refused_at_job_run_and_limits_are_asked_once(
+    fake: Path, tmp_path: Path
+) -> None:
+    runner = GridRunner(grid=limits_scheme(tmp_path, PARTITIONS), sleepstep=0.05)
+    manager = JobManager(tmp_path / "w")
+    plain = SingleJob(name="plain", runscript="exit 0\n")
+    assert plain.run(jobrunner=runner, jobmanager=manager).wait(TIMEOUT).ok
+    assert not (tmp_path / "asked").exists()  # no walltime or memory: nothing to compare
+    long = SingleJob(name="long", runscript="exit 0\n")
+    with pytest.raises(
+        ValueError,
+        match=r"^walltime 48:00:00 exceeds partition 'short' MaxTime 0:05:00 \(use partition "
+        r"'debug', or less walltime\)$",
+    ):
+        long.run(jobrunner=runner, jobmanager=manager, walltime="48:00:00", queue="short")
+    assert long.results.status is JobStatus.FAILED
+    assert "MaxTime 0:05:00" in (long.results.error or "")
+    fits = [SingleJob(name=f"f{i}", runscript="exit 0\n") for i in range(5)]
+    results = run_jobs(runner, manager, fits, walltime="0:01:00", partition="short")
+    assert all(r.ok for r in results)
+    assert len(submits(fake)) == 6  # the refused job was never submitted
+    assert (tmp_path / "asked").read_text() == "x"
+
+
+def test_limits_that_cannot_be_read_leave_the_job_to_the_scheduler(
+    fake: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner = GridRunner(grid=limits_scheme(tmp_path, PARTITIONS, returncode=1), sleepstep=0.05)
+    jobs = [SingleJob(name=f"j{i}", runscript="exit 0\n") for i in range(3)]
+    with caplog.at_level(logging.WARNING, logger="runner_grid"):
+        results = run_jobs(
+            runner, JobManager(tmp_path / "w"), jobs, walltime="48:00:00", queue="short"
+        )
+    assert all(r.ok for r in results)
+    assert len(submits(fake)) == 3
+    warned = [r for r in caplog.records if "could not read the queues' limits" in r.message]
+    assert len(warned) == 1
+    assert (tmp_path / "asked").read_text() == "x"

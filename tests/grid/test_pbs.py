@@ -813,3 +813,53 @@ def test_the_select_chunk_asks_at_least_the_request(request: Resources) -> None:
 def test_directive_resources_reads_pbs_lines(line: str, keys: list[str]) -> None:
     assert pbs.directive_resources(line) == keys
     assert Pbs().directive_resources(line) == keys
+
+
+# --- limits -------------------------------------------------------------------------------
+
+# `qstat -Qf` as OpenPBS's reference guide shows it (no recording of it here): an execution
+# queue with resources_max, one without, and a routing queue.
+QSTAT_QF = """\
+Queue: workq
+    queue_type = Execution
+    total_jobs = 0
+    resources_max.mem = 4gb
+    resources_max.walltime = 04:00:00
+    resources_default.walltime = 01:00:00
+    enabled = True
+    started = True
+
+Queue: long
+    queue_type = Execution
+    resources_max.walltime = 168:00:00
+    enabled = True
+
+Queue: router
+    queue_type = Route
+    route_destinations = workq,long
+"""
+
+
+def test_parse_limits_reads_each_execution_queue_s_resources_max_and_the_default_queue() -> None:
+    server = array_case("qstat_B_f").stdout  # recorded OpenPBS 23.06: default_queue = workq
+    limits = pbs.parse_limits(server + QSTAT_QF)
+    assert limits.default == "workq"
+    assert dict(limits.queues) == {
+        "workq": (4 * 3600, 4 * 1024**3),
+        "long": (168 * 3600, None),
+    }
+    # PBS compares the job's total memory, whatever its nodes
+    assert Pbs().check_limits(Resources(memory=8 * 1024**3, nodes=4), limits) == (
+        "memory 8G per job exceeds queue 'workq' mem 4G (use queue 'long', or less memory)"
+    )
+    assert Pbs().check_limits(Resources(walltime=48 * 3600, queue="long"), limits) is None
+    assert Pbs().check_limits(Resources(walltime=48 * 3600, queue="router"), limits) is None
+
+
+@pytest.mark.parametrize(
+    "output",
+    ["", array_case("qstat_B_f").stdout, "Queue: q\n    resources_max.mem = 4 words\n"],
+)
+def test_parse_limits_refuses_what_it_does_not_understand(output: str) -> None:
+    with pytest.raises(ValueError):
+        pbs.parse_limits(output)

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any, Optional
 import pytest
 
 from runner_core import JobManager, JobStatus, Resources, SingleJob
-from runner_grid import GridRunner, Listing, Scheduler, SchedulerCommandError, Scheme, SchemeError
+from runner_grid import (
+    GridRunner,
+    Listing,
+    QueueLimits,
+    Scheduler,
+    SchedulerCommandError,
+    Scheme,
+    SchemeError,
+)
 from runner_grid.schemes import SCHEMES, pbs, sge, slurm
 from runner_grid.schemes._base import DEFAULT_MAX_ARRAY_SIZE
 from runner_grid.schemes._settings import REQUIRED_KEYS, missing_keys
@@ -89,6 +97,7 @@ ATTRIBUTES = [
     "can_cancel",
     "can_find_tags",
     "has_arrays",
+    "reads_limits",
 ]
 
 
@@ -120,6 +129,7 @@ def test_every_predefined_scheme_builds_the_commands_its_class_builds(name: str)
         ("array_args", (5, 2)),
         ("task_id", ("12", 3)),
         ("array_limit_argvs", ()),
+        ("limit_argvs", ()),
         ("probe_argv", ()),
     ]:
         assert getattr(view, method)(*args) == getattr(family, method)(*args), method
@@ -208,6 +218,7 @@ def test_a_plams_scheme_gets_the_defaults_and_can_do_what_the_seed_did() -> None
     assert view.end_argvs("1") == []
     assert view.cancel_argvs(["1"]) == []
     assert view.array_limit_argvs() == []
+    assert (view.reads_limits, view.limit_argvs(), view.limits()) == (False, [], None)
     assert view.check_argvs(["1", "2"]) == [["squeue"]]  # the whole queue, as PLAMS asked
     assert view.parse_listing("JOBID\n12 R\n13 PD\n") == Listing(["12", "13"], [])
     assert view.parse_id("Submitted batch job 12\n") == "12"
@@ -409,6 +420,8 @@ def test_a_misspelled_or_ill_typed_key_is_named(change: dict[str, Any], message:
             "commands.directive_resources is ['memory']; it must be a callable",
         ),
         ("exitcode", ["sacct"], "commands.exitcode is ['sacct']; it must be a callable"),
+        ("limits", "qconf -sq", "commands.limits is 'qconf -sq'; it must be a callable"),
+        ("parse_limits", None, "commands.parse_limits is None; it must be a callable"),
         ("started", "squeue", "commands.started is 'squeue'; it must be a callable"),
         ("submit", "", "commands.submit is ''; it must be a command: a string or a list"),
         ("submit", ["qsub", 1], "commands.submit is ['qsub', 1]; it must be a command"),
@@ -556,3 +569,17 @@ def test_a_bad_change_to_runner_settings_fails_the_next_submission(tmp_path: Pat
     assert results.status is JobStatus.FAILED
     assert results.reason == "submit_failed"
     assert "submit_timeout is 'fast'" in (results.error or "")
+
+
+def test_a_settings_scheme_s_limits_are_its_callables_and_must_give_limits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    scheme = SCHEMES["slurm"]()
+    assert Scheme.of(scheme, "slurm").parse_limits("PartitionName=a MaxTime=1:00:00\n").queues == {
+        "a": QueueLimits(walltime=3600)
+    }
+    scheme["commands"]["parse_limits"] = lambda output: {"a": 3600}
+    view = ran(scheme, scontrol="PartitionName=a MaxTime=1:00:00\n")
+    with caplog.at_level(logging.WARNING, logger="runner_grid"):
+        assert view.limits() is None
+    assert "commands.parse_limits gave {'a': 3600}, not a runner_grid.Limits" in caplog.text

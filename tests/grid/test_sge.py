@@ -563,3 +563,35 @@ def test_more_than_one_node_is_refused() -> None:
 )
 def test_directive_resources_reads_grid_engine_lines(line: str, keys: list[str]) -> None:
     assert sge.directive_resources(line) == keys
+
+
+# --- limits -------------------------------------------------------------------------------
+
+
+def test_parse_limits_reads_each_queue_s_h_rt_and_h_vmem() -> None:
+    stdout, _, rc = recorded("qconf_sq_all")
+    assert rc == 0
+    limits = sge.parse_limits(stdout)
+    assert dict(limits.queues) == {"all.q": (None, None)}
+    assert limits.default == "all.q"  # the one queue: where a job naming none goes
+    # documented forms (queue_conf(5)): time as H:M:S or seconds, sizes, host overrides
+    output = (
+        "qname                 short.q\nh_rt                  0:5:0\n"
+        "h_vmem                1G,[node1=2G]\n"
+        "qname                 long.q\nh_rt                  86400\nh_vmem                INFINITY\n"
+    )
+    limits = sge.parse_limits(output)
+    assert limits.default is None
+    assert dict(limits.queues) == {"short.q": (300, 2 * 1024**3), "long.q": (86400, None)}
+    assert GridEngine().check_limits(
+        Resources(walltime=3600, memory=8 * 1024**3, cores=2, queue="short.q"), limits
+    ) == (
+        "walltime 1:00:00 exceeds queue 'short.q' h_rt 0:05:00 (use queue 'long.q', or less "
+        "walltime)"
+    )
+
+
+@pytest.mark.parametrize("output", ["", "error: no queue\n", "qname a.q\nh_rt soon\n"])
+def test_parse_limits_refuses_what_it_does_not_understand(output: str) -> None:
+    with pytest.raises(ValueError):
+        sge.parse_limits(output)

@@ -604,3 +604,48 @@ def test_sbatch_flags_ask_at_least_the_request_and_under_a_megabyte_a_node_more(
 def test_directive_resources_reads_sbatch_lines(line: str, keys: list[str]) -> None:
     assert slurm.directive_resources(line) == keys
     assert Slurm().directive_resources(line) == keys
+
+
+# --- limits -------------------------------------------------------------------------------
+
+
+def test_parse_limits_reads_each_partition_s_maxtime_and_maxmempernode() -> None:
+    stdout, _, rc = recorded("scontrol_show_partition")
+    assert rc == 0
+    limits = slurm.parse_limits(stdout)
+    assert limits.default == "debug"
+    assert dict(limits.queues) == {
+        "debug": (None, None),
+        "short": (300, 2000 * 1024**2),
+        "long": (None, None),
+        "high": (None, None),
+    }
+    assert Slurm().check_limits(Resources(walltime=48 * 3600, queue="short"), limits) == (
+        "walltime 48:00:00 exceeds partition 'short' MaxTime 0:05:00 (use partition 'debug', "
+        "or less walltime)"
+    )
+
+
+def test_parse_limits_reads_the_multi_line_form_and_days() -> None:
+    # The form of `scontrol show partition` without --oneliner (SLURM's man page).
+    output = (
+        "PartitionName=gpu\n   AllowGroups=ALL Default=NO\n   MaxNodes=UNLIMITED "
+        "MaxTime=2-00:00:00 MinNodes=0\n   MaxMemPerNode=UNLIMITED\n\n"
+        "PartitionName=cpu\n   Default=YES\n   MaxTime=UNLIMITED\n   MaxMemPerCPU=4000\n"
+    )
+    limits = slurm.parse_limits(output)
+    assert limits.default == "cpu"
+    assert dict(limits.queues) == {"gpu": (2 * 86400, None), "cpu": (None, None)}
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "",
+        "slurm_load_partitions: Unable to contact slurm controller\n",
+        "PartitionName=a MaxTime=soon\n",
+    ],
+)
+def test_parse_limits_refuses_what_it_does_not_understand(output: str) -> None:
+    with pytest.raises(ValueError):
+        slurm.parse_limits(output)

@@ -145,27 +145,40 @@ def test_partition_limits_refuse_a_request_over_them(
     ]
     assert "MaxTime=UNLIMITED" in default
 
-    runner = make_runner()
-    results = (
-        SingleJob(name="toolong", runscript="exit 0\n")
-        .run(
-            jobrunner=runner,
-            jobmanager=JobManager(tmp_path / "jobs"),
-            partition="short",
-            walltime="10:00:00",
-        )
-        .wait(timeout=PATIENCE)
-    )
-    assert results.status is JobStatus.FAILED, (results.status, results.error)
-    assert results.jobid is None
-    assert not submitted.snapshot()
-    # sbatch's words, or (once the runner checks limits itself) the limit named
-    assert re.search(r"time limit|MaxTime", results.error or ""), results.error
+    # sbatch refuses it itself (the runner's own check, before sbatch, is the next test)
+    status, jobid, said = _sbatch("-p", "short", "--time=10:00:00", "--wrap=true")
+    assert status != 0, f"job {jobid} was queued"
+    assert re.search(r"time limit", said), said
 
     memory = int(short["MaxMemPerNode"]) + 1
     status, jobid, said = _sbatch("-p", "short", f"--mem={memory}", "--wrap=true")
     assert status != 0, f"job {jobid} was queued"
     assert "Memory required by task is not available" in said
+
+
+@ON_SLURM
+def test_the_runner_refuses_a_walltime_over_maxtime_before_sbatch(
+    scheduler: str, make_runner: RunnerFactory, submitted: SubmittedIds, tmp_path: Path
+) -> None:
+    """walltime 48:00:00 on `short` is refused at job.run(), naming MaxTime, and never submitted;
+    the same job on `long` is submitted and runs."""
+    runner = make_runner()
+    manager = JobManager(tmp_path / "jobs")
+    refused = SingleJob(name="toolong", runscript="exit 0\n")
+    with pytest.raises(
+        ValueError,
+        match=r"^walltime 48:00:00 exceeds partition 'short' MaxTime 0:05:00 \(use partition "
+        r"'\w+', or less walltime\)$",
+    ):
+        refused.run(jobrunner=runner, jobmanager=manager, walltime="48:00:00", queue="short")
+    assert refused.results.status is JobStatus.FAILED
+    assert refused.results.jobid is None
+    assert not submitted.snapshot()
+
+    fits = SingleJob(name="fits", runscript="exit 0\n")
+    results = fits.run(jobrunner=runner, jobmanager=manager, walltime="48:00:00", queue="long")
+    assert results.wait(timeout=PATIENCE).ok, (results.status, results.error)
+    assert submitted.snapshot() == [results.jobid]
 
 
 @ON_SLURM

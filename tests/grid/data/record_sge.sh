@@ -114,6 +114,7 @@ cp timelimit.out "$DATA/timelimit_job_output.txt" 2>/dev/null
 wait_gone "$arr_r"
 rec qacct_array qacct -j "$arr_r"
 rec qstat_after_all qstat -u '*'
+rec qconf_sq_all qconf -sq '*'
 for j in $pend $arr_p; do qdel "$j" >/dev/null 2>&1; done
 rm -rf "$WORK"
 echo "recorded into $DATA" >&2

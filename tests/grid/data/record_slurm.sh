@@ -117,6 +117,7 @@ rec squeue_default_purged squeue --jobs="$id0"
 rec squeue_pinned_purged_and_live squeue --noheader --format='%i %t' --jobs="$id0,$live"
 rec squeue_pinned_live_and_purged squeue --noheader --format='%i %t' --jobs="$live,$id0"
 rec scontrol_show_job_purged scontrol show job "$id0"
+rec scontrol_show_partition scontrol --oneliner show partition
 scancel "$live"
 rm -rf "$WORK"
 echo "recorded into $DATA" >&2

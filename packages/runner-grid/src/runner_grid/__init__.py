@@ -9,13 +9,16 @@ from runner_grid.__about__ import __version__
 from runner_grid._commands import SchedulerCommandError, build_submit_argv, format_command
 from runner_grid._detect import DetectionError
 from runner_grid._gridrunner import GridRunner
+from runner_grid._limits import Limits, QueueLimits
 from runner_grid.schemes._base import Listing, Scheduler
 from runner_grid.schemes._settings import Scheme, SchemeError
 
 __all__ = [
     "DetectionError",
     "GridRunner",
+    "Limits",
     "Listing",
+    "QueueLimits",
     "Scheduler",
     "SchedulerCommandError",
     "Scheme",

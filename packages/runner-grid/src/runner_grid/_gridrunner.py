@@ -8,7 +8,7 @@ scheme Settings seen through `runner_grid.Scheme`, or a class of the typed contr
 knows the scheduler's commands.
 
 Lock order: GridRunner holds no lock of its own. Across runner-grid: `Batches._lock`,
-then `JobsInQueue._lock`; the poller's, the workers' and the canceller's locks are
+then `JobsInQueue._lock`; the poller's, the workers', the canceller's and `LimitsCache`'s locks are
 never held while another is taken, and runner-core's locks (the pool's, a Results')
 are taken only with none of these held.
 """
@@ -39,6 +39,7 @@ from runner_grid._cancel import Canceller, cancel_records
 from runner_grid._commands import format_command
 from runner_grid._detect import detect_scheme
 from runner_grid._ending import JobsInQueue, Waiter, observe_records
+from runner_grid._limits import LimitsCache
 from runner_grid._submitter import SubmitOutcome, find_recorded, submit_logged
 from runner_grid._wrapper import DIRECTIVE_PREFIXES, exitcode_path, write_wrapper
 from runner_grid.schemes import SCHEMES
@@ -117,12 +118,10 @@ class GridRunner(JobRunner):
     """Submits each job's runscript to a batch scheduler and completes it when it leaves the queue.
 
     A parallel GridRunner (the default) holds no thread for a job in the queue: ``job.run()``
-    returns at once for any number of jobs, at most ``submit_workers`` submit commands run at
-    once, ``maxjobs`` caps the runner's jobs in the queue, and one poller thread checks the
-    queue for all of them every ``sleepstep`` seconds and ends each job (exit code, reason,
-    times, callbacks) when it has left. `call` still returns the real exit code to code of
-    your own, and a subclass that overrides `call` gets a thread per job, as a JobRunner does.
-    A serial GridRunner waits for each job in turn.
+    returns at once, at most ``submit_workers`` submit commands run at once, ``maxjobs`` caps the
+    runner's jobs in the queue, and one poller thread checks the queue every ``sleepstep`` seconds
+    and ends each job that left. `call` returns the real exit code to your code; a subclass
+    overriding `call` gets a thread per job. A serial GridRunner waits for each job in turn.
 
     Attributes:
         config: the predefined schemes, as Settings branches ``slurm``, ``pbs`` (PBS Pro and
@@ -166,6 +165,7 @@ class GridRunner(JobRunner):
         self.scheme_name, self.settings, self._given = _resolve(self.config, grid)
         step = _seconds("sleepstep", sleepstep)
         self._last_good = self.scheduler()  # what cancels use if the settings go bad
+        self._limits = LimitsCache()  # the cluster's limits, asked once for the runner's life
         self._queue = JobsInQueue(self.scheduler, step, self.scheme_name)
         self._canceller = Canceller(self._queue, self._cancel_scheduler, self.scheme_name)
         self._batches = Batches(
@@ -240,12 +240,13 @@ class GridRunner(JobRunner):
         return self.scheduler()
 
     def check_runflags(self, runflags: Mapping[str, Any]) -> None:
-        """Refuse resources the scheduler cannot take: `job.run()` raises (`Scheduler`'s)."""
+        """Refuse resources the scheduler cannot give or its limits forbid: `job.run()` raises."""
         try:
             scheduler = self.scheduler()
         except SchemeError:  # a bad scheme fails the job at its submission, naming the key
             return
         scheduler.check_runflags(runflags)
+        self._limits.check(scheduler, scheduler.split_runflags(runflags)[0])
 
     def _cancel_scheduler(self) -> Scheduler:
         try:

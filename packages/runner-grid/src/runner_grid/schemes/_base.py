@@ -17,6 +17,7 @@ from runner_grid._commands import (
     split_command,
 )
 from runner_grid._commands import new_tag as tag_for_name
+from runner_grid._limits import Limits, refusal
 from runner_grid.schemes._common import End
 
 if TYPE_CHECKING:
@@ -571,6 +572,62 @@ class Scheduler:
             DEFAULT_MAX_ARRAY_SIZE,
         )
         return DEFAULT_MAX_ARRAY_SIZE
+
+    # --- limits: the most a job may ask of each queue -----------------------------------
+
+    @property
+    def reads_limits(self) -> bool:
+        """Whether the scheduler's limits can be read (`limit_argvs` and `parse_limits`)."""
+        return self._implements("limit_argvs", "parse_limits")
+
+    def limit_argvs(self) -> list[list[str]]:
+        """Return the queries for the queues' limits; their answers are read together."""
+        return []
+
+    def parse_limits(self, output: str) -> Limits:
+        """Read the limits from the queries' standard output (joined, in order).
+
+        Raises:
+            ValueError: the output is not understood.
+        """
+        del output
+        raise NotImplementedError(f"{type(self).__name__} does not read limits")
+
+    def limits(self) -> Optional[Limits]:
+        """Ask the scheduler for its limits (`limit_argvs`, then `parse_limits`).
+
+        A limit that cannot be read is not guessed: a query that cannot run, exits non-zero
+        or is not understood is logged at WARNING and None is returned.
+
+        Returns:
+            The limits, or None (not known: jobs are submitted and the scheduler decides).
+        """
+        outputs = []
+        try:
+            for argv in self.limit_argvs():
+                proc = self.run(argv)
+                if proc.returncode != 0:
+                    raise SchedulerCommandError(
+                        f"{format_command(argv)} exited {proc.returncode}: {proc.stderr.strip()}"
+                    )
+                outputs.append(proc.stdout)
+            found = self.parse_limits("".join(outputs)) if outputs else None
+        except (SchedulerCommandError, ValueError) as exc:
+            logger.warning(
+                "%s: could not read the queues' limits, jobs are submitted unchecked: %s",
+                self.name,
+                exc,
+            )
+            return None
+        return found
+
+    def check_limits(self, resources: Resources, limits: Limits) -> Optional[str]:
+        """Return why `resources` can never run under `limits` (naming a queue that fits), or None.
+
+        The default: `runner_grid._limits.refusal` (walltime and memory; a job naming no
+        queue is compared with the default queue).
+        """
+        return refusal(resources, limits)
 
     # --- detection (grid="auto") --------------------------------------------------------
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, overload
 
 from runner_grid._commands import batch_commands, special_prefixes, split_command
+from runner_grid._limits import Limits
 from runner_grid.schemes._base import End, Listing, Scheduler
 
 if TYPE_CHECKING:
@@ -163,6 +164,8 @@ _COMMANDS: dict[str, _Check] = {
     "parse_array_limit": _CALLABLE,
     "resources": _CALLABLE,
     "directive_resources": _CALLABLE,
+    "limits": _CALLABLE,
+    "parse_limits": _CALLABLE,
     "special": _SPECIAL,  # the seed's prose spelling of the top-level special
 }
 
@@ -262,13 +265,14 @@ class Scheme(Scheduler):
     ``Scheme(raw, name)`` itself checks nothing: a key holding a value of the wrong type
     counts as absent (its default applies). `Scheme.of` refuses such a scheme instead.
 
+    The other attributes are `Scheduler`'s (``check_timeout``, ``tag_flag``,
+    ``array_index``...), each read from the key of the same name (``workdir_flag`` from
+    ``workdir``, ``array_index`` from ``array.index``...).
+
     Attributes:
         name: the scheme's name (for messages).
         raw: the mapping itself.
         commands: its ``commands`` mapping.
-        See `Scheduler` for the others (``check_timeout``, ``tag_flag``, ``array_index``...),
-        each read from the key of the same name (``workdir_flag`` from ``workdir``,
-        ``array_index`` from ``array.index``...).
     """
 
     # The contract's settings, each read from its key at every use (nothing is copied).
@@ -532,6 +536,32 @@ class Scheme(Scheduler):
         """``commands.directive_resources(line)``; [] without one."""
         read = self.get("directive_resources")
         return [str(key) for key in read(line)] if callable(read) else []
+
+    # --- limits: commands.limits, parse_limits ------------------------------------------
+
+    @property
+    def reads_limits(self) -> bool:
+        """Whether the scheme has ``commands.limits`` and ``commands.parse_limits``."""
+        return callable(self.get("limits")) and callable(self.get("parse_limits"))
+
+    def limit_argvs(self) -> list[list[str]]:
+        """``commands.limits()``; [] without it or without ``commands.parse_limits``."""
+        return self._argvs("limits") if self.reads_limits else []
+
+    def parse_limits(self, output: str) -> Limits:
+        """``commands.parse_limits(output)``.
+
+        Raises:
+            ValueError: it gave no `runner_grid.Limits`, or the scheme has none.
+        """
+        parse = self.get("parse_limits")
+        found = parse(output) if callable(parse) else None
+        if not isinstance(found, Limits):
+            raise ValueError(
+                f"grid scheme {self.name!r}: commands.parse_limits gave {found!r}, "
+                "not a runner_grid.Limits"
+            )
+        return found
 
     # --- detection: commands.probe, detect ----------------------------------------------
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from runner_core import format_walltime, megabytes
 from runner_grid._commands import batch_commands
 from runner_grid._ids import base_id, last_id, task_key
+from runner_grid._limits import Limits, QueueLimits
 from runner_grid.schemes._base import Listing, Scheduler, scheme_keys
 from runner_grid.schemes._common import (
     TRANSIENT_REFUSALS,
@@ -45,9 +46,11 @@ __all__ = [
     "exitcode_commands",
     "find_tag_commands",
     "getid",
+    "limit_commands",
     "parse_array_limit",
     "parse_end",
     "parse_exitcode",
+    "parse_limits",
     "parse_tag",
     "resource_args",
     "running",
@@ -599,6 +602,71 @@ def parse_array_limit(output: str) -> Optional[int]:
     return int(match.group(1)) if match else None
 
 
+# --- limits ---------------------------------------------------------------------------------
+
+_QUEUE = re.compile(r"^(?=Queue: )", re.MULTILINE)
+_QUEUE_ATTRIBUTE = re.compile(r"^\s+([\w.]+) = (.*?)\s*$", re.MULTILINE)
+_DEFAULT_QUEUE = re.compile(r"^\s+default_queue = (\S+)\s*$", re.MULTILINE)
+_PBS_SIZE = re.compile(r"^(\d+)([kmgtp]?)b?$", re.IGNORECASE)
+
+
+def limit_commands() -> list[list[str]]:
+    """Return the queries for the limits: ``qstat -Bf`` (the default queue), then ``qstat -Qf``."""
+    return [["qstat", "-Bf"], ["qstat", "-Qf"]]
+
+
+def _queue_limit(name: str, attributes: Mapping[str, str], key: str) -> Optional[int]:
+    """One queue's ``resources_max.walltime`` in seconds or ``.mem`` in bytes; None: no limit.
+
+    Raises:
+        ValueError: a value is not understood (sizes in words among them).
+    """
+    value = attributes.get(f"resources_max.{key}")
+    if value is None:
+        return None
+    if key == "walltime":
+        seconds = 0
+        for part in value.split(":"):
+            if not part.isdigit():
+                raise ValueError(f"queue {name!r}: resources_max.walltime = {value}")
+            seconds = seconds * 60 + int(part)
+        return seconds
+    match = _PBS_SIZE.match(value)
+    if match is None:
+        raise ValueError(f"queue {name!r}: resources_max.mem = {value} is not understood")
+    return int(match.group(1)) << (10 * ("KMGTP".find(match.group(2).upper()) + 1))
+
+
+def parse_limits(output: str) -> Limits:
+    """Return each execution queue's ``resources_max.walltime`` and ``.mem`` from ``qstat -Qf``.
+
+    The default queue is the server's ``default_queue`` (``qstat -Bf``, printed first). Memory
+    is the job's total (sizes 1024-based: ``4gb``); a queue without ``resources_max`` has no
+    limit. Routing queues are left out (their jobs go elsewhere: they are not checked), and
+    so are the server's own ``resources_max``.
+
+    Raises:
+        ValueError: the output names no queue, or a limit is not understood.
+    """
+    queues: dict[str, QueueLimits] = {}
+    chunks = _QUEUE.split(output)
+    for chunk in chunks:
+        head, _, body = chunk.partition("\n")
+        if not head.startswith("Queue: "):
+            continue
+        name = head[len("Queue: ") :].strip()
+        attributes = dict(_QUEUE_ATTRIBUTE.findall(body))
+        if attributes.get("queue_type", "").lower().startswith("route"):
+            continue
+        queues[name] = QueueLimits(
+            _queue_limit(name, attributes, "walltime"), _queue_limit(name, attributes, "mem")
+        )
+    if not queues:
+        raise ValueError(f"qstat -Qf named no execution queue: {output[:200]!r}")
+    default = _DEFAULT_QUEUE.search(chunks[0])
+    return Limits(queues, default.group(1) if default else None, "queue", "walltime", "mem", "job")
+
+
 def scheme() -> dict[str, Any]:
     """Return a fresh copy of the PBS scheme (what ``GridRunner.config.pbs`` holds).
 
@@ -607,6 +675,7 @@ def scheme() -> dict[str, Any]:
     the job wrapper changes into the job's folder itself; Torque users may set it to ``"-d"``,
     and ``commands.resources`` (the resource run flags as PBS Pro's ``select``,
     `resource_args`) to `torque_resource_args`.
+    ``commands.limits`` and ``commands.parse_limits`` read the queues' limits (`parse_limits`).
     """
     return {
         **scheme_keys(Pbs),
@@ -631,6 +700,8 @@ def scheme() -> dict[str, Any]:
             "parse_array_limit": parse_array_limit,
             "resources": resource_args,
             "directive_resources": directive_resources,
+            "limits": limit_commands,
+            "parse_limits": parse_limits,
         },
     }
 
@@ -729,3 +800,11 @@ class Pbs(Scheduler):
     def directive_resources(self, line: str) -> list[str]:
         """`directive_resources`."""
         return directive_resources(line)
+
+    def limit_argvs(self) -> list[list[str]]:
+        """`limit_commands`."""
+        return limit_commands()
+
+    def parse_limits(self, output: str) -> Limits:
+        """`parse_limits`."""
+        return parse_limits(output)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from runner_core import format_walltime, megabytes
 from runner_grid._commands import batch_commands
 from runner_grid._ids import expand_indices, last_id
+from runner_grid._limits import Limits, QueueLimits
 from runner_grid.schemes._base import Listing, Scheduler, scheme_keys
 from runner_grid.schemes._common import (
     TRANSIENT_REFUSALS,
@@ -40,9 +41,11 @@ __all__ = [
     "exitcode_commands",
     "find_tag_commands",
     "getid",
+    "limit_commands",
     "parse_array_limit",
     "parse_end",
     "parse_exitcode",
+    "parse_limits",
     "parse_tag",
     "resource_args",
     "running",
@@ -541,6 +544,63 @@ def parse_array_limit(output: str) -> Optional[int]:
     return int(match.group(1))
 
 
+# --- limits ---------------------------------------------------------------------------------
+
+_QUEUE_RECORD = re.compile(r"^(?=qname\s)", re.MULTILINE)
+_QUEUE_FIELD = re.compile(r"^(\w+)[ \t]+(.*?)\s*$", re.MULTILINE)
+
+
+def limit_commands() -> list[list[str]]:
+    """Return the query for every queue's limits: ``qconf -sq '*'``."""
+    return [["qconf", "-sq", "*"]]
+
+
+def _queue_limit(name: str, key: str, value: str) -> Optional[int]:
+    """One queue's ``h_rt`` in seconds or ``h_vmem`` in bytes; None: no limit.
+
+    A value with host overrides (``1:00:00,[node1=2:00:00]``) counts its largest: a job
+    can run where that one holds.
+
+    Raises:
+        ValueError: a value is not understood.
+    """
+    found: list[float] = []
+    for part in value.split(","):
+        spec = part.strip().strip("[]").rpartition("=")[2].strip()
+        if spec.upper() in {"INFINITY", "NONE", ""}:
+            return None
+        amount = _seconds(spec) if key == "h_rt" else _bytes(spec, binary_units=False)
+        if amount is None:
+            raise ValueError(f"queue {name!r}: {key} {value!r} is not understood")
+        found.append(amount)
+    return int(max(found))
+
+
+def parse_limits(output: str) -> Limits:
+    """Return each queue's ``h_rt`` and ``h_vmem`` (per slot) from ``qconf -sq``.
+
+    ``INFINITY`` is no limit. Grid Engine has no default queue: a job naming none is
+    checked only where there is one queue.
+
+    Raises:
+        ValueError: the output names no queue, or a limit is not understood.
+    """
+    queues: dict[str, QueueLimits] = {}
+    for record in _QUEUE_RECORD.split(output):
+        fields = dict(_QUEUE_FIELD.findall(record))
+        name = fields.get("qname")
+        if not name:
+            continue
+        queues[name] = QueueLimits(
+            _queue_limit(name, "h_rt", fields.get("h_rt", "INFINITY")),
+            _queue_limit(name, "h_vmem", fields.get("h_vmem", "INFINITY")),
+        )
+    if not queues:
+        raise ValueError(f"qconf -sq named no queue: {output[:200]!r}")
+    default = next(iter(queues)) if len(queues) == 1 else None
+    return Limits(queues, default, "queue", "h_rt", "h_vmem", "slot")
+
+
 def scheme() -> dict[str, Any]:
     """Return a fresh copy of the Grid Engine scheme (what ``GridRunner.config.sge`` holds).
 
@@ -550,6 +610,7 @@ def scheme() -> dict[str, Any]:
     interpreter line. ``commands.resources`` maps the resource run flags (`resource_args`,
     with the ``smp`` parallel environment and no GPU resource) and
     ``commands.directive_resources`` reads ``#$`` lines for them.
+    ``commands.limits`` and ``commands.parse_limits`` read the queues' limits (`parse_limits`).
     """
     return {
         **scheme_keys(GridEngine),
@@ -573,6 +634,8 @@ def scheme() -> dict[str, Any]:
             "parse_array_limit": parse_array_limit,
             "resources": resource_args,
             "directive_resources": directive_resources,
+            "limits": limit_commands,
+            "parse_limits": parse_limits,
         },
     }
 
@@ -676,3 +739,11 @@ class GridEngine(Scheduler):
     def directive_resources(self, line: str) -> list[str]:
         """`directive_resources` with `gpu_resource`."""
         return directive_resources(line, gpu_resource=self.gpu_resource)
+
+    def limit_argvs(self) -> list[list[str]]:
+        """`limit_commands`."""
+        return limit_commands()
+
+    def parse_limits(self, output: str) -> Limits:
+        """`parse_limits`."""
+        return parse_limits(output)

@@ -6,9 +6,10 @@ import re
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Optional
 
-from runner_core import format_walltime, megabytes
+from runner_core import format_walltime, megabytes, parse_walltime
 from runner_grid._commands import MAX_COMMAND_CHARS, batch_commands
 from runner_grid._ids import base_id, expand_indices, last_id, task_key
+from runner_grid._limits import Limits, QueueLimits
 from runner_grid.schemes._base import Listing, Scheduler, scheme_keys
 from runner_grid.schemes._common import (
     TRANSIENT_REFUSALS,
@@ -40,9 +41,11 @@ __all__ = [
     "exitcode_commands",
     "find_tag_commands",
     "getid",
+    "limit_commands",
     "parse_array_limit",
     "parse_end",
     "parse_exitcode",
+    "parse_limits",
     "parse_tag",
     "resource_args",
     "running",
@@ -506,6 +509,56 @@ def parse_array_limit(output: str) -> Optional[int]:
     return max(int(match.group(1)) - 1, 1)
 
 
+# --- limits ---------------------------------------------------------------------------------
+
+_PARTITION = re.compile(r"^(?=\s*PartitionName=)", re.MULTILINE)
+_FIELD = re.compile(r"(\w+)=(\S*)")
+_NO_LIMIT = frozenset({"UNLIMITED", "INFINITE", "NONE", ""})
+
+
+def limit_commands() -> list[list[str]]:
+    """Return the query for the partitions' limits: ``scontrol --oneliner show partition``."""
+    return [["scontrol", "--oneliner", "show", "partition"]]
+
+
+def _partition_limit(fields: Mapping[str, str], key: str) -> Optional[int]:
+    """MaxTime in seconds or MaxMemPerNode in bytes of one partition; None: no limit."""
+    value = fields.get(key, "UNLIMITED")
+    if value.upper() in _NO_LIMIT:
+        return None
+    if key == "MaxMemPerNode":
+        if not value.isdigit():
+            raise ValueError(f"partition {fields.get('PartitionName')!r}: MaxMemPerNode={value}")
+        return int(value) * 1024**2
+    return parse_walltime(value, "MaxTime")
+
+
+def parse_limits(output: str) -> Limits:
+    """Return each partition's MaxTime and MaxMemPerNode from ``scontrol show partition``.
+
+    Reads the one-line and the multi-line forms; MaxMemPerNode is in megabytes, ``UNLIMITED`` no
+    limit, and the partition with ``Default=YES`` is the default. ``MaxMemPerCPU`` is not read.
+
+    Raises:
+        ValueError: the output names no partition, or a limit is not understood.
+    """
+    queues: dict[str, QueueLimits] = {}
+    default = None
+    for record in _PARTITION.split(output):
+        fields = dict(_FIELD.findall(record))
+        name = fields.get("PartitionName")
+        if not name:
+            continue
+        queues[name] = QueueLimits(
+            _partition_limit(fields, "MaxTime"), _partition_limit(fields, "MaxMemPerNode")
+        )
+        if fields.get("Default") == "YES":
+            default = name
+    if not queues:
+        raise ValueError(f"scontrol show partition named no partition: {output[:200]!r}")
+    return Limits(queues, default, "partition", "MaxTime", "MaxMemPerNode", "node")
+
+
 def scheme() -> dict[str, Any]:
     """Return a fresh copy of the SLURM scheme (what ``GridRunner.config.slurm`` holds).
 
@@ -514,6 +567,7 @@ def scheme() -> dict[str, Any]:
     several letters that is not a special key becomes ``--key=value`` (``mem`` -> ``--mem=4G``;
     ``-mem 4G`` would read as ``-m em``). ``commands.resources`` maps the resource run flags
     (`resource_args`) and ``commands.directive_resources`` reads ``#SBATCH`` lines for them.
+    ``commands.limits`` and ``commands.parse_limits`` read the partitions' limits (`parse_limits`).
     """
     return {
         **scheme_keys(Slurm),
@@ -538,6 +592,8 @@ def scheme() -> dict[str, Any]:
             "parse_array_limit": parse_array_limit,
             "resources": resource_args,
             "directive_resources": directive_resources,
+            "limits": limit_commands,
+            "parse_limits": parse_limits,
         },
     }
 
@@ -644,3 +700,11 @@ class Slurm(Scheduler):
     def directive_resources(self, line: str) -> list[str]:
         """`directive_resources`."""
         return directive_resources(line)
+
+    def limit_argvs(self) -> list[list[str]]:
+        """`limit_commands`."""
+        return limit_commands()
+
+    def parse_limits(self, output: str) -> Limits:
+        """`parse_limits`."""
+        return parse_limits(output)

@@ -1,0 +1,135 @@
+"""Tests for runner_grid._limits: the refusal of a request above a queue's limits, and the cache."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+from typing import TYPE_CHECKING, Optional
+
+import pytest
+
+from runner_core import Resources
+from runner_grid import Limits, QueueLimits, Scheduler
+from runner_grid._limits import LimitsCache, refusal
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+GB = 1024**3
+SLURM = Limits(
+    {
+        "debug": QueueLimits(),
+        "short": QueueLimits(walltime=300, memory=2000 * 1024**2),
+        "long": QueueLimits(walltime=7 * 86400),
+    },
+    "debug",
+    "partition",
+    "MaxTime",
+    "MaxMemPerNode",
+    "node",
+)
+ONLY_SHORT = SLURM._replace(queues={"short": SLURM.queues["short"]}, default="short")
+SGE = Limits({"all.q": QueueLimits(memory=GB)}, "all.q", "queue", "h_rt", "h_vmem", "slot")
+
+
+def test_a_walltime_above_the_partition_s_maxtime_names_the_limit_and_a_partition_that_fits() -> (
+    None
+):
+    assert refusal(Resources(walltime=48 * 3600, queue="short"), SLURM) == (
+        "walltime 48:00:00 exceeds partition 'short' MaxTime 0:05:00 (use partition 'debug', "
+        "or less walltime)"
+    )
+    assert refusal(Resources(walltime=30 * 86400, queue="long"), SLURM) == (
+        "walltime 720:00:00 exceeds partition 'long' MaxTime 168:00:00 (use partition 'debug', "
+        "or less walltime)"
+    )
+
+
+def test_memory_is_compared_per_node_and_per_slot() -> None:
+    assert refusal(Resources(memory=4 * GB, queue="short"), SLURM) == (
+        "memory 4G per node exceeds partition 'short' MaxMemPerNode 2000M (use partition "
+        "'debug', or less memory)"
+    )
+    assert refusal(Resources(memory=4 * GB, nodes=2, queue="short"), SLURM) is not None
+    assert refusal(Resources(memory=2 * 1000 * 1024**2, nodes=2, queue="short"), SLURM) is None
+    # Grid Engine's h_vmem counts per slot: 4G over 4 cores is 1G a slot
+    assert refusal(Resources(memory=4 * GB, cores=4), SGE) is None
+    assert refusal(Resources(memory=4 * GB, cores=2), SGE) == (
+        "memory 2G per slot exceeds queue 'all.q' h_vmem 1G (no queue allows it: ask for less "
+        "memory)"
+    )
+
+
+def test_a_job_naming_no_queue_is_compared_with_the_default_one() -> None:
+    assert refusal(Resources(walltime=48 * 3600), SLURM) is None
+    assert refusal(Resources(walltime=48 * 3600), ONLY_SHORT) == (
+        "walltime 48:00:00 exceeds partition 'short' MaxTime 0:05:00 (no partition allows it: "
+        "ask for less walltime)"
+    )
+
+
+def test_what_the_limits_do_not_tell_is_not_refused() -> None:
+    assert refusal(Resources(walltime=48 * 3600, queue="elsewhere"), SLURM) is None
+    assert refusal(Resources(walltime=48 * 3600), SLURM._replace(default=None)) is None
+    assert refusal(Resources(walltime=60, memory=GB, queue="short"), SLURM) is None
+
+
+class Counted(Scheduler):
+    """A scheduler whose limit query answers `answer` and counts how often it was asked."""
+
+    name = "counted"
+
+    def __init__(self, answer: str = "short 300\n", returncode: int = 0) -> None:
+        self.answer, self.returncode, self.asked = answer, returncode, 0
+
+    def run(
+        self, argv: Sequence[str], *, timeout: Optional[float] = None
+    ) -> subprocess.CompletedProcess[str]:
+        self.asked += 1
+        return subprocess.CompletedProcess(list(argv), self.returncode, self.answer, "down\n")
+
+    def limit_argvs(self) -> list[list[str]]:
+        return [["limits"]]
+
+    def parse_limits(self, output: str) -> Limits:
+        name, _, seconds = output.strip().partition(" ")
+        if not seconds.isdigit():
+            raise ValueError(f"not understood: {output!r}")
+        return Limits({name: QueueLimits(walltime=int(seconds))}, name)
+
+
+def test_the_limits_are_asked_once_for_many_jobs_and_threads() -> None:
+    scheduler, cache = Counted(), LimitsCache()
+    fits, too_long = Resources(walltime=60), Resources(walltime=600)
+    threads = [threading.Thread(target=cache.check, args=(scheduler, fits)) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for _ in range(5):
+        with pytest.raises(ValueError, match=r"^walltime 0:10:00 exceeds queue 'short' walltime"):
+            cache.check(scheduler, too_long)
+    assert scheduler.asked == 1
+
+
+def test_only_walltime_and_memory_make_the_limits_read() -> None:
+    scheduler, cache = Counted(), LimitsCache()
+    cache.check(scheduler, Resources(cores=4, queue="short"))
+    cache.check(scheduler, Resources())
+    assert scheduler.asked == 0
+    cache.check(Scheduler(), Resources(walltime=10**6))  # a scheduler that reads no limits
+
+
+@pytest.mark.parametrize(("answer", "returncode"), [("short 300\n", 1), ("garbled\n", 0)])
+def test_limits_that_cannot_be_read_are_logged_once_and_nothing_is_refused(
+    answer: str, returncode: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler, cache = Counted(answer, returncode), LimitsCache()
+    with caplog.at_level(logging.WARNING, logger="runner_grid"):
+        for _ in range(3):
+            cache.check(scheduler, Resources(walltime=10**6))
+    assert scheduler.asked == 1
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "could not read the queues' limits, jobs are submitted unchecked" in record.message
