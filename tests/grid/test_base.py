@@ -395,17 +395,17 @@ def test_run_drops_unset_env_and_logs_the_command(
 ) -> None:
     monkeypatch.setenv("SQUEUE_FORMAT", "%j")
     monkeypatch.setenv("SACCT_FORMAT", "x")
-    monkeypatch.setenv("RUNNER_KEPT", "yes")
+    monkeypatch.setenv("RGTEST_KEPT", "yes")
     show = (
-        "import os; print(sorted(k for k in os.environ if k[:6] in ('SQUEUE', 'SACCT_', 'RUNNER')))"
+        "import os; print(sorted(k for k in os.environ if k[:6] in ('SQUEUE', 'SACCT_', 'RGTEST')))"
     )
     with caplog.at_level(logging.DEBUG, logger="runner_grid"):
         proc = Slurm().run(python(show))
-    assert proc.stdout.strip() == "['RUNNER_KEPT']"
+    assert proc.stdout.strip() == "['RGTEST_KEPT']"
     logged = f"slurm runs: {format_command(python(show))}"
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG] == [logged]
     exact = Slurm()
-    exact.unset_env = ("RUNNER_KEPT",)
+    exact.unset_env = ("RGTEST_KEPT",)
     assert exact.run(python(show)).stdout.strip() == "['SACCT_FORMAT', 'SQUEUE_FORMAT']"
 
 
