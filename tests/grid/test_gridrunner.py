@@ -305,7 +305,7 @@ def test_at_a_submit_limit_a_runner_tries_at_most_once_per_sleepstep(
     ]
     time.sleep(2.2)
     refused = (fake / "refusals.log").read_text().count("refused")
-    assert 2 <= refused <= 6, refused  # the first try, then one per sleepstep: never a loop
+    assert 2 <= refused <= 7, refused  # the first try, then one per sleepstep: never a loop
     assert all(r.status is JobStatus.QUEUED for r in held)
     held[0].job.cancel()  # a job waiting for room ends at once, never submitted
     assert held[0].wait(timeout=TIMEOUT).status is JobStatus.CANCELLED

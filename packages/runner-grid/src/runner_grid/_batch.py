@@ -220,9 +220,14 @@ class Batches:
         if said is not None:
             self._limit_refusal(scheduler, f"job {job.completion.results.job.name}", said)
         with self._lock:
-            self._waiting.append([job])
-            self._unit_scheduler = scheduler
-            self._limited = True
+            stopped = self._queue.stopped.is_set()  # set before cancel_waiting runs
+            if not stopped:
+                self._waiting.append([job])
+                self._unit_scheduler = scheduler
+                self._limited = True
+        if stopped:
+            job.completion.complete(1, reason="cancelled")
+            return
         self._retry_later()
 
     def drop(self, results: Results) -> None:
@@ -294,12 +299,17 @@ class Batches:
                     self._shares.pop(key, None)
                     if jobid is not None and maxjobs and self._queue.holds(jobid):
                         self._shares[jobid] = share
-                    if limited:
+                    stopped = self._queue.stopped.is_set()  # cancel_waiting ran or runs next
+                    if limited and not stopped:
                         half = (len(unit) + 1) // 2
                         self._waiting.extendleft(
                             part for part in (unit[half:], unit[:half]) if part
                         )
                         self._limited = True
+            if limited and stopped:
+                for job in unit:
+                    job.completion.complete(1, reason="cancelled")
+                return
             if limited:
                 self._retry_later()
                 return

@@ -22,7 +22,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 
-from runner_core import JobRunner
+from runner_core import RESOURCE_KEYS, JobRunner
 from runner_core.ext import (
     can_detach,
     current_results,
@@ -235,12 +235,12 @@ class GridRunner(JobRunner):
         self._last_good = scheduler
         return scheduler
 
-    def scheme(self) -> Scheduler:
-        """The same as `scheduler` (the name runner-grid has always had)."""
-        return self.scheduler()
+    scheme = scheduler  # the name runner-grid has always had
 
     def check_runflags(self, runflags: Mapping[str, Any]) -> None:
         """Refuse resources the scheduler cannot give or its limits forbid: `job.run()` raises."""
+        if not any(key in runflags for key in RESOURCE_KEYS):  # keeps job.run() cheap
+            return
         try:
             scheduler = self.scheduler()
         except SchemeError:  # a bad scheme fails the job at its submission, naming the key
@@ -406,9 +406,7 @@ class GridRunner(JobRunner):
     def journal_info(self) -> dict[str, Any]:
         """What the run journal records of this runner (``runner resume`` builds it again).
 
-        A scheme of your own is recorded as "custom": such a run is resumed by running its
-        script again.
-        """
+        A scheme of your own is "custom": such a run is resumed by running its script again."""
         return {
             "kind": "grid",
             "scheme": self.scheme_name,
@@ -502,7 +500,8 @@ class GridRunner(JobRunner):
         that ended by themselves (one command for a whole array), and stop waiting.
         """
         super()._cancel_jobs()
-        self._batches.cancel_waiting()  # arrays that waited for a share of maxjobs never ran
+        self._queue.stop()  # first: a job held for room from now on is cancelled, not held
+        self._batches.cancel_waiting()  # units that waited for room never ran
         self._canceller.cancel_all()
 
     def cancel_job(self, results: Results) -> None:
