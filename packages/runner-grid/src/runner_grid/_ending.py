@@ -353,11 +353,12 @@ class JobsInQueue:
                 and job.results is not None
                 and job.results.status is JobStatus.SUBMITTED
             ]
+        listed = listed_ids(begun)  # once per round: built per job, a round was O(n^2)
         for results, exit_file in pending:
             times = read_times(times_for(exit_file))
             if times.started is not None:
                 report_started(results, at=times.started, native_id=times.native_id)
-            elif results.jobid is not None and results.jobid in listed_ids(begun):
+            elif results.jobid is not None and results.jobid in listed:
                 report_started(results)
 
     def _finish(self, jobid: str, deadline: Optional[float] = None, delay: float = 0.25) -> None:
