@@ -98,6 +98,18 @@ def test_odd_names_and_folders_work(tmp_path: Path, parallel: bool) -> None:
     assert lines == [str(jobs[1].path / (ODD_NAME + ".run")), str(jobs[1].path)]
 
 
+def test_jobs_of_one_name_are_numbered_in_the_order_they_were_run(tmp_path: Path) -> None:
+    # Job threads register in whatever order the OS runs them; the numbers must not.
+    manager = JobManager(tmp_path / "w")
+    runner = JobRunner(parallel=True, maxjobs=8)
+    jobs = [SingleJob("same", "true") for _ in range(30)]
+    for job in jobs:
+        job.run(runner, manager)
+    runner.wait(TIMEOUT)
+    names = [job.path.name if job.path else None for job in jobs]
+    assert names == ["same"] + [f"same.{i:03d}" for i in range(2, 31)]
+
+
 class Sabotage(JobRunner):
     """Breaks the written runscript (or its folder) in one way before running it."""
 

@@ -153,6 +153,7 @@ class SingleJob:
     # Set by the JobManager when the job is run (JobManager._claim, register): the hash of its
     # input, its runner's number in the journal, and its earlier try on a resume.
     _input_hash: Optional[str] = None
+    _folder_number: Optional[int] = None  # taken by job.run(), in the order jobs are run
     _journal_runner: Optional[int] = None
     _previous: Optional[JobRecord] = None
 

@@ -219,7 +219,8 @@ class JobManager:
                 self._created = True
             previous: Optional[JobRecord] = job._previous
             if previous is None:
-                number = self._take_number(name)
+                number = job._folder_number or self._take_number(name)
+            job._folder_number = None
         # The folder is made and the input hashed with the lock let go, so that jobs
         # registering at once (and `job.run()` claiming the next job) do not queue
         # behind each other's file system round trips. A number is taken once, under
@@ -271,6 +272,16 @@ class JobManager:
             JobError: `runner cancel` cancelled this run (the job does not run).
             JournalLocked: another live driver writes this folder's journal.
         """
+        restored = self._claim_journaled(job, runner)
+        if not restored and job._previous is None:
+            # A new folder's number is taken here, in the order of the job.run() calls, so
+            # that a second job of one name is "name.002" whichever job thread registers first.
+            with self._lock:
+                job._folder_number = self._take_number(job.name)
+        return restored
+
+    def _claim_journaled(self, job: SingleJob, runner: object) -> bool:
+        """`_claim`'s part for the journal: the job's runner, its earlier try on a resume."""
         if not self._use_journal:
             return False
         with self._lock:
