@@ -40,14 +40,15 @@ def mark(ok: bool) -> str:
 
 
 class SubmitCounter(logging.Handler):
-    """Counts the submit commands runner_grid logs."""
+    """Counts the messages runner_grid logs that start with `prefix` (submit commands)."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "submitting") -> None:
         super().__init__(logging.INFO)
+        self.prefix = prefix
         self.count = 0
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith("submitting"):
+        if record.getMessage().startswith(self.prefix):
             self.count += 1
 
 

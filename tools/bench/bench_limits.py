@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench_arrays import SubmitCounter, mark
 from bench_grid import slurm_problem, wait_until_gone
 
 from runner_core import JobManager, SingleJob
@@ -37,22 +38,6 @@ if TYPE_CHECKING:
 TARGET_RATIO = 1.2
 SLEEPSTEP = 0.5
 QOS = "limited"  # made by tools/slurm.sh for limits that touch no other work
-
-
-def mark(ok: bool) -> str:
-    return "OK" if ok else "OVER TARGET"
-
-
-class RefusalCounter(logging.Handler):
-    """Counts the submit-limit refusals runner_grid logs."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith("submit limit:"):
-            self.count += 1
 
 
 @contextlib.contextmanager
@@ -86,7 +71,7 @@ def waves(root: Path, n: int, limit: int) -> float:
     return time.perf_counter() - start
 
 
-def through_runner(root: Path, n: int, refusals: RefusalCounter) -> tuple[float, int]:
+def through_runner(root: Path, n: int, refusals: SubmitCounter) -> tuple[float, int]:
     """The same jobs through a GridRunner at the limit: (seconds, refusals)."""
     runner = GridRunner(grid="slurm", sleepstep=SLEEPSTEP)
     manager = JobManager(root)
@@ -120,7 +105,7 @@ def main() -> int:
     if problem is not None:
         print(f"bench_limits: skipped, no usable SLURM ({problem}); run tools/slurm.sh start")
         return 0
-    refusals = RefusalCounter()
+    refusals = SubmitCounter("submit limit:")  # the refusals runner_grid logs
     logging.getLogger("runner_grid").addHandler(refusals)
     logging.getLogger("runner_grid").setLevel(logging.INFO)
     logging.getLogger("runner_grid").propagate = False

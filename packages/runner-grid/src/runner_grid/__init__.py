@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
 from runner_grid.__about__ import __version__
-from runner_grid._commands import SchedulerCommandError, build_submit_argv, format_command
+from runner_grid._commands import (
+    SchedulerCommandError,
+    build_submit_argv,
+    format_command,
+    old_names,
+)
 from runner_grid._detect import DetectionError
 from runner_grid._gridrunner import GridRunner
 from runner_grid._limits import Limits, QueueLimits
@@ -29,13 +31,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # CheckFailed: the name runner_grid exported before SchedulerCommandError, kept as an alias.
-    if name == "CheckFailed":
-        warnings.warn(
-            "runner_grid.CheckFailed is deprecated; use runner_grid.SchedulerCommandError",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return SchedulerCommandError
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = old_names(__name__)  # CheckFailed, deprecated

@@ -10,7 +10,7 @@ import shlex
 import subprocess
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 __all__ = [
     "MAX_COMMAND_CHARS",
@@ -301,16 +301,24 @@ class SchedulerCommandError(Exception):
     """A scheduler command that tells nothing: it could not start, ran too long, or failed."""
 
 
-def __getattr__(name: str) -> Any:
-    # CheckFailed: the name runner-grid exported before SchedulerCommandError, kept as an alias.
-    if name == "CheckFailed":
-        warnings.warn(
-            f"{__name__}.CheckFailed is deprecated; use runner_grid.SchedulerCommandError",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return SchedulerCommandError
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def old_names(module: str) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that gives ``CheckFailed``, the old name of
+    `SchedulerCommandError`, with a DeprecationWarning (for the modules that exported it)."""
+
+    def module_getattr(name: str) -> Any:
+        if name == "CheckFailed":
+            warnings.warn(
+                f"{module}.CheckFailed is deprecated; use runner_grid.SchedulerCommandError",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return SchedulerCommandError
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return module_getattr
+
+
+__getattr__ = old_names(__name__)
 
 
 def run_query(

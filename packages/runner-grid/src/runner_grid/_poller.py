@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-from runner_grid._commands import SchedulerCommandError, format_command
+from runner_grid._commands import SchedulerCommandError, format_command, old_names
 from runner_grid._ids import base_id, task_key
 
 if TYPE_CHECKING:
@@ -24,16 +23,7 @@ __all__ = ["QueuePoller", "SchemeCheck", "listed_ids"]
 logger = logging.getLogger(__name__)
 
 
-def __getattr__(name: str) -> Any:
-    # CheckFailed: the name this module exported before SchedulerCommandError.
-    if name == "CheckFailed":
-        warnings.warn(
-            f"{__name__}.CheckFailed is deprecated; use runner_grid.SchedulerCommandError",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return SchedulerCommandError
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = old_names(__name__)  # CheckFailed, deprecated
 
 
 class SchemeCheck:
