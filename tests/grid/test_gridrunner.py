@@ -512,6 +512,29 @@ def test_cancelling_one_job_removes_it_from_the_queue_only(fake: Path, tmp_path:
     assert results[1].wait(timeout=TIMEOUT).ok
 
 
+def test_a_cancel_that_races_the_submission_sends_one_cancel_command(
+    fake: Path, tmp_path: Path
+) -> None:
+    # The race CI met: `job.cancel()` lands after the job entered the runner's queue and
+    # before its thread looks for a cancel asked during the submission; both saw it.
+    # The runner's own queue is wrapped (a private field) to cancel at that very point.
+    runner = GridRunner(grid=fake_scheme(), sleepstep=0.02)
+    job = SingleJob(name="racing", runscript="sleep 30\n")
+    queue = runner._queue
+    add = queue.add
+
+    def add_then_cancel(*args: Any, **kwargs: Any) -> None:
+        add(*args, **kwargs)
+        job.cancel()
+        wait_until(lambda: (fake / "cancels.log").exists())  # the canceller's command ran
+
+    queue.add = add_then_cancel  # type: ignore[method-assign]
+    results = job.run(jobrunner=runner, jobmanager=JobManager(tmp_path / "w"))
+    assert results.wait(timeout=TIMEOUT).status is JobStatus.CANCELLED
+    time.sleep(0.2)  # a second command would come from the job's thread, after the add
+    assert len((fake / "cancels.log").read_text().split()) == 1
+
+
 def test_job_cancel_returns_while_the_cancel_command_still_runs(
     fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

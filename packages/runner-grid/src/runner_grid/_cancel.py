@@ -76,17 +76,33 @@ class Canceller:
         `GridRunner.call`); the ends of the jobs cancelled are looked at without waiting.
         """
         self._queue.stop()
+        with self._lock:  # cancels `job.cancel()` queued go now, in this one command
+            pending, self._pending = self._pending, []
         queued = self._queue.ids()
         ended = self._queue.ended_by_themselves(queued)
         ids = self._queue.whole_arrays([jobid for jobid in queued if jobid not in ended])
-        if ids:
-            self.cancel_ids(ids)
+        self._send(list(dict.fromkeys(pending + self._queue.claim_cancels(ids))))
         self._queue.wake()
 
     def cancel_ids(self, ids: Sequence[str]) -> bool:
-        """Run the cancel command for `ids` now; False when a command could not run."""
-        self._queue.claim_cancels(ids)
-        return self._scheduler().cancel(ids)
+        """Run the cancel command now for those of `ids` no cancel was sent for yet.
+
+        A job's cancel may be asked for twice at once (``job.cancel()`` while its thread
+        sees the cancel after the submission): the scheduler gets one.
+
+        Returns:
+            False when a command could not run.
+        """
+        return self._send(self._queue.claim_cancels(ids))
+
+    def _send(self, ids: Sequence[str]) -> bool:
+        """Run the cancel command for `ids`, claimed already; a failed one may be tried again."""
+        if not ids:
+            return True
+        if self._scheduler().cancel(ids):
+            return True
+        self._queue.release_cancels(ids)
+        return False
 
     def _drain(self) -> None:
         """Run one cancel command for every id `cancel_job` queued since the last one."""
@@ -95,7 +111,7 @@ class Canceller:
         if not ids:
             return
         try:
-            self.cancel_ids(ids)
+            self._send(ids)
         finally:
             self._queue.wake()
             for after in RECHECKS:

@@ -290,6 +290,13 @@ class JobsInQueue:
                         job.cancel_sent = True
             return fresh
 
+    def release_cancels(self, ids: Sequence[str]) -> None:
+        """Forget that a cancel was sent for `ids`: its command could not run."""
+        with self._lock:
+            for jobid in ids:
+                if (job := self._jobs.get(jobid)) is not None:
+                    job.cancel_sent = False
+
     def ended_by_themselves(self, ids: Sequence[str]) -> set[str]:
         """The ids among `ids` whose job has written its exit code: it ended by itself.
 
