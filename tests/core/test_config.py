@@ -49,6 +49,7 @@ def test_default_runner_and_manager_are_made_once(
 
 def test_public_names() -> None:
     assert sorted(runner_core.__all__) == [
+        "Attempt",
         "CancelOutcome",
         "GROWABLE",
         "JobError",
@@ -61,8 +62,10 @@ def test_public_names() -> None:
         "JournalState",
         "REASONS",
         "RESOURCE_KEYS",
+        "RETRY_REASONS",
         "Resources",
         "Results",
+        "Retry",
         "SingleJob",
         "Terminated",
         "__version__",

@@ -18,6 +18,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import runner_core._journal as journal_module
+import runner_core._process as process_module
 from core.journal_helpers import run_driver
 from core.runner_helpers import TIMEOUT, wait_until
 from runner_core import (
@@ -29,6 +30,7 @@ from runner_core import (
     read_journal,
 )
 from runner_core._journal import open_journal
+from runner_core._process import process_start
 from runner_core.ext import report_failure, report_reason
 
 if TYPE_CHECKING:
@@ -410,6 +412,67 @@ def test_an_end_the_journal_cannot_write_still_releases_waiters_and_callbacks(
     assert results.wait(0) is results
     assert seen == [JobStatus.FAILED]
     journal.close()
+
+
+def test_a_record_written_at_once_takes_the_queued_ones_along_in_one_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = open_journal(str(tmp_path))
+    writes = _journal_writes(monkeypatch)
+    entry = journal.new_job("a", "a", None, None, None)
+    job = SingleJob("a", "")
+    job.results.started_at = time.time()
+    ticket = entry.moved(job.results, JobStatus.RUNNING)
+    entry.pid(os.getpid(), 12345)  # written at once, after what was queued before it
+    entry.flush(ticket)  # on record already: nothing more to write
+    assert [[json.loads(line)["k"] for line in w.splitlines()] for w in writes] == [
+        ["job", "st", "pid"]
+    ]
+    (record,) = read_journal(tmp_path).jobs
+    assert (record.status, record.pid, record.pstart) == (JobStatus.RUNNING, os.getpid(), 12345)
+    journal.close()
+
+
+@pytest.mark.parametrize("clock", ["trusted", "lying"])
+def test_a_spawned_process_has_the_start_time_proc_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: str
+) -> None:
+    # The start time the pid record keeps is what a resume compares with /proc to know
+    # the process is that one: from the clock at the spawn, it must be the same number.
+    if process_start(os.getpid()) is None:
+        pytest.skip("no /proc here: start times are not recorded")
+    if clock == "trusted":
+        monkeypatch.setattr(process_module, "_clock_checks", 0)
+    else:  # a clock that disagrees with /proc is caught at once and not used again
+        monkeypatch.setattr(process_module, "_clock_checks", process_module._CLOCK_CHECKS)
+        monkeypatch.setattr(process_module, "_boot_tick", lambda: 7)
+    script = tmp_path / "quick.run"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
+    for _ in range(100):
+        proc = process_module._start(str(script), str(tmp_path), None, str(tmp_path / "err"))
+        assert not isinstance(proc, tuple), proc
+        try:
+            assert process_module.spawned_start(proc) == process_start(proc.pid)  # a zombie too
+        finally:
+            proc.wait()
+    assert process_module._clock_checks == (0 if clock == "trusted" else -1)
+
+
+def test_the_pid_record_names_the_runscripts_own_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if process_start(os.getpid()) is None:
+        pytest.skip("no /proc here: start times are not recorded")
+    monkeypatch.setattr(process_module, "_clock_checks", 0)  # the clock, not /proc
+    # field 22 of /proc/$$/stat is the start time; the command name (job.run) has no space
+    body = "echo $$ > pid\ncut -d' ' -f22 /proc/$$/stat > start\n"
+    _run(tmp_path / "w", {f"job{i}": body for i in range(20)})
+    for record in read_journal(tmp_path / "w").jobs:
+        assert record.status is JobStatus.SUCCESSFUL
+        folder = tmp_path / "w" / record.folder
+        assert record.pid == int((folder / "pid").read_text())
+        assert record.pstart == int((folder / "start").read_text())
 
 
 # --- readers in other processes --------------------------------------------------------

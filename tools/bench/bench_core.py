@@ -6,7 +6,7 @@ per-round ratios: our JobRunner with the journal on against a plain ThreadPoolEx
 doing the same file and process work (issue 19: at most 1.1x), journal on against off,
 and how many journal records and bytes a job costs.
 
-Usage: python tools/bench/bench_core.py [--jobs 1000] [--rounds 9] [--only overhead]
+Usage: python tools/bench/bench_core.py [--jobs 1000] [--rounds 11] [--only overhead]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 from runner_core import JobManager, JobRunner, SingleJob
 
 N_JOBS = 1000
-ROUNDS = 9  # at least 7 pairs: the median of the rounds is what counts
+ROUNDS = 11  # at least 7 pairs: the median of the rounds is what counts
 N_SCALE = 10_000
 # issue 19: the local runner with the journal on within 1.1x of a plain thread pool.
 TARGET_RATIO = 1.1
@@ -219,6 +219,11 @@ def overhead(n: int, rounds: int) -> None:
     show("journal on  vs plain pool", "journal on", "plain", TARGET_RATIO)
     show("journal on  vs journal off", "journal on", "journal off")
     show("journal off vs plain pool", "journal off", "plain")
+    cost = [(a - b) / n * 1e6 for a, b in zip(drivers["journal on"], drivers["journal off"])]
+    print(
+        f"  the journal's own cost: {statistics.median(cost):.0f} us of driver CPU per job "
+        "(median of the per-round differences, on - off)"
+    )
     kinds = counts.get("kinds", {})
     with tempfile.TemporaryDirectory(prefix="bench_core_") as name:
         writes = run_child("count writes", Path(name), n)["writes"]

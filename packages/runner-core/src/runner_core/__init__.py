@@ -19,6 +19,7 @@ from runner_core._resources import (
     parse_walltime,
 )
 from runner_core._results import Results, as_completed
+from runner_core._retry import RETRY_REASONS, Attempt, Retry
 from runner_core._runner import JobRunner
 from runner_core._status import REASONS, JobStatus
 
@@ -26,6 +27,8 @@ __all__ = [
     "GROWABLE",
     "REASONS",
     "RESOURCE_KEYS",
+    "RETRY_REASONS",
+    "Attempt",
     "CancelOutcome",
     "JobError",
     "JobManager",
@@ -37,6 +40,7 @@ __all__ = [
     "JournalState",
     "Resources",
     "Results",
+    "Retry",
     "SingleJob",
     "Terminated",
     "__version__",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from typing import TYPE_CHECKING, Any, Optional
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from runner_core._defaults import default_jobmanager, default_jobrunner
 from runner_core._errors import JobError
 from runner_core._results import Results
+from runner_core._retry import Retry
 from runner_core._status import JobStatus
 from runner_settings import Settings
 
@@ -149,6 +151,9 @@ class SingleJob:
         self.path: Optional[Path] = None
         self.results = Results(self)
         self._started = False
+        # Made here although the class has them: an instance's attribute dict sized at
+        # creation costs 30 bytes more, one that grows when the JobManager sets them ~400.
+        self._input_hash = self._folder_number = self._journal_runner = self._previous = None
 
     # Set by the JobManager when the job is run (JobManager._claim, register): the hash of its
     # input, its runner's number in the journal, and its earlier try on a resume.
@@ -156,6 +161,7 @@ class SingleJob:
     _folder_number: Optional[int] = None  # taken by job.run(), in the order jobs are run
     _journal_runner: Optional[int] = None
     _previous: Optional[JobRecord] = None
+    _retry: Optional[Retry] = None  # job.run(retry=...): wins over the runner's
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.results.status.name}>"
@@ -231,6 +237,8 @@ class SingleJob:
         self,
         jobrunner: Optional[JobRunner] = None,
         jobmanager: Optional[JobManager] = None,
+        *,
+        retry: Optional[Retry] = None,
         **runflags: Any,
     ) -> Results:
         """Run the job through `jobrunner` in a folder given by `jobmanager`.
@@ -242,6 +250,8 @@ class SingleJob:
         Args:
             jobrunner: the runner; None uses `config.default_jobrunner`.
             jobmanager: the manager; None uses `config.default_jobmanager`.
+            retry: when to run the job again (`runner_core.Retry`); None takes the
+                runner's (``JobRunner(retry=...)``), which is None unless given.
             **runflags: merged into `settings.run` (the runflags `call` receives).
 
         Returns:
@@ -261,6 +271,8 @@ class SingleJob:
                     f"job {self.name!r} has already been run; create a new job to run it again"
                 )
             self._started = True
+        if retry is not None:
+            self._retry = self._check_retry(retry)
         if runflags:
             self.settings["run"].update(runflags)
         if jobrunner is None:
@@ -299,9 +311,19 @@ class SingleJob:
 
     # --- the steps the runner drives ---------------------------------------------
 
-    def _prepare(self, jobmanager: JobManager) -> tuple[str, str, Optional[str], str, Settings]:
-        """Register the folder and write the runscript; return `call`'s arguments."""
-        workdir = str(jobmanager.register(self))
+    def _prepare(
+        self, jobmanager: Optional[JobManager]
+    ) -> tuple[str, str, Optional[str], str, Settings]:
+        """Register the folder and write the runscript; return `call`'s arguments.
+
+        A job run again (`results.attempts`) keeps its folder: `jobmanager` is not asked.
+        """
+        if self.results.attempts and self.path is not None:
+            workdir = str(self.path)
+        elif jobmanager is None:
+            raise RuntimeError(f"job {self.name!r} has no folder and no JobManager to give one")
+        else:
+            workdir = str(jobmanager.register(self))
         name = self.name
         script = self.full_runscript().encode()
         fd = os.open(
@@ -325,6 +347,30 @@ class SingleJob:
             self.settings["run"],
         )
 
+    def _check_retry(self, retry: object) -> Retry:
+        """`job.run(retry=...)`: a Retry, else the job ends FAILED and this raises TypeError."""
+        if isinstance(retry, Retry):
+            return retry
+        self.results._move(JobStatus.FAILED, error=f"retry={retry!r}", once=True)
+        raise TypeError(
+            f"job {self.name!r}: retry must be a runner_core.Retry, not "
+            f"{type(retry).__name__} ({retry!r}); e.g. retry=Retry(attempts=3)"
+        )
+
+    def _keep_attempt_output(self, number: int) -> None:
+        """Keep attempt `number`'s stdout and stderr as ``<name>.attemptN.out``/``.err``.
+
+        Called before the job runs again in its folder, so the next attempt's files do not
+        overwrite them.
+        """
+        if self.path is None:
+            return
+        folder = str(self.path)
+        for suffix in (".out", ".err"):
+            kept = os.path.join(folder, f"{self.name}.attempt{number}{suffix}")
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(os.path.join(folder, self.name + suffix), kept)
+
     def _finalize(self, exit_code: int, cancelled: bool) -> None:
         """Set the final status from `call`'s exit code.
 
@@ -347,6 +393,9 @@ class SingleJob:
             status, error = (JobStatus.SUCCESSFUL if exit_code == 0 else JobStatus.CRASHED), None
         if status is JobStatus.CRASHED:
             error = self._stderr_tail()
+        note = results._retry_note
+        if note is not None and status is not JobStatus.SUCCESSFUL:
+            error = f"{error}\n({note})" if error else f"({note})"
         results._move(
             status,
             exit_code=exit_code,

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
     from runner_core._results import Results
+    from runner_core._retry import Attempt
 
 __all__ = [
     "FORMAT",
@@ -250,9 +251,15 @@ class JobRecord:
             resumes), started running, ended.
         session: the number of the driver session that recorded it last.
         left: True when the driver left it in the scheduler's queue on purpose at exit.
+        attempts: the earlier attempts of a job a `runner_core.Retry` ran again, oldest
+            first, each a dict (`runner_core.Attempt.as_dict`: attempt, jobid,
+            exit_code, reason, error, request, times; ``next``: the request of the
+            attempt after it); the fields above are the last attempt's. Empty when the
+            job was run once.
     """
 
     __slots__ = (
+        "attempts",
         "boot",
         "error",
         "exit_code",
@@ -305,6 +312,7 @@ class JobRecord:
         self.finished_at: Optional[float] = None
         self.session = 0
         self.left = False
+        self.attempts: list[dict[str, Any]] = _NO_ATTEMPTS
 
     def __repr__(self) -> str:
         return f"<JobRecord {self.number} {self.folder!r} {self.status.name}>"
@@ -325,7 +333,7 @@ class JobRecord:
             "name": self.name,
             "folder": self.folder,
             "path": self.path,
-            "status": self.status.name,
+            "status": self.status._name_,  # not `.name`: a Python call through Enum
             "jobid": self.jobid,
             "native_id": self.native_id,
             "tag": self.tag,
@@ -340,7 +348,11 @@ class JobRecord:
             "finished_at": self.finished_at,
             "left": self.left,
             "number": self.number,
+            "attempts": [dict(attempt) for attempt in self.attempts] if self.attempts else [],
         }
+
+
+_NO_ATTEMPTS: list[dict[str, Any]] = []  # shared by the records of jobs run once; never mutated
 
 
 class RecordedState(NamedTuple):
@@ -387,6 +399,7 @@ class JournalState:
         self.cancel_requested = False
         self.size = 0
         self.good_size = 0
+        self._reader: Optional[_Reader] = None  # where `read_journal(since=...)` goes on
 
     @property
     def exists(self) -> bool:
@@ -396,8 +409,10 @@ class JournalState:
     def counts(self) -> dict[str, int]:
         """How many jobs (latest tries) are in each state: {status name: count}, nonzero only."""
         counts: dict[str, int] = {}
+        get = counts.get
         for record in self.jobs:
-            counts[record.status.name] = counts.get(record.status.name, 0) + 1
+            name = record.status._name_  # not `.name`: a Python call per job through Enum
+            counts[name] = get(name, 0) + 1
         return counts
 
 
@@ -406,130 +421,318 @@ def journal_dir(folder: str) -> str:
     return os.path.join(folder, JOURNAL_DIR)
 
 
-def read_journal(folder: str | os.PathLike[str]) -> JournalState:
+def read_journal(
+    folder: str | os.PathLike[str], *, since: Optional[JournalState] = None
+) -> JournalState:
     """Read the journal of the JobManager folder `folder`, from any process, at any time.
 
     Args:
         folder: the JobManager's folder (the one that holds `.runner/`).
+        since: a state returned earlier for the same folder: it is brought up to date by
+            reading only the bytes appended to the journal since then (what
+            `runner status --watch` does every few seconds), and returned. When the
+            journal was replaced or cut shorter meanwhile, it is read whole into a new
+            state instead.
 
     Returns:
         The journal's state; empty (`exists` False) when the folder has no journal.
     """
     root = os.path.abspath(os.fspath(folder))
-    state = JournalState(root)
     where = journal_dir(root)
+    state = JournalState(root)
+    reader: Optional[_Reader] = None
     try:
         with open(os.path.join(where, LOG_NAME), "rb") as f:
+            info = os.fstat(f.fileno())
+            file = (info.st_dev, info.st_ino)
+            if since is not None and since.folder == root:
+                reader = since._reader
+                if reader is not None and reader.file == file and info.st_size >= reader.offset:
+                    state = since
+                    f.seek(reader.offset)
+                else:
+                    reader = None
+            if reader is None:
+                reader = _Reader(state, file)
             data = f.read()
     except FileNotFoundError:
-        data = b""
-    _replay(state, data)
+        reader, data = _Reader(state, None), b""
+    state._reader = reader
+    reader.feed(data)
     state.driver = _read_lock(os.path.join(where, LOCK_NAME))
     state.cancel_requested = os.path.exists(os.path.join(where, CANCEL_NAME))
     return state
 
 
 def _replay(state: JournalState, data: bytes) -> None:
-    """Apply every record of `data` to `state`, in order; note what cannot be read."""
-    import json  # noqa: PLC0415 - lazy stdlib import keeps `import runner_core` fast
+    """Apply every record of `data` (a whole journal) to `state`, in order; note what is dropped."""
+    _Reader(state, None).feed(data)
 
-    state.size = len(data)
-    root = state.folder
-    tries = state.tries
-    place: dict[str, int] = {}  # folder -> its index in state.jobs
-    session: dict[str, Any] = {}
-    offset = 0
-    loads = json.loads
-    lines = data.split(b"\n")
-    last = len(lines) - 1
-    for index, line in enumerate(lines):
-        start = offset
-        offset += len(line) + 1
-        if not line:
-            continue
+
+_scan: Optional[Callable[[str, int], tuple[Any, int]]] = None
+
+
+def _scanner() -> Callable[[str, int], tuple[Any, int]]:
+    """The json module's scanner (its C one where there is one): one value at an index of a str."""
+    global _scan
+    if _scan is None:
+        import json  # noqa: PLC0415 - lazy stdlib import keeps `import runner_core` fast
+
+        _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__
+    return _scan
+
+
+# The state machine's table by JobStatus value: the replay compares the values (str keys
+# hash in C; an Enum member's hash is a Python call).
+_BY_VALUE = {s.value: s for s in JobStatus}
+_NEXT_VALUES = {
+    s.value: frozenset(t.value for t in JobStatus if s.may_become(t)) for s in JobStatus
+}
+_FINAL_VALUES = frozenset(s.value for s in JobStatus if s.done)
+
+
+class _Reader:
+    """Where a replay of one journal stands, so that bytes appended later continue it.
+
+    Records are read from the decoded text by the json module's scanner, in place (no
+    copy of a line, no `json.loads` call per line), and applied in the same loop. A line
+    the scanner does not take whole (a torn or corrupt record, white space around it,
+    bytes that are not UTF-8) goes through `json.loads` on its own, as records were
+    always read, so what is kept, what is dropped and why stay the same.
+
+    Attributes:
+        state: the JournalState it fills in.
+        file: (device, inode) of the journal file read, or None.
+        offset: the bytes applied so far; the next read starts here.
+        lines: the newlines before `offset`.
+        place: each job folder's index in `state.jobs`.
+        session: the `open` record of the session the records now belong to.
+        torn: the note on a torn last record, taken back when the next read reads it again.
+    """
+
+    __slots__ = ("file", "lines", "offset", "place", "session", "state", "torn")
+
+    def __init__(self, state: JournalState, file: Optional[tuple[int, int]]) -> None:
+        self.state = state
+        self.file = file
+        self.offset = 0
+        self.lines = 0
+        self.place: dict[str, int] = {}
+        self.session: dict[str, Any] = {}
+        self.torn: Optional[str] = None
+
+    def feed(self, data: bytes) -> None:
+        """Apply the bytes of the journal from `offset` on; a torn last line stays unread."""
+        import gc  # noqa: PLC0415 - lazy stdlib import keeps `import runner_core` fast
+
+        state = self.state
+        if self.torn is not None:
+            with contextlib.suppress(ValueError):
+                state.dropped.remove(self.torn)
+            self.torn = None
+        base = self.offset
+        state.size = base + len(data)
+        cut = data.rfind(b"\n") + 1
+        # A replay makes many objects that all live on: the cyclic collector would walk
+        # them again and again (a third of the time of a big journal) and find nothing.
+        collect = len(data) > 1 << 20 and gc.isenabled()
+        if collect:
+            gc.disable()
         try:
-            rec = loads(line)
-            kind = rec["k"]
+            if cut:
+                block = data if cut == len(data) else data[:cut]
+                self._block(block, base)
+                self.lines += block.count(b"\n")
+            consumed = cut
+            if cut < len(data):
+                tail = data[cut:]
+                if self._line(tail, base + cut, base + len(data), torn=True):
+                    consumed = len(data)  # whole, only its newline missing: it counts
+        finally:
+            if collect:
+                gc.enable()
+        self.offset = base + consumed
+
+    def _block(self, block: bytes, base: int) -> None:
+        """Apply complete lines (`block` ends with a newline) that start at byte `base`."""
+        try:
+            text = block.decode()
+        except UnicodeDecodeError:
+            self._block_by_line(block, base)
+            return
+        ascii_only = len(text) == len(block)
+
+        def byte_at(pos: int) -> int:
+            return base + (pos if ascii_only else len(text[:pos].encode()))
+
+        def line_at(pos: int) -> tuple[int, bytes]:
+            return byte_at(pos), text[pos : text.index("\n", pos)].encode()
+
+        good = self._run(text, line_at, base)
+        if good > 0:
+            self.state.good_size = byte_at(good)
+
+    def _block_by_line(self, block: bytes, base: int) -> None:
+        start = base
+        for index, line in enumerate(block.split(b"\n")[:-1]):
+            end = start + len(line) + 1
+            if line:
+                self._line(line, start, end, number=self.lines + index + 1)
+            start = end
+
+    def _line(
+        self, line: bytes, start: int, end: int, *, number: int = 0, torn: bool = False
+    ) -> bool:
+        """Read and apply one line the way records were always read; False if it was dropped."""
+        import json  # noqa: PLC0415 - lazy stdlib import keeps `import runner_core` fast
+
+        state = self.state
+        try:
+            rec = json.loads(line)
+            rec["k"]  # a record without a kind is not a record
+            compact = json.dumps(rec, separators=(",", ":")) + "\n"
         except (ValueError, KeyError, TypeError):
-            if index == last:
-                state.dropped.append(
+            if torn:
+                self.torn = (
                     f"a torn last record of {len(line)} bytes at byte {start} (cut while it "
                     "was written; that step is not on record)"
                 )
+                state.dropped.append(self.torn)
             else:
                 state.dropped.append(
-                    f"a corrupt record of {len(line)} bytes at byte {start} (line {index + 1})"
+                    f"a corrupt record of {len(line)} bytes at byte {start} (line {number})"
                 )
-            continue
-        state.good_size = min(offset, len(data))
-        try:
-            if kind == "job":
-                number = rec["j"]
-                folder = rec["dir"]
-                record = JobRecord(number, rec["name"], folder, os.path.join(root, folder))
-                record.hash = rec.get("hash")
-                record.runner = state.runners.get(rec.get("r", -1), {})
-                record.flags = rec.get("flags") or {}
-                record.registered_at = rec.get("t")
-                record.session = session.get("s", 0)
-                tries[number] = record
-                at = place.get(folder)
-                if at is None:
-                    place[folder] = len(state.jobs)
-                    state.jobs.append(record)
-                else:
-                    state.jobs[at] = record
+            return False
+        state.good_size = min(end, state.size)
+        # Its compact form goes through the one loop that applies records.
+        self._run(compact, lambda _pos: (start, line), start)
+        return True
+
+    def _run(  # one loop over every kind of record, for speed
+        self, text: str, line_at: Callable[[int], tuple[int, bytes]], base: int
+    ) -> int:
+        """Apply the records of `text` (whole lines) in order; return the index after the last.
+
+        `line_at(index)` gives the byte and the bytes of the line at an index of `text`,
+        for the notes on what is dropped.
+        """
+        state = self.state
+        tries = state.tries
+        jobs = state.jobs
+        runners = state.runners
+        dropped = state.dropped
+        place = self.place
+        session = self.session
+        root = state.folder if state.folder.endswith(os.sep) else state.folder + os.sep
+        scan = _scanner()
+        by_value = _BY_VALUE
+        final = _FINAL_VALUES
+        next_values = _NEXT_VALUES
+        running = JobStatus.RUNNING
+        submitted = JobStatus.SUBMITTED
+        good = 0
+        pos = 0
+        size = len(text)
+        while pos < size:
+            try:
+                rec, end = scan(text, pos)
+                kind = rec["k"]
+                whole = text[end] == "\n"
+            except (StopIteration, ValueError, KeyError, TypeError, IndexError):
+                whole = False
+            if not whole:  # read it the slow way, on its own
+                stop = text.index("\n", pos)
+                if stop > pos:
+                    self.session = session
+                    start, line = line_at(pos)
+                    number = self.lines + text.count("\n", 0, pos) + 1
+                    if self._line(line, start, start + len(line) + 1, number=number):
+                        good = stop + 1
+                    session = self.session
+                pos = stop + 1
                 continue
-            if kind == "open":
-                session = rec
-                state.sessions.append(rec)
-                continue
-            if kind == "runner":
-                state.runners[rec["r"]] = rec.get("info") or {}
-                continue
-            if kind in ("cancel", "close"):
-                continue
-            found = tries.get(rec.get("j", -1))
-            if found is None:
-                continue
-            record = found
-            if kind == "st":
-                status = _STATUS[rec["s"]]
-                if record.status.may_become(status):  # a final state is never left
-                    record.status = status
-                    if status is JobStatus.RUNNING:
-                        record.started_at = rec.get("t")
-                    elif status is JobStatus.SUBMITTED and record.submitted_at is None:
-                        record.submitted_at = rec.get("t")
-            elif kind == "end":
-                status = _STATUS[rec["s"]]
-                if not record.status.done:
-                    record.status = status
-                    record.exit_code = rec.get("code")
-                    record.reason = rec.get("why")
-                    record.error = rec.get("err")
-                    record.finished_at = rec.get("t")
-                    if "t0" in rec:  # the job's own start, where the end corrected it
-                        record.started_at = rec["t0"]
-                    if record.submitted_at is None:
-                        record.submitted_at = rec.get("ts")
-            elif kind == "id":
-                record.jobid = rec["id"]
-                record.native_id = rec.get("nid")
-            elif kind == "tag":
-                record.tag = rec["tag"]
-            elif kind == "pid":
-                record.pid = rec["pid"]
-                record.pstart = rec.get("ps")
-                record.boot = session.get("boot")
-                record.host = session.get("host")
-            elif kind == "adopt":
-                record.session = session.get("s", 0)
-                record.left = False
-            elif kind == "left":
-                record.left = True
-        except (KeyError, TypeError, ValueError):
-            state.dropped.append(f"a record it does not understand at byte {start}: {line[:80]!r}")
+            where = pos
+            pos = good = end + 1
+            try:
+                if kind == "end":
+                    record = tries.get(rec.get("j", -1))
+                    if record is None:
+                        continue
+                    status = by_value[rec["s"]]
+                    if record.status._value_ not in final:  # a final state is never left
+                        record.status = status
+                        record.exit_code = rec.get("code")
+                        record.reason = rec.get("why")
+                        record.error = rec.get("err")
+                        record.finished_at = rec.get("t")
+                        if "t0" in rec:  # the job's own start, where the end corrected it
+                            record.started_at = rec["t0"]
+                        if record.submitted_at is None:
+                            record.submitted_at = rec.get("ts")
+                elif kind == "st":
+                    record = tries.get(rec.get("j", -1))
+                    if record is None:
+                        continue
+                    value = rec["s"]
+                    status = by_value[value]
+                    if value in next_values[record.status._value_]:
+                        record.status = status
+                        if status is running:
+                            record.started_at = rec.get("t")
+                        elif status is submitted and record.submitted_at is None:
+                            record.submitted_at = rec.get("t")
+                elif kind == "job":
+                    number = rec["j"]
+                    folder = rec["dir"]
+                    path = root + folder if folder[:1] != os.sep else folder
+                    record = JobRecord(number, rec["name"], folder, path)
+                    record.hash = rec.get("hash")
+                    record.runner = runners.get(rec.get("r", -1), {})
+                    record.flags = rec.get("flags") or {}
+                    record.registered_at = rec.get("t")
+                    record.session = session.get("s", 0)
+                    tries[number] = record
+                    at = place.get(folder)
+                    if at is None:
+                        place[folder] = len(jobs)
+                        jobs.append(record)
+                    else:
+                        jobs[at] = record
+                elif kind == "open":
+                    session = rec
+                    state.sessions.append(rec)
+                elif kind == "runner":
+                    runners[rec["r"]] = rec.get("info") or {}
+                elif kind != "cancel" and kind != "close":  # noqa: PLR1714 - may be unhashable
+                    record = tries.get(rec.get("j", -1))
+                    if record is None:
+                        continue
+                    if kind == "pid":
+                        record.pid = rec["pid"]
+                        record.pstart = rec.get("ps")
+                        record.boot = session.get("boot")
+                        record.host = session.get("host")
+                    elif kind == "id":
+                        record.jobid = rec["id"]
+                        record.native_id = rec.get("nid")
+                    elif kind == "tag":
+                        record.tag = rec["tag"]
+                    elif kind == "adopt":
+                        record.session = session.get("s", 0)
+                        record.left = False
+                    elif kind == "left":
+                        record.left = True
+                    elif kind == "try":  # an attempt ended and the job runs again
+                        record.attempts = [*record.attempts, {"attempt": rec["n"], **rec["a"]}]
+                        record.status = JobStatus.QUEUED
+                        record.jobid = record.native_id = record.tag = None
+                        record.submitted_at = record.started_at = None
+                        record.pid = record.pstart = None
+            except (KeyError, TypeError, ValueError):
+                start, line = line_at(where)
+                dropped.append(f"a record it does not understand at byte {start}: {line[:80]!r}")
+        self.session = session
+        return good
 
 
 # --- the writer --------------------------------------------------------------------------
@@ -554,20 +757,32 @@ def _replay(state: JournalState, data: bytes) -> None:
 #   thread within FSYNC_INTERVAL. Nothing acts on a registration before the job's next
 #   record; a driver killed in between leaves a folder that no record names, and the
 #   resume runs the job again in a new one.
+# - A record that must be on file at once (a job's pid, which a resume needs to stop a
+#   process left running) is written with everything queued before it in one
+#   `os.write` (`_write_line`), and its start time comes from the clock at the spawn,
+#   not from /proc (see `runner_core._process.spawned_start`): a local job costs three
+#   writes (registration and start, pid, end) and no other system call.
 # - The records of a job's life have a fixed shape: they are formatted directly, not
 #   through `json`'s general encoder (`test_journal.py` checks that both agree).
 
 _INF = float("inf")
+_int_repr = int.__repr__
+_float_repr = float.__repr__
+_RUNNING = JobStatus.RUNNING
+_SUBMITTED = JobStatus.SUBMITTED
+# by value, not by member: a str's hash is cached, an Enum member's is computed in Python
+_FINAL_VALUES = frozenset(s.value for s in JobStatus if s.done)
 
 
 def _num(value: object) -> str:
     """A JSON number (or null) as the general encoder writes it; fast for int and float."""
     kind = type(value)
-    if kind is int:
-        return int.__repr__(value)
-    if kind is float and -_INF < value < _INF:  # type: ignore[operator]
-        return float.__repr__(value)
-    if value is None:
+    if kind is float:
+        if -_INF < value < _INF:  # type: ignore[operator]
+            return _float_repr(value)
+    elif kind is int:
+        return _int_repr(value)
+    elif value is None:
         return "null"
     return _encoder()[0](value)  # bool, NaN, an int or float subclass: as json writes it
 
@@ -609,9 +824,10 @@ class _Entry:
         once it has let go of that lock, before anything acts on the move. 0 means there
         is nothing to flush (a move that is not recorded, or a closed journal).
         """
-        if status.done:
+        value: str = status._value_  # `.value` is a property written in Python: slower
+        if value in _FINAL_VALUES:
             code, end = _num(results.exit_code), _num(results.finished_at)
-            line = f'{{"k":"end","j":{self.number},"s":"{status.value}","code":{code},"t":{end}'
+            line = f'{{"k":"end","j":{self.number},"s":"{value}","code":{code},"t":{end}'
             if results.reason is not None:
                 line += f',"why":{_text(results.reason)}'
             if results.error:
@@ -621,14 +837,14 @@ class _Entry:
             if results.submitted_at is not None:
                 line += f',"ts":{_num(results.submitted_at)}'
             return self.journal._queue(line + "}\n")
-        if status is JobStatus.RUNNING:
-            at = _stamp(results.started_at)
-        elif status is JobStatus.SUBMITTED:
-            at = _stamp(results.submitted_at)
+        if status is _RUNNING:
+            at = results.started_at
+        elif status is _SUBMITTED:
+            at = results.submitted_at
         else:
             return 0
         return self.journal._queue(
-            f'{{"k":"st","j":{self.number},"s":"{status.value}","t":{_num(at)}}}\n'
+            f'{{"k":"st","j":{self.number},"s":"{value}","t":{_num(_stamp(at))}}}\n'
         )
 
     def flush(self, ticket: int) -> None:
@@ -646,14 +862,37 @@ class _Entry:
         """Record the tag the runner gives the job in the scheduler's queue (before the submit)."""
         self.journal._write_line(f'{{"k":"tag","j":{self.number},"tag":{_text(tag)}}}\n')
 
-    def pid(self, pid: int) -> None:
+    def pid(self, pid: int, start: Optional[int] = None) -> None:
         """Record the local process group the job runs in (leader pid and start time).
 
-        Written at once, not queued: a job killed with its driver is stopped by a resume
-        or `runner cancel` through this record.
+        `start` is the leader's start time where the caller knows it (see
+        `runner_core._process.spawned_start`); else it is read from /proc. Written at
+        once, not queued: a job killed with its driver is stopped by a resume or
+        `runner cancel` through this record.
         """
+        if start is None:
+            start = process_start(pid)
         self.journal._write_line(
-            f'{{"k":"pid","j":{self.number},"pid":{_num(pid)},"ps":{_num(process_start(pid))}}}\n'
+            f'{{"k":"pid","j":{self.number},"pid":{_num(pid)},"ps":{_num(start)}}}\n'
+        )
+
+    def attempt(self, attempt: Attempt, following: Mapping[str, Any]) -> int:
+        """Queue the record of an attempt that ended and is run again; return its ticket.
+
+        `following` is the request of the next attempt (the run flags that changed): a
+        resume runs the job with it. Called under the Results lock (no I/O; the caller
+        flushes): the job is back in the runner's queue, its next attempt's id, tag and
+        times follow.
+        """
+        fields = attempt.as_dict()
+        fields.pop("attempt")
+        fields["next"] = dict(following)
+        if fields.get("error"):
+            fields["error"] = str(fields["error"]).strip()[:ERROR_CHARS]
+        return self.journal._queue(
+            f'{{"k":"try","j":{self.number},"n":{attempt.number},"a":'
+            + self.journal._dumps(fields)
+            + "}\n"
         )
 
     def left(self) -> None:
@@ -722,8 +961,27 @@ class Journal:
         self._write_line(self._dumps(rec) + "\n")
 
     def _write_line(self, line: str) -> None:
-        """Queue one record (a JSON line) and write it, with what was queued before it."""
-        self.flush(self._queue(line))
+        """Write one record (a JSON line) at once, with what was queued before it.
+
+        `flush(_queue(line))` in one step: the queue's lock is taken once, and the
+        record is joined to what is queued without waiting in the queue.
+        """
+        data = line.encode()
+        with self._io_lock:
+            with self._lock:
+                fd = self._fd
+                if fd is not None:
+                    pending = self._pending
+                    if pending:
+                        pending.append(data)
+                        data = b"".join(pending)
+                        pending.clear()
+                    self._queued += 1
+                    last = self._queued
+            if fd is not None:
+                self._write(fd, data, last)
+                return
+        logger().warning("journal %s is closed; not recorded: %s", self.folder, data)
 
     def _queue(self, line: str) -> int:
         """Queue one record (a JSON line); return its ticket for `flush`, 0 if closed. No I/O."""
@@ -755,19 +1013,24 @@ class Journal:
                 data = pending[0] if len(pending) == 1 else b"".join(pending)
                 pending.clear()
                 last = self._queued
-            if fd is None:
-                return
-            try:
-                view = memoryview(data)
+            if fd is not None:
+                self._write(fd, data, last)
+
+    def _write(self, fd: int, data: bytes, last: int) -> None:
+        """Append `data` (whole records, up to ticket `last`) to the file. `_io_lock` held."""
+        try:
+            done = os.write(fd, data)
+            if done < len(data):  # cut short (a signal, a full disk): write the rest
+                view = memoryview(data)[done:]
                 while view:
                     view = view[os.write(fd, view) :]
-            finally:
-                self._flushed = last
-            self._dirty = True
-            if self._kill_at and last >= self._kill_at:
-                import signal  # noqa: PLC0415 - test hook only
+        finally:
+            self._flushed = last
+        self._dirty = True
+        if self._kill_at and last >= self._kill_at:
+            import signal  # noqa: PLC0415 - test hook only
 
-                os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def new_job(
         self,

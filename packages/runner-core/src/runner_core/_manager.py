@@ -297,7 +297,11 @@ class JobManager:
             number = self._runners.get(runner)
             if number is None:
                 info = getattr(runner, "journal_info", None)
-                number = journal.add_runner(info() if callable(info) else {"kind": "local"})
+                described = dict(info()) if callable(info) else {"kind": "local"}
+                retry = getattr(runner, "retry", None)
+                if retry is not None:  # `runner resume` runs the jobs again with it
+                    described.setdefault("retry", retry.as_dict())
+                number = journal.add_runner(described)
                 self._runners[runner] = number
             self._claimed.append(job)
         job._journal_runner = number

@@ -330,6 +330,25 @@ class Pool:
         self._start_threads(starts, own=task)
         return task
 
+    def resubmit(self, fn: Callable[[], object]) -> Task:
+        """Queue `fn` for a task the pool holds already (a job's next attempt); never blocks.
+
+        Unlike `submit`, it does not wait for room and is taken when the pool is closed
+        (the job was taken before the close; `wait()` waits for it). The caller then
+        ends the task it replaces (`Lease.release()`), so the count never drops to zero
+        in between.
+
+        Returns:
+            The task's handle (for `expedite`).
+        """
+        task = Task(fn)
+        with self._lock:
+            self._tasks += 1
+            self._queue.append(task)
+            starts = self._dispatch()
+        self._start_threads(starts, own=task)
+        return task
+
     def expedite(self, task: Task) -> None:
         """Let a queued task run on the next free thread without waiting for a slot.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from runner_core._errors import JobStateError
 from runner_core._interrupts import in_main_thread, wait_event, wait_slice
@@ -12,10 +12,11 @@ from runner_core._log import logger
 from runner_core._status import REASONS, JobStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Iterator, Mapping
 
     from runner_core._jobs import SingleJob
     from runner_core._journal import _Entry
+    from runner_core._retry import Attempt
 
 __all__ = ["Results", "as_completed"]
 
@@ -73,6 +74,9 @@ class Results:
         restored: True when a resumed JobManager found the job ended in an earlier
             run with the same input, and gave back its results without running it
             again.
+        attempts: the earlier attempts of a job run again by a `runner_core.Retry`,
+            oldest first (`runner_core.Attempt`: id, exit code, reason, request,
+            times); empty for a job run once. The fields above are the last attempt's.
     """
 
     __slots__ = (
@@ -84,7 +88,9 @@ class Results:
         "_journal",
         "_on_cancel",
         "_own_end",
+        "_retry_note",
         "_stamps",
+        "attempts",
         "error",
         "exit_code",
         "finished_at",
@@ -110,7 +116,9 @@ class Results:
         self.finished_at: Optional[float] = None
         self.jobid: Optional[str] = None
         self.native_id: Optional[str] = None
-        self._event = threading.Event()
+        # Made by the first `wait()` on a job not ended yet (most jobs are never waited
+        # on one by one; an Event and its Condition are about 1 KiB per job in flight).
+        self._event: Optional[threading.Event] = None
         self._callbacks: Optional[list[Callable[[Results], object]]] = None
         self._failure: Optional[str] = None
         self._end_reason: Optional[str] = None
@@ -119,7 +127,9 @@ class Results:
         self._stamps: Optional[tuple[Optional[float], Optional[float]]] = None
         self._on_cancel: Optional[Callable[[Results], None]] = None
         self._journal: Optional[_Entry] = None
+        self._retry_note: Optional[str] = None
         self.restored = False
+        self.attempts: tuple[Attempt, ...] = ()
 
     def __repr__(self) -> str:
         reason = f" ({self.reason})" if self.reason else ""
@@ -137,6 +147,11 @@ class Results:
     def done(self) -> bool:
         """True once the job has ended (successful, crashed, failed or cancelled)."""
         return self.status.done
+
+    @property
+    def attempt(self) -> int:
+        """The number of the job's current (or last) attempt: 1 until it is run again."""
+        return len(self.attempts) + 1
 
     @property
     def cancel_requested(self) -> bool:
@@ -189,7 +204,13 @@ class Results:
         Raises:
             TimeoutError: the timeout passed before the job ended.
         """
-        if not wait_event(self._event, timeout):
+        with _lock:
+            event = self._event
+            if event is None:
+                if self.status.done:
+                    return self
+                event = self._event = threading.Event()
+        if not wait_event(event, timeout):
             raise TimeoutError(
                 f"job {self.job.name!r} has not ended within {timeout} s "
                 f"(status {self.status.name}); wait longer or cancel it"
@@ -268,6 +289,7 @@ class Results:
             elif to is JobStatus.RUNNING and (at is not None or self.started_at is None):
                 self.started_at = now
             entry = self._journal
+            event = self._event  # read with the move: a waiter that comes later sees the end
             if not done:
                 self.status = to
             else:
@@ -291,12 +313,46 @@ class Results:
             if entry is not None and ticket:
                 entry.flush(ticket)
             return True
-        self._event.set()
+        if event is not None:
+            event.set()
         for fn in callbacks or ():
             self._run_callback(fn)
         if failure is not None:
             raise failure
         return True
+
+    def _again(self, attempt: Attempt, following: Mapping[str, Any]) -> bool:
+        """The job runs again: keep `attempt` (the one that ended) and go back to QUEUED.
+
+        `following`: the run flags the next attempt changes (for the journal).
+
+        The one way back in the state machine: the job has not ended (a final state is
+        still never left), its attempt did. Its scheduler id, times and end notes are
+        cleared for the next attempt; the attempt is on record first.
+
+        Returns:
+            False when the job ended meanwhile (a Ctrl-C): it is not run again.
+        """
+        with _lock:
+            if self.status.done or self._cancel_requested:
+                return False
+            self.attempts = (*self.attempts, attempt)
+            self.status = JobStatus.QUEUED
+            self.jobid = self.native_id = None
+            self.submitted_at = self.started_at = None
+            self._failure = self._end_reason = self._stamps = None
+            self._own_end = False
+            entry = self._journal
+            ticket = 0 if entry is None else entry.attempt(attempt, following)
+        if entry is not None and ticket:
+            entry.flush(ticket)
+        return True
+
+    def _carry(self, attempts: tuple[Attempt, ...]) -> None:
+        """A resumed job goes on from the attempts an earlier driver made."""
+        with _lock:
+            if not self.attempts:
+                self.attempts = attempts
 
     def _submitted(self, jobid: str, native_id: Optional[str] = None) -> None:
         """A grid job is in the scheduler's queue under `jobid`: record it, move to SUBMITTED."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 import types
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, TypeVar
 
@@ -24,8 +25,17 @@ from runner_core._lifecycle import register
 from runner_core._log import logger
 from runner_core._manager import stop_local_jobs
 from runner_core._pool import Pool, PoolClosed, _check_count
-from runner_core._process import SpawnError, kill_groups, kill_in_background, run_process
+from runner_core._process import (
+    SpawnError,
+    kill_groups,
+    kill_in_background,
+    run_process,
+    spawned_start,
+)
+from runner_core._resources import RESOURCE_KEYS, Resources
+from runner_core._retry import Attempt, Retry, decide
 from runner_core._status import JobStatus
+from runner_core._usage import UsageReport
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -171,6 +181,20 @@ class _MetaRunner(type):
         return super().__new__(mcs, name, bases, namespace, **kwargs)
 
 
+def _check_retry(value: object) -> Optional[Retry]:
+    if value is not None and not isinstance(value, Retry):
+        raise TypeError(
+            f"retry must be a runner_core.Retry or None, not {type(value).__name__} "
+            f"{value!r}; e.g. retry=Retry(attempts=3)"
+        )
+    return value
+
+
+def _request_of(runflags: Mapping[str, Any]) -> dict[str, Any]:
+    """The resource run flags of a request, as given (for an attempt's record)."""
+    return {key: runflags[key] for key in RESOURCE_KEYS if runflags.get(key) not in (None, False)}
+
+
 def _check_parallel(value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"parallel must be True or False, not {type(value).__name__} {value!r}")
@@ -186,13 +210,20 @@ class Completion:
     `runner.wait()`.
     """
 
-    __slots__ = ("_done", "_job", "_lease", "_lock", "_runner")
+    __slots__ = ("_done", "_job", "_lease", "_lock", "_manager", "_runner")
 
-    def __init__(self, runner: JobRunner, job: SingleJob, lease: Lease) -> None:
-        """Hold what ending the job needs (made by `detach_job()`)."""
+    def __init__(
+        self,
+        runner: JobRunner,
+        job: SingleJob,
+        lease: Lease,
+        manager: Optional[JobManager] = None,
+    ) -> None:
+        """Hold what ending the job needs (made by `detach_job()`); `manager` runs it again."""
         self._runner = runner
         self._job = job
         self._lease = lease
+        self._manager = manager
         self._done = False
         self._lock = threading.Lock()
 
@@ -245,13 +276,20 @@ class Completion:
         if self._claim():
             results = self._job.results
             results._note(own_end=own_end, started_at=started_at, finished_at=finished_at)
-            self._runner._end_detached(self._job, self._lease, exit_code, reason=reason)
+            self._runner._end_detached(
+                self._job, self._lease, exit_code, reason=reason, manager=self._manager
+            )
 
     def fail(self, message: str, exit_code: int = 1, reason: Optional[str] = None) -> None:
         """End the job FAILED with `message` as its error (like `report_failure`); once."""
         if self._claim():
             self._runner._end_detached(
-                self._job, self._lease, exit_code, failure=message, reason=reason
+                self._job,
+                self._lease,
+                exit_code,
+                failure=message,
+                reason=reason,
+                manager=self._manager,
             )
 
     def leave(self) -> None:
@@ -291,10 +329,12 @@ class JobRunner(metaclass=_MetaRunner):
         maxjobs: the most `call`s running at once; 0 for no limit.
         maxthreads: the most job threads alive at once, and the most jobs taken at
             once (queued or running) before `job.run()` blocks.
+        retry: when to run a job again (`runner_core.Retry`), for the jobs run without
+            ``job.run(retry=...)``; None runs each job once. Also an attribute.
 
     Raises:
         TypeError: a value of the wrong type (parallel must be a bool; maxjobs and
-            maxthreads ints, not bools).
+            maxthreads ints, not bools; retry a Retry).
         ValueError: maxjobs < 0 or maxthreads < 1.
     """
 
@@ -303,9 +343,17 @@ class JobRunner(metaclass=_MetaRunner):
     #: on `ext.report_started`, instead of RUNNING as `call` starts.
     scheduler_queue: ClassVar[bool] = False
 
-    def __init__(self, parallel: bool = False, maxjobs: int = 0, maxthreads: int = 256) -> None:
+    def __init__(
+        self,
+        parallel: bool = False,
+        maxjobs: int = 0,
+        maxthreads: int = 256,
+        *,
+        retry: Optional[Retry] = None,
+    ) -> None:
         """Create a runner; see the class docstring."""
         # No overridable method runs here: a subclass may not be ready for it yet.
+        self.retry = _check_retry(retry)
         self._parallel = _check_parallel(parallel)
         self._maxjobs = _check_count("maxjobs", maxjobs, 0)
         self._lock = threading.Lock()
@@ -425,6 +473,37 @@ class JobRunner(metaclass=_MetaRunner):
                 a good one.
         """
         del runflags
+
+    def grow_request(
+        self, runflags: Mapping[str, Any], factors: Mapping[str, float]
+    ) -> tuple[dict[str, Any], Optional[str]]:
+        """Hook for runner authors: the request of a job's next attempt (see `runner_core.Retry`).
+
+        Grows the resources of `runflags` by `factors` (``{"memory": 2}``); GridRunner
+        also clamps them to the cluster's limits. Called in the thread that ended the
+        attempt.
+
+        Args:
+            runflags: the run flags of the attempt that ended.
+            factors: resource -> factor, from the `Retry` policy.
+
+        Returns:
+            The run flags that change (``{"memory": "200M"}``), and None; or what it
+            could give and why the request cannot grow as asked (then the job is not run
+            again): nothing was asked to grow, or the request is at the limit already.
+        """
+        try:
+            asked = Resources.of(runflags)
+        except (TypeError, ValueError) as exc:
+            return {}, f"its request does not parse: {exc}"
+        for key in factors:
+            if getattr(asked, key) is None:
+                return {}, (
+                    f"it asked for no {key}, so there is none to grow; give the job a "
+                    f"{key} run flag (e.g. {key}={'2G' if key == 'memory' else '1:00:00'!r})"
+                )
+        grown = asked.grown(factors).as_runflags()
+        return {key: grown[key] for key in factors}, None
 
     def snapshot(self) -> PoolSnapshot:
         """The runner's scheduling counters at one moment (jobs queued, slots, threads...).
@@ -587,6 +666,26 @@ class JobRunner(metaclass=_MetaRunner):
         """
         return stop_local_jobs(records)
 
+    @classmethod
+    def usage_recorded(cls, records: Sequence[JobRecord]) -> UsageReport:
+        """Hook: what recorded jobs used against what they asked for (`runner report`).
+
+        Asked once per report, with no live runner, for the jobs (and their earlier
+        tries, `record.attempts`) of this runner's kind. A grid runner asks the
+        scheduler's accounting (``sacct``, ``qacct``). The local runner measures
+        nothing, and says so.
+
+        Args:
+            records: the records, all of this runner's kind.
+
+        Returns:
+            A UsageReport: scheduler job id -> Usage, and why figures are absent.
+        """
+        del records
+        return UsageReport(
+            {}, "the local runner does not measure the memory and CPU time its jobs use"
+        )
+
     def _leave_jobs_queued(self) -> int:
         """Hook: at an interrupted exit with `config.grid_jobs_on_exit = "keep"`, leave jobs queued.
 
@@ -698,7 +797,7 @@ class JobRunner(metaclass=_MetaRunner):
         """Record a local process (also in the journal); kill it at once if cancelled first."""
         entry = None if results is None else results._journal
         if entry is not None:
-            entry.pid(proc.pid)
+            entry.pid(proc.pid, spawned_start(proc))
         with self._lock:
             self._procs[proc] = results
             cancel = self._cancelled
@@ -742,9 +841,109 @@ class JobRunner(metaclass=_MetaRunner):
         if results._cancel_requested:  # cancelled before the task was on record
             self.cancel_job(results)
 
+    def _run_again(self, job: SingleJob, jobmanager: Optional[JobManager], lease: Lease) -> None:
+        """Queue the next attempt of a detached job, then end the task of the last one.
+
+        Runs in the thread that ended the attempt (a scheduler's poller): it never blocks,
+        and the runner's `wait()` sees the job throughout.
+        """
+        results = job.results
+        try:
+            task = self._pool.resubmit(lambda: self._life(job, jobmanager))
+        except BaseException as exc:  # no thread could start: the job cannot run again
+            self._end_by_exception(results, exc)
+            lease.release()
+            raise
+        with self._lock:
+            if not self._cancelled:
+                self._waiting[results] = task
+        if self._cancelled or results._cancel_requested:
+            self._pool.expedite(task)  # it ends CANCELLED without waiting for a slot
+        lease.release()
+
+    def _try_again(self, job: SingleJob, code: int) -> bool:
+        """Decide by the job's `Retry` whether its attempt that ended runs again; prepare it.
+
+        The attempt is kept (`results.attempts`, the journal, its stdout and stderr as
+        ``<name>.attemptN.out``/``.err``) and the request grows. A job that is not run
+        again though its reason is one to retry gets a note for its error.
+
+        Returns:
+            True when the job is back in the runner's queue for another attempt.
+        """
+        retry = job._retry or self.retry
+        results = job.results
+        if retry is None or self._cancelled or results._cancel_requested:
+            return False
+        reason = results._end_reason
+        if reason is None:
+            if results._failure is not None or code == 0:
+                return False  # a failure to run is no end reason; a success is final
+            reason = "crashed"
+        runflags = job.settings["run"]
+        decision = decide(retry, reason, results.attempts, runflags, self.grow_request)
+        if not decision.again:
+            if decision.note is not None:
+                results._retry_note = decision.note
+                logger().warning("job %r: %s", job.name, decision.note)
+            return False
+        number = results.attempt
+        started_at, finished_at = results._stamps or (results.started_at, None)
+        attempt = Attempt(
+            number,
+            results.jobid,
+            code,
+            reason,
+            results._failure or job._stderr_tail(),
+            _request_of(runflags),
+            results.submitted_at,
+            started_at,
+            finished_at if finished_at is not None else time.time(),
+        )
+        request = dict(decision.request)
+        if not results._again(attempt, request):
+            return False
+        job._keep_attempt_output(number)
+        job._previous = None  # the next attempt is a new submission, not a re-attach
+        if request:
+            runflags.update(request)
+        grown = ", ".join(f"{key}={value}" for key, value in request.items())
+        logger().warning(
+            "job %r ended %s on attempt %d; running it again%s",
+            job.name,
+            reason,
+            number,
+            f" with {grown}" if grown else "",
+        )
+        return True
+
+    @staticmethod
+    def _carry_attempts(job: SingleJob, earlier: JobRecord) -> None:
+        """A resumed job goes on from the attempts its earlier driver made.
+
+        Its count (a job that used up its attempts gets one more run, with no retry unless
+        the policy allows more) and its last request (what the last attempt grew to).
+        """
+        attempts: list[Attempt] = []
+        for data in earlier.attempts:
+            attempts.append(Attempt(
+                int(data.get("attempt", len(attempts) + 1)), data.get("jobid"),
+                data.get("exit_code"), str(data.get("reason")), data.get("error"),
+                dict(data.get("request") or {}), data.get("submitted_at"),
+                data.get("started_at"), data.get("finished_at"),
+            ))  # fmt: skip
+        job.results._carry(tuple(attempts))
+        following = earlier.attempts[-1].get("next") or {}
+        if following:
+            job.settings["run"].update(following)
+
     @_in_limited_thread
     def _job_life(self, job: SingleJob, jobmanager: JobManager) -> None:
-        """Prepare, call and finalize one job; any exception ends it FAILED."""
+        """Prepare, call and finalize one job, as a pool task when parallel."""
+        self._life(job, jobmanager)
+
+    def _life(self, job: SingleJob, jobmanager: Optional[JobManager]) -> None:
+        """Prepare, call and finalize one job, each attempt of its `Retry`; an exception: FAILED."""
         results = job.results
         with self._lock:
             self._waiting.pop(results, None)
@@ -754,7 +953,7 @@ class JobRunner(metaclass=_MetaRunner):
         detached: list[Completion] = []
 
         def detach() -> Completion:
-            completion = Completion(self, job, self._pool.detach())
+            completion = Completion(self, job, self._pool.detach(), jobmanager)
             detached.append(completion)
             return completion
 
@@ -769,8 +968,11 @@ class JobRunner(metaclass=_MetaRunner):
                     )
                     return
                 earlier = job._previous
+                if earlier is not None and earlier.attempts:
+                    self._carry_attempts(job, earlier)
                 if (
                     earlier is not None
+                    and jobmanager is not None
                     and not earlier.done
                     and earlier.kind != "local"
                     and self._reattach_in_slot(job, jobmanager)
@@ -784,8 +986,11 @@ class JobRunner(metaclass=_MetaRunner):
                     if results.jobid is not None:  # it is in the scheduler's queue again
                         results._submitted(results.jobid, results.native_id)
                 else:
-                    args = job._prepare(jobmanager)
-                    code = self.call(*args)
+                    code = self.call(*job._prepare(jobmanager))
+                    _check_exit_code(self, code)
+                    while not detached and self._try_again(job, code):
+                        code = self.call(*job._prepare(jobmanager))
+                        _check_exit_code(self, code)
                 _check_exit_code(self, code)
             if not detached:
                 job._finalize(code, self._cancelled)
@@ -816,24 +1021,35 @@ class JobRunner(metaclass=_MetaRunner):
         job: SingleJob,
         lease: Lease,
         exit_code: int,
+        *,
         failure: Optional[str] = None,
         reason: Optional[str] = None,
+        manager: Optional[JobManager] = None,
     ) -> None:
-        """End a detached job: finalize it as if `call` had returned `exit_code`; free its slot."""
+        """End a detached job: finalize it as if `call` had returned `exit_code`; free its slot.
+
+        A job its `Retry` runs again goes back to the runner's queue instead.
+        """
         results = job.results
+        again = False
         try:
             with job_context(results):
                 results._note(failure=failure, reason=reason)
                 _check_exit_code(self, exit_code)
-                job._finalize(exit_code, self._cancelled)
+                again = self._try_again(job, exit_code)
+                if not again:
+                    job._finalize(exit_code, self._cancelled)
         except BaseException as exc:
             self._end_by_exception(results, exc)
             if not isinstance(exc, Exception):
                 raise
         finally:
-            if not results.done:
-                results._move(JobStatus.FAILED, error="the job ended without a final status")
-            lease.release()
+            if again and not results.done:
+                self._run_again(job, manager, lease)
+            else:
+                if not results.done:
+                    results._move(JobStatus.FAILED, error="the job ended without a final status")
+                lease.release()
 
     @staticmethod
     def _end_by_exception(results: Results, exc: BaseException) -> None:

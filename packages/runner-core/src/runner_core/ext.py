@@ -43,6 +43,13 @@ Hooks a runner overrides (call `super()` first):
   the job's whole life (prepare, `call`, finalize or `detach_job()`) in the calling
   thread, with no job thread and no `maxjobs` slot (`call` neither waits for one nor
   takes one). For a `call` that only collects the job (GridRunner in `batch()`).
+- `JobRunner.check_runflags(runflags)`: refuse run flags the runner cannot use, at
+  `job.run()`, before the job is queued (GridRunner parses the resources here).
+- `JobRunner.grow_request(runflags, factors)`: the request of a job's next attempt under
+  a `runner_core.Retry` (``{"memory": "200M"}``), or why it cannot grow; GridRunner
+  clamps it to the cluster's limits. A detached job's attempt that ended with
+  `Completion.complete(code, reason)` is run again by the runner from the thread that
+  completed it: that call returns at once, the next attempt queued.
 
 How many job threads a runner uses (call it, do not override it):
 
