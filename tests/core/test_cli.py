@@ -26,6 +26,7 @@ import runner_core.ext
 from runner_core import JobManager, JobRunner, JobStatus, SingleJob
 from runner_core.cli import main
 from runner_core.cli._batch import Batch, clock, describe_reason, make_job
+from runner_core.cli._folder import resume_plan
 from runner_core.cli._summary import json_document, write_table
 
 # A progress line: `[3/10] opt.002 (job 4711) CRASHED exit 3 1.2s [see work/opt.002/opt.err]`.
@@ -1025,3 +1026,64 @@ def test_describe_reason_and_clock() -> None:
     assert describe_reason("timeout", None) == "timeout (killed at its time limit)"
     assert describe_reason("out_of_memory", 1.0) == "out of memory (killed at its memory limit)"
     assert clock(3725) == "1:02:05"
+
+
+# --- retries ------------------------------------------------------------------------
+
+
+def test_retry_runs_a_crashed_job_again_and_the_journal_keeps_each_attempt(
+    scripts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flaky = _script(
+        scripts,
+        "flaky.sh",
+        "if [ -e tried ]; then echo fine; else touch tried; echo first >&2; exit 4; fi\n",
+    )
+    status = main(["run", "--retry", "crashed", "--attempts", "2", "--workdir", "work", flaky])
+    captured = capsys.readouterr()
+    assert status == 0, captured
+    assert "up to 2 attempts on crashed" in captured.err
+    assert _table_rows(captured.out)["flaky"][:2] == ["SUCCESSFUL", "0"]
+    assert Path("work", "flaky", "flaky.attempt1.err").read_text() == "first\n"
+    (record,) = runner_core.read_journal("work").jobs
+    assert [(a["reason"], a["exit_code"]) for a in record.attempts] == [("crashed", 4)]
+    assert record.runner["retry"]["attempts"] == 2
+
+
+def test_attempts_alone_retries_the_default_reasons_and_a_bad_reason_is_a_usage_error(
+    scripts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crash = _script(scripts, "crash.sh", "exit 4\n")
+    assert main(["run", "--attempts", "3", "--workdir", "work", crash]) == 1
+    out = capsys.readouterr()
+    assert "on out_of_memory, timeout, node_fail, preempted" in out.err
+    assert "not run again" not in out.out  # a plain crash is no reason to retry
+    assert main(["run", "--retry", "out_of_disk", "--workdir", "w2", crash]) == 2
+    err = capsys.readouterr().err
+    assert "--retry out_of_disk: 'out_of_disk' is not an end reason to retry on" in err
+    assert not Path("w2").exists()
+    assert main(["run", "--attempts", "0", crash]) == 2
+    assert "--attempts: must be at least 1, not 0" in capsys.readouterr().err
+
+
+def test_status_shows_a_retried_jobs_last_attempt_and_resume_keeps_the_policy(
+    scripts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flaky = _script(
+        scripts, "flaky.sh", "if [ -e tried ]; then exit 0; else touch tried; exit 4; fi\n"
+    )
+    once = _script(scripts, "once.sh", "exit 0\n")
+    assert main(["run", "--retry", "crashed", "--workdir", "work", flaky, once]) == 0
+    capsys.readouterr()
+    assert main(["status", "work"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:3]}
+    assert " SUCCESSFUL (attempt 2) " in rows["flaky"]
+    assert "attempt" not in rows["once"]
+    assert main(["status", "work", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    flaky_json = next(job for job in document["jobs"] if job["name"] == "flaky")
+    assert [a["exit_code"] for a in flaky_json["attempts"]] == [4]
+
+    _jobs, runner, _notes = resume_plan("work")
+    assert runner.retry == runner_core.Retry(on=["crashed"])
+    runner.shutdown()

@@ -11,7 +11,7 @@ import pytest
 
 from core.journal_helpers import counting_body, starts
 from core.runner_helpers import TIMEOUT, wait_until
-from runner_core import JobStatus, read_journal
+from runner_core import JobManager, JobRunner, JobStatus, SingleJob, read_journal
 from runner_core._process import process_start
 from runner_core.cli import main
 
@@ -151,9 +151,7 @@ def _long_run(tmp_path: Path, count: int = 2) -> tuple[subprocess.Popen[str], Pa
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_until(
-        lambda: all((work / f"long{i}" / "pid").exists() for i in range(count)), "jobs started"
-    )
+    wait_until(lambda: all(_has_pid(work / f"long{i}") for i in range(count)), "jobs started")
     wait_until(
         lambda: (
             all(r.pid is not None for r in read_journal(work).jobs)
@@ -162,6 +160,14 @@ def _long_run(tmp_path: Path, count: int = 2) -> tuple[subprocess.Popen[str], Pa
         "pids on record",
     )
     return proc, work
+
+
+def _has_pid(folder: Path) -> bool:
+    """The job in `folder` has written its pid (the file is made before it is written)."""
+    try:
+        return (folder / "pid").read_text().strip() != ""
+    except FileNotFoundError:
+        return False
 
 
 def _pids(work: Path, count: int = 2) -> list[int]:
@@ -261,3 +267,69 @@ def test_resume_dir_restores_successful_jobs(
     ]
     assert starts(scripts.parent / "work" / "ok") == 1
     assert starts(scripts.parent / "work" / "bad") == 2
+
+
+def _old_journal(folder: Path, ok_hash: str) -> None:
+    """A journal as the first runner-core wrote it (no SUBMITTED, no submit times, an end
+    without `ts`), non-ASCII kept as it is; two lines as a person's editor or another
+    JSON writer would leave them (spaces after the separators)."""
+    records: list[dict[str, object]] = [
+        {"k": "open", "v": 1, "s": 1, "host": "h", "pid": 1, "ps": 1, "boot": "b", "t": 100.0},
+        {"k": "runner", "r": 1, "info": {"kind": "local", "parallel": True, "maxjobs": 0}},
+        {"k": "job", "j": 1, "name": "ok", "dir": "ok", "hash": ok_hash, "r": 1, "t": 100.5},
+        {"k": "st", "j": 1, "s": "running", "t": 101.0},
+        {"k": "pid", "j": 1, "pid": 4242, "ps": 99},
+        {"k": "end", "j": 1, "s": "successful", "code": 0, "t": 103.5, "t0": 101.0},
+        {"k": "job", "j": 2, "name": "bäd", "dir": "bäd", "hash": "x", "r": 1, "t": 100.6},
+        {"k": "st", "j": 2, "s": "running", "t": 101.0},
+        {"k": "end", "j": 2, "s": "crashed", "code": 3, "t": 102.0, "err": "Fehler: 3"},
+        {"k": "close", "s": 1, "t": 104.0},
+    ]
+    lines = [json.dumps(r, separators=(",", ":"), ensure_ascii=False) for r in records]
+    lines[3] = json.dumps(records[3])
+    lines[8] = json.dumps(records[8])
+    (folder / ".runner").mkdir(parents=True)
+    (folder / ".runner" / "journal.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "ok").mkdir()
+    (folder / "bäd").mkdir()
+
+
+def test_a_journal_of_the_first_version_opens_for_status_and_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    job = SingleJob("ok", "exit 0\n")
+    work = tmp_path / "work"
+    _old_journal(work, job.input_hash())
+    assert main(["status", "work"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[1].split() == ["ok", "SUCCESSFUL", "-", "0", "-", "-", "2.5", "work/ok"]
+    assert lines[2].split() == ["bäd", "CRASHED", "-", "3", "-", "-", "1.0", "work/bäd"]
+    assert "2 jobs: 1 SUCCESSFUL, 1 CRASHED" in captured.out
+    assert "dropped" not in captured.err
+    assert main(["status", "work", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["counts"] == {"SUCCESSFUL": 1, "CRASHED": 1}
+    assert [(j["name"], j["error"], j["submitted_at"]) for j in document["jobs"]] == [
+        ("ok", None, None),
+        ("bäd", "Fehler: 3", None),
+    ]
+    with JobManager(work, resume=True) as manager:
+        results = job.run(jobrunner=JobRunner(), jobmanager=manager)
+    assert results.restored
+    assert (results.status, results.exit_code, results.started_at) == (
+        JobStatus.SUCCESSFUL,
+        0,
+        101.0,
+    )
+
+
+def test_status_json_of_a_run_without_jobs_yet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / ".runner").mkdir()
+    (tmp_path / ".runner" / "journal.jsonl").write_text('{"k":"open","v":1,"s":1,"t":1.0}\n')
+    assert main(["status", str(tmp_path), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert (document["jobs"], document["counts"], document["dropped"]) == ([], {}, [])

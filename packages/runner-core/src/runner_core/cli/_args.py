@@ -29,6 +29,23 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0.1:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{text} is too short; give 0.1 seconds or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of `runner` and its `run` subcommand."""
     verbosity = argparse.ArgumentParser(add_help=False)
@@ -63,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "Example: runner run --parallel --maxjobs 4 --workdir work jobs/*.sh\n"
-            "         runner run --grid slurm --flag t=00:10:00 --flag mem=4G jobs/*.sh"
+            "         runner run --grid slurm --flag t=00:10:00 --flag mem=4G jobs/*.sh\n"
+            "         runner run --grid slurm --flag memory=2G --retry out_of_memory jobs/*.sh"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -115,6 +133,22 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     run.add_argument(
+        "--retry",
+        metavar="REASON[,REASON]",
+        help=(
+            "run a job again when it ends for one of these reasons: out_of_memory (with twice "
+            "the memory), timeout (twice the walltime), node_fail, preempted, crashed (any "
+            "non-zero exit), ...; default with --attempts: out_of_memory,timeout,node_fail,"
+            "preempted"
+        ),
+    )
+    run.add_argument(
+        "--attempts",
+        metavar="N",
+        type=_positive_int,
+        help="with --retry: at most N runs of a job in all (default: 3); a preemption uses none",
+    )
+    run.add_argument(
         "--json",
         action="store_true",
         help="print the summary as a JSON document on stdout instead of a table",
@@ -141,7 +175,51 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_folder_commands(commands, verbosity)
+    _add_report_command(commands, verbosity)
     return parser
+
+
+def _add_report_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    verbosity: argparse.ArgumentParser,
+) -> None:
+    """`runner report DIR [-o FILE] [--json] [--no-accounting]`."""
+    report = commands.add_parser(
+        "report",
+        parents=[verbosity],
+        help="write a run's report (timeline, counts, waits, failures, use) as one HTML file",
+        description=(
+            "Write the report of the run recorded in DIR as one self-contained HTML file\n"
+            "(it loads nothing from elsewhere: open it from disk): a timeline of every\n"
+            "job's tries, the jobs queued, pending and running over time, wait and run\n"
+            "times, failures by reason, and, where the scheduler keeps accounting, memory\n"
+            "and CPU used against the request. Works while the run goes on and after.\n\n"
+            "Exit status: 0, or 2 when DIR has no run journal or FILE cannot be written."
+        ),
+        epilog="Example: runner report work -o work-report.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument(
+        "folder",
+        metavar="DIR",
+        help="the run's folder (the --workdir of `runner run`, or a JobManager's folder)",
+    )
+    report.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="where to write the page (default: report.html here; with --json: none)",
+    )
+    report.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report's numbers (every try, counts, times, failures, use) as JSON",
+    )
+    report.add_argument(
+        "--no-accounting",
+        action="store_true",
+        help="do not ask the scheduler's accounting (sacct, qacct) what the jobs used",
+    )
 
 
 def _add_folder_commands(
@@ -167,6 +245,21 @@ def _add_folder_commands(
         "--json",
         action="store_true",
         help='print {"folder", "driver", "counts", "jobs": [...], "dropped"} as JSON',
+    )
+    status.add_argument(
+        "--watch",
+        action="store_true",
+        help=(
+            "a live view instead of the table, redrawn every --interval seconds (counts, "
+            "jobs finished per minute, the oldest waiting job, recent failures, time left); "
+            "it ends when the run has no live driver, or at Ctrl-C"
+        ),
+    )
+    status.add_argument(
+        "--interval",
+        metavar="SECONDS",
+        type=_interval,
+        help="with --watch: seconds between two views (default: 2)",
     )
     cancel = commands.add_parser(
         "cancel",

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, TextIO
 
-from runner_core import JobRunner, JobStatus, cancel_run, read_journal
+from runner_core import JobRunner, JobStatus, Retry, cancel_run, read_journal
 from runner_core.cli._args import PROG, UsageError
 from runner_core.cli._batch import display_path, make_job
+from runner_core.cli._progress import Screen, watch_lines
 from runner_core.cli._runners import find_grid_runner
 
 if TYPE_CHECKING:
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+WATCH_INTERVAL = 2.0  # seconds between two views of `runner status --watch`
 
 
 def load(folder: str) -> JournalState:
@@ -89,22 +93,28 @@ def observe(state: JournalState) -> None:
 
 
 def command_status(args: argparse.Namespace) -> int:
-    """`runner status DIR [--json]`."""
-    state = load(args.folder)
-    observe(state)
-    counts = state.counts()
-    if args.json:
-        document = {
-            "folder": state.folder,
-            "driver": None if state.driver is None else state.driver.as_dict(),
-            "counts": counts,
-            "jobs": [record.as_dict() for record in state.jobs],
-            "dropped": state.dropped,
-        }
-        json.dump(document, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return EXIT_OK
-    write_status(state, sys.stdout)
+    """`runner status DIR [--json] [--watch [--interval SECONDS]]`."""
+    interval = getattr(args, "interval", None)
+    if getattr(args, "watch", False):
+        if args.json:
+            raise UsageError("--watch shows a live view and --json prints the jobs once; pick one")
+        return watch(args.folder, WATCH_INTERVAL if interval is None else interval, sys.stdout)
+    if interval is not None:
+        raise UsageError(f"--interval {interval:g} is for the live view: add --watch")
+    # The records of a big run live until the end: the cyclic collector would walk them
+    # again at every few thousand new objects (a table row, a JSON dict) and free nothing.
+    collect = gc.isenabled()
+    gc.disable()
+    try:
+        state = load(args.folder)
+        observe(state)
+        if args.json:
+            write_json(state, sys.stdout)
+            return EXIT_OK
+        write_status(state, sys.stdout)
+    finally:
+        if collect:
+            gc.enable()
     driver_alive = state.driver is not None and state.driver.live
     if state.dropped and not driver_alive:
         for note in state.dropped:
@@ -112,49 +122,124 @@ def command_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _seconds(start: Optional[float], end: Optional[float]) -> str:
-    if start is None or end is None:
-        return "-"
-    return f"{max(0.0, end - start):.1f}"
+def write_json(state: JournalState, stream: TextIO) -> None:
+    """The `--json` document: {"folder", "driver", "counts", "jobs", "dropped"}, a job per line.
+
+    Each job's dict is one line (made by the json module's C encoder, which an indented
+    dump of the whole document would not use), so a 100,000-job run prints in a moment
+    and a person can still read and grep it.
+    """
+    dumps = json.dumps
+    driver = None if state.driver is None else state.driver.as_dict()
+    stream.write(
+        f'{{\n  "folder": {dumps(state.folder)},\n  "driver": {dumps(driver)},\n'
+        f'  "counts": {dumps(state.counts())},\n  "jobs": ['
+    )
+    jobs = ",\n    ".join([dumps(record.as_dict()) for record in state.jobs])
+    stream.write(f"\n    {jobs}\n  ]" if jobs else "]")
+    stream.write(f',\n  "dropped": {dumps(state.dropped)}\n}}\n')
+
+
+def _folder_display(root: str) -> Callable[[str], str]:
+    """How a job's folder (its absolute path) is shown: relative to here when inside it.
+
+    Worked out once for the run's folder, which holds every job's folder, not per job.
+    """
+    cwd = os.getcwd()
+    inside = root.rstrip(os.sep) + os.sep
+    if cwd.startswith(inside):  # the current directory is in the run's folder: rare
+        return lambda path: display_path(Path(path))
+    if root == cwd or root.startswith(cwd.rstrip(os.sep) + os.sep):
+        prefix = os.path.relpath(root, cwd)
+        prefix = "" if prefix == "." else prefix + os.sep
+    else:
+        prefix = inside
+    cut = len(inside)
+    return lambda path: prefix + path[cut:] if path.startswith(inside) else display_path(Path(path))
+
+
+# Status names, and those of the final states: compared as strings in the loops below
+# (an Enum member's `name` and hash are Python calls, a lot of them for 100,000 jobs).
+_FINAL_NAMES = frozenset(s.name for s in JobStatus if s.done)
 
 
 def write_status(state: JournalState, stream: TextIO) -> None:
     """The status table of a run: a row per job, the counts, the driver.
 
     `wait` is the seconds a grid job waited in the scheduler's queue, `run` the seconds
-    its runscript ran (so far, for a running job).
+    its runscript ran (so far, for a running job). A job a `Retry` ran again shows its
+    last attempt, numbered (``SUCCESSFUL (attempt 2)``).
     """
-    header = ["job", "status", "jobid", "exit", "reason", "wait", "run", "folder"]
-    rows = []
+    header = ("job", "status", "jobid", "exit", "reason", "wait", "run", "folder")
+    rows: list[tuple[str, ...]] = [header]
     now = time.time()
+    shown = _folder_display(state.folder)
+    final = _FINAL_NAMES
     for record in state.jobs:
-        status = record.status.name + (" (left queued)" if record.left else "")
+        name = record.status._name_
+        end = record.finished_at if name in final else now
+        if record.left:
+            name += " (left queued)"
+        if record.attempts:  # run again by a Retry: this row is its last attempt
+            name += f" (attempt {len(record.attempts) + 1})"
         jobid = record.jobid or "-"
         if record.native_id is not None:
             jobid = f"{jobid} ({record.native_id})"
         started = record.started_at
-        end = record.finished_at if record.status.done else now
+        submitted = record.submitted_at
         wait_end = started if started is not None else end
+        code = record.exit_code
         rows.append(
-            [
+            (
                 record.folder,
-                status,
+                name,
                 jobid,
-                "-" if record.exit_code is None else str(record.exit_code),
+                "-" if code is None else str(code),
                 record.reason or "-",
-                _seconds(record.submitted_at, wait_end),
-                _seconds(started, end),
-                display_path(Path(record.path)),
-            ]
+                "-"
+                if submitted is None or wait_end is None
+                else f"{max(0.0, wait_end - submitted):.1f}",
+                "-" if started is None or end is None else f"{max(0.0, end - started):.1f}",
+                shown(record.path),
+            )
         )
-    widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
-    for row in [header, *rows]:
-        stream.write("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row)).rstrip() + "\n")
+    widths = [max(map(len, column)) for column in zip(*rows)]
+    line = "  ".join(f"{{:<{width}}}" for width in widths[:-1]) + "  {}"
+    stream.write("\n".join([line.format(*row).rstrip() for row in rows]) + "\n")
     counts = state.counts()
     order = [s.name for s in JobStatus]
     summary = ", ".join(f"{counts[name]} {name}" for name in order if name in counts)
     stream.write(f"{len(state.jobs)} jobs: {summary or 'none yet'}\n")
     stream.write(driver_line(state) + "\n")
+
+
+def watch(folder: str, interval: float, stream: TextIO) -> int:
+    """`runner status DIR --watch`: the run's live view every `interval` s, until the run ends.
+
+    Each round reads only what the journal gained since the last (`read_journal(since=)`)
+    and the lock file. The view ends by itself once the run has no live driver (it ended,
+    or its driver died: the last view says which), and at Ctrl-C; both exit 0.
+    """
+    state = load(folder)
+    screen = Screen(stream)
+    try:
+        while True:
+            live = state.driver is not None and state.driver.live
+            if not live:
+                observe(state)
+            screen.show(watch_lines(state, driver_line(state), time.time()))
+            if not live:
+                screen.close("the run has no live driver: the view ends")
+                return EXIT_OK
+            time.sleep(interval)
+            state = read_journal(state.folder, since=state)
+    except KeyboardInterrupt:
+        screen.close()
+        return EXIT_OK
+    except BrokenPipeError:  # `| head`: the reader has gone; nothing left to flush at exit
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        return EXIT_OK
 
 
 def grid_runner_class(kinds: Sequence[str], quiet: bool = False) -> dict[str, Any]:
@@ -258,7 +343,21 @@ def _remake(record: JobRecord, notes: list[str]) -> Optional[SingleJob]:
 
 
 def runner_from_info(info: dict[str, Any]) -> JobRunner:
-    """Build the runner a journal describes: JobRunner for "local", else the registered class."""
+    """Build the runner a journal describes: JobRunner for "local", else the registered class.
+
+    With the run's `Retry` policy, when it had one.
+    """
+    runner = _runner_of_kind(info)
+    if info.get("retry"):
+        try:
+            runner.retry = Retry.from_dict(info["retry"])
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"the run's retry policy {info['retry']!r} is not one: {exc}") from exc
+    return runner
+
+
+def _runner_of_kind(info: dict[str, Any]) -> JobRunner:
+    """`runner_from_info` without the retry policy."""
     kind = str(info.get("kind", "local"))
     if kind == "local":
         return JobRunner.from_journal_info(info)

@@ -12,8 +12,9 @@ from runner_core import JobManager, JobStatus, JournalLocked
 from runner_core.cli._args import PROG, UsageError, build_parser, parse_flags
 from runner_core.cli._batch import Batch, make_job, read_scripts
 from runner_core.cli._folder import command_cancel, command_status, resume_plan
+from runner_core.cli._report import command_report
 from runner_core.cli._run import run_batch
-from runner_core.cli._runners import make_runner
+from runner_core.cli._runners import make_runner, retry_policy
 from runner_core.cli._summary import json_document, write_table
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "status": command_status,
         "cancel": command_cancel,
         "resume": _command_resume,
+        "report": command_report,
     }
     try:
         return commands[args.command](args)
@@ -99,7 +101,9 @@ def _command_run(args: argparse.Namespace) -> int:
     """`runner run`: everything is checked before the first job starts."""
     flags = parse_flags(args.flags)
     jobs = [make_job(name, text) for name, text in read_scripts(args.scripts)]
+    retry = retry_policy(args.retry, args.attempts)
     runner = make_runner(args.grid, args.parallel, args.maxjobs)
+    runner.retry = retry
     batch = Batch(jobs, arrays=args.grid is not None and not args.no_array)
     manager = JobManager(args.workdir, resume=args.resume)
 
@@ -109,6 +113,8 @@ def _command_run(args: argparse.Namespace) -> int:
     else:
         how = "in parallel" if args.parallel else "one after another"
     limit = f", at most {args.maxjobs} at once" if args.maxjobs else ""
+    if retry is not None:
+        limit += f", up to {retry.attempts} attempts on {', '.join(retry.on)}"
     plural = "" if len(jobs) == 1 else "s"
     where = Path(args.workdir).resolve()
     again = ""

@@ -99,7 +99,8 @@ def _submit_all(
             if stop.is_set():
                 return
             try:
-                job.run(jobrunner=runner, jobmanager=manager, **flags)
+                job.settings.run.update(flags)  # any key, "retry" too, is a run flag here
+                job.run(jobrunner=runner, jobmanager=manager)
             except Exception:
                 # A job that run() refuses ends FAILED or CANCELLED with results.error
                 # saying why, so its end is reported like any other; nothing to keep here.

@@ -19,7 +19,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Callable, Optional
 
-from runner_core import JobRunner
+from runner_core import JobRunner, Retry
 from runner_core.cli._args import UsageError
 
 if TYPE_CHECKING:
@@ -54,6 +54,21 @@ def make_runner(grid: Optional[str], parallel: bool, maxjobs: int) -> JobRunner:
         return grid_runner(grid=grid, maxjobs=maxjobs)
     except Exception as exc:
         raise UsageError(f"--grid {grid}: {exc}") from exc
+
+
+def retry_policy(reasons: Optional[str], attempts: Optional[int]) -> Optional[Retry]:
+    """Return the `Retry` that `--retry REASON[,REASON]` and `--attempts N` ask for, or None.
+
+    Raises:
+        UsageError: a reason that is not one (naming those there are), or `--attempts`
+            of 1 given alone.
+    """
+    if reasons is None and attempts is None:
+        return None
+    try:
+        return Retry(attempts=3 if attempts is None else attempts, on=reasons)
+    except ValueError as exc:
+        raise UsageError(f"--retry {reasons}: {exc}") from None
 
 
 def find_grid_runner(grid: str) -> Callable[..., JobRunner]:
