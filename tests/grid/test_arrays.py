@@ -26,7 +26,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner_core import JobManager, JobStatus, SingleJob
+from runner_core import JobManager, JobStatus, Retry, SingleJob
 from runner_grid import GridRunner, SchemeError
 from runner_grid._arrays import dispatcher_text, index_expression, partition, write_array_files
 from runner_grid._ids import base_id, expand_indices, task_key
@@ -1085,3 +1085,29 @@ def test_pbs_started_reads_running_subjobs_not_the_array_or_queued_ones() -> Non
     mixed = (_DATA / "pbs" / "qstat_default_mixed.txt").read_text()
     stdout = mixed.split("--- stdout ---\n", 1)[1].split("--- stderr ---", 1)[0]
     assert pbs.started(stdout) == ["5", "6"]
+
+
+def test_a_task_run_again_by_its_retry_goes_as_a_plain_job_with_its_own_files(
+    fake: Path, tmp_path: Path
+) -> None:
+    """Retry(on=["crashed"]): task 2 crashes once; its next attempt is a job of its own."""
+    grid = runner(retry=Retry(on=["crashed"]))
+    manager = JobManager(tmp_path / "w")
+    batch = jobs(3)
+    marker = tmp_path / "crashed-once"
+    batch[
+        1
+    ].runscript = (
+        f"if [ -e '{marker}' ]; then echo fine; else touch '{marker}'; echo first >&2; exit 3; fi\n"
+    )
+    results = run_batch(grid, manager, batch)
+    assert [r.status for r in results] == [JobStatus.SUCCESSFUL] * 3
+    assert array_flags(fake) == ["--array=1-3", None]
+    (first,) = results[1].attempts
+    assert (first.reason, first.exit_code, first.jobid) == ("crashed", 3, "100_2")
+    assert results[1].jobid == "101"
+    folder = results[1].job.path
+    assert (folder / "job1.attempt1.err").read_text() == "first\n"
+    assert (folder / "job1.out").read_text() == "fine\n"
+    assert (folder / "job1.exitcode").read_text() == "0\n"
+    grid.shutdown()

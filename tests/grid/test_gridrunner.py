@@ -526,7 +526,7 @@ def test_a_cancel_that_races_the_submission_sends_one_cancel_command(
     def add_then_cancel(*args: Any, **kwargs: Any) -> None:
         add(*args, **kwargs)
         job.cancel()
-        wait_until(lambda: (fake / "cancels.log").exists())  # the canceller's command ran
+        wait_until((fake / "cancels.log").exists)  # the canceller's command ran
 
     queue.add = add_then_cancel  # type: ignore[method-assign]
     results = job.run(jobrunner=runner, jobmanager=JobManager(tmp_path / "w"))

@@ -11,7 +11,7 @@ import pytest
 
 from runner_core import Resources
 from runner_grid import Limits, QueueLimits, Scheduler
-from runner_grid._limits import LimitsCache, refusal
+from runner_grid._limits import LimitsCache, clamp, refusal
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -133,3 +133,57 @@ def test_limits_that_cannot_be_read_are_logged_once_and_nothing_is_refused(
     (record,) = caplog.records
     assert record.levelno == logging.WARNING
     assert "could not read the queues' limits, jobs are submitted unchecked" in record.message
+
+
+QOS = SLURM._replace(
+    qos={"normal": QueueLimits(walltime=2 * 86400), "small": QueueLimits(600, 500 * 1024**2)},
+    default_qos="normal",
+)
+
+
+def test_a_request_over_its_qos_is_refused_after_the_partition_fits() -> None:
+    assert refusal(Resources(walltime=3 * 86400, queue="long"), QOS) == (
+        "walltime 72:00:00 exceeds QOS 'normal' MaxWall 48:00:00 (less walltime)"
+    )
+    assert refusal(Resources(walltime=3600), QOS, "small") == (
+        "walltime 1:00:00 exceeds QOS 'small' MaxWall 0:10:00 (use QOS 'normal' if your "
+        "account may, or less walltime)"
+    )
+    assert refusal(Resources(walltime=3600), QOS, "unknown") is None  # not listed: not known
+    assert refusal(Resources(walltime=3 * 86400, queue="long"), SLURM) is None  # no QOS read
+
+
+def test_a_grown_request_is_clamped_to_its_qos_too() -> None:
+    grown, notes = clamp(Resources(walltime=1200, memory=GB), QOS, "small")
+    assert grown == Resources(walltime=600, memory=500 * 1024**2)
+    assert notes == [
+        "walltime 0:20:00 is more than QOS 'small' MaxWall 0:10:00",
+        "memory 1G is more than QOS 'small' MaxTRES mem 500M",
+    ]
+    grown, notes = clamp(Resources(walltime=600, queue="short"), QOS)
+    assert grown == Resources(walltime=300, queue="short")
+    assert notes == ["walltime 0:10:00 is more than partition 'short' MaxTime 0:05:00"]
+
+
+def test_a_limit_query_after_the_first_may_fail_and_is_left_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Accounting(Counted):
+        """Partitions answer; the accounting query fails (a cluster without slurmdbd)."""
+
+        def limit_argvs(self) -> list[list[str]]:
+            return [["printf", "short 300\n"], ["sh", "-c", "echo no slurmdbd >&2; exit 1"]]
+
+        def run(
+            self, argv: Sequence[str], *, timeout: Optional[float] = None
+        ) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(list(argv), capture_output=True, text=True, check=False)
+
+    with caplog.at_level(logging.INFO, logger="runner_grid"):
+        limits = Accounting().limits()
+    assert limits is not None
+    assert dict(limits.queues) == {"short": QueueLimits(walltime=300)}
+    assert any(
+        "a limit query is left out" in r.message and "no slurmdbd" in r.message
+        for r in caplog.records
+    )

@@ -230,6 +230,13 @@ def qacct(
         (qacct("37  : qmaster enforced h_rt, h_cpu, or h_vmem limit", 137, wallclock=1, maxvmem="205.691MB",
                category="-q all.q -l h_rt=60,h_vmem=150M"), (137, "out_of_memory")),
         (qacct("37  : qmaster enforced h_rt, h_cpu, or h_vmem limit", 0), (1, "timeout")),
+        # h_vmem enforced over the sum of processes; the sampled maxvmem missed the peak
+        (qacct("37  : qmaster enforced h_rt, h_cpu, or h_vmem limit", 137, wallclock=2, maxvmem="40.5MB",
+               category="-l h_vmem=100M"), (137, "out_of_memory")),
+        (qacct("37  : qmaster enforced h_rt, h_cpu, or h_vmem limit", 137, wallclock=2, maxvmem="60MB",
+               category="-l h_rt=60,h_vmem=100M"), (137, "out_of_memory")),
+        (qacct("37  : qmaster enforced h_rt, h_cpu, or h_vmem limit", 137, wallclock=59, maxvmem="10MB",
+               category="-l h_rt=60,h_vmem=100M"), (137, "timeout")),
         (qacct("25  : rescheduling"), None),
         (qacct("24  : migrating"), None),
         (qacct("26  : opening input/output file"), None),  # error state Eqw: still queued

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import pytest
 from hypothesis import example, given
@@ -638,6 +639,56 @@ def test_parse_limits_reads_the_multi_line_form_and_days() -> None:
     assert dict(limits.queues) == {"gpu": (2 * 86400, None), "cpu": (None, None)}
 
 
+def test_parse_limits_reads_the_qos_limits_and_the_users_default_qos() -> None:
+    # scontrol's partitions, then `sacctmgr show qos` (3 fields) and `show assoc` (5 fields)
+    output = (
+        "PartitionName=debug Default=YES MaxTime=UNLIMITED MaxMemPerNode=UNLIMITED\n"
+        "normal|2-00:00:00|\n"
+        "limited|00:10:00|cpu=4,mem=500M\n"
+        "huge||mem=2T\n"
+        "odd|later|mem=lots\n"
+        "me|chem||limited,normal|\n"
+        "me|phys||normal|\n"
+    )
+    limits = slurm.parse_limits(output)
+    assert list(limits.queues) == ["debug"]
+    assert dict(limits.qos) == {
+        "normal": (2 * 86400, None),
+        "limited": (600, 500 * 1024**2),
+        "huge": (None, 2 * 1024**4),
+        "odd": (None, None),  # not understood: not checked
+    }
+    assert limits.default_qos == "normal"  # none set: SLURM's "normal", which both allow
+    scheduler = Slurm()
+    assert scheduler.check_limits(Resources(walltime=3 * 86400), limits) == (
+        "walltime 72:00:00 exceeds QOS 'normal' MaxWall 48:00:00 (use QOS 'huge' if your "
+        "account may, or less walltime)"
+    )
+    assert scheduler.check_limits(Resources(memory=1024**3), limits, "limited") == (
+        "memory 1G exceeds QOS 'limited' MaxTRES mem 500M (use QOS 'normal' if your account "
+        "may, or less memory)"
+    )
+    assert scheduler.qos_of({"qos": "limited", "memory": "1G"}) == "limited"
+    assert scheduler.qos_of({"memory": "1G"}) is None
+
+
+@pytest.mark.parametrize(
+    ("assoc", "default"),
+    [
+        ("me|chem|long|long,normal|\nme|phys|long|long|\n", "long"),
+        ("me|chem|long|long,normal|\nme|phys|normal|normal|\n", None),  # which one: unknown
+        ("me|chem||limited|\n", None),  # none set and "normal" not allowed
+        ("me|chem|fast|fast|gpu\nme|chem||normal|\n", "normal"),  # a partition's own: skipped
+        ("", None),  # no accounting answer
+    ],
+)
+def test_the_default_qos_is_only_what_every_association_shares(
+    assoc: str, default: Optional[str]
+) -> None:
+    output = "PartitionName=debug Default=YES\nnormal||\nlong|7-00:00:00|\nfast||\n" + assoc
+    assert slurm.parse_limits(output).default_qos == default
+
+
 @pytest.mark.parametrize(
     "output",
     [
@@ -649,3 +700,52 @@ def test_parse_limits_reads_the_multi_line_form_and_days() -> None:
 def test_parse_limits_refuses_what_it_does_not_understand(output: str) -> None:
     with pytest.raises(ValueError):
         slurm.parse_limits(output)
+
+
+_OOM_NOTE = (
+    "slurmstepd-localhost: error: Detected 1 oom-kill event(s) in StepId=19815.batch. Some of "
+    "your processes may have been killed by the cgroup out-of-memory handler.\n"
+)
+
+
+def test_ended_in_part_finds_slurmstepds_oom_kill_note_only() -> None:
+    assert slurm.ended_in_part("Killed\n" + _OOM_NOTE)
+    assert Slurm().ended_in_part(_OOM_NOTE)
+    assert not slurm.ended_in_part("Traceback...\nMemoryError\n")
+    assert not slurm.ended_in_part("")
+
+
+class _Told(Slurm):
+    """SLURM whose end query answers from a dict (a stand-in for scontrol and sacct)."""
+
+    def __init__(self, ends: dict[str, tuple[int, str | None] | None]) -> None:
+        super().__init__()
+        self.ends = ends
+        self.asked: list[str] = []
+
+    def how_ended(self, jobid: str) -> tuple[int, str | None] | None:  # type: ignore[override]
+        self.asked.append(jobid)
+        return self.ends.get(jobid)
+
+
+def test_a_job_that_exited_0_after_an_oom_kill_ends_by_the_schedulers_word(
+    tmp_path: Path,
+) -> None:
+    from runner_grid._ending import end_step  # noqa: PLC0415 - the step under test
+
+    exit_file = tmp_path / "job.exitcode"
+    exit_file.write_text("0\n")
+    scheduler = _Told({"7": (253, "out_of_memory"), "8": None})
+    (tmp_path / "job.err").write_text("Killed\n" + _OOM_NOTE)
+    end = end_step(scheduler, "7", str(exit_file), cancelled=False, last=False)
+    assert end is not None
+    assert (end.code, end.reason) == (253, "out_of_memory")
+    assert end_step(scheduler, "8", str(exit_file), cancelled=False, last=False) is None  # later
+    end = end_step(scheduler, "8", str(exit_file), cancelled=False, last=True)
+    assert end is not None
+    assert (end.code, end.reason) == (0, None)
+    (tmp_path / "job.err").write_text("all fine\n")
+    end = end_step(scheduler, "9", str(exit_file), cancelled=False, last=False)
+    assert end is not None
+    assert (end.code, end.reason) == (0, None)
+    assert scheduler.asked == ["7", "8", "8"]  # a clean stderr costs no query

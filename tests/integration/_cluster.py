@@ -15,7 +15,7 @@ import re
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Union
 
 from integration._schedulers import ORIGINAL_PATH, tool, wait_for
 
@@ -77,8 +77,9 @@ def node_state() -> str:
 
 
 @contextlib.contextmanager
-def slurm_qos_limits(**limits: int) -> Iterator[None]:
-    """Set limits (``MaxSubmitJobsPerUser=1``...) on QOS `TEST_QOS`; clear them (-1) after."""
+def slurm_qos_limits(**limits: Union[int, str]) -> Iterator[None]:
+    """Set limits (``MaxSubmitJobsPerUser=1``, ``MaxWall="00:10:00"``...) on QOS `TEST_QOS`;
+    clear them (-1) after."""
     modify = ["sacctmgr", "-i", "modify", "qos", TEST_QOS, "set"]
     try:
         admin(*modify, *_settings(limits))
@@ -87,7 +88,7 @@ def slurm_qos_limits(**limits: int) -> Iterator[None]:
         admin(*modify, *_settings(dict.fromkeys(limits, -1)))
 
 
-def _settings(limits: dict[str, int]) -> list[str]:
+def _settings(limits: dict[str, Union[int, str]]) -> list[str]:
     return [f"{key}={value}" for key, value in limits.items()]
 
 

@@ -182,6 +182,31 @@ def test_the_runner_refuses_a_walltime_over_maxtime_before_sbatch(
 
 
 @ON_SLURM
+def test_the_runner_refuses_a_request_over_its_qos_before_sbatch(
+    scheduler: str, make_runner: RunnerFactory, submitted: SubmittedIds, tmp_path: Path
+) -> None:
+    """A QOS's MaxWall (read through sacctmgr) refuses walltime 0:20:00 with qos=TEST_QOS at
+    job.run(): SLURM would keep such a job pending forever (QOSMaxWallDurationPerJobLimit). A
+    job run again under a `Retry` grows only up to it."""
+    with slurm_qos_limits(MaxWall="00:10:00"):
+        runner = make_runner()  # reads the limits now, with the QOS limit on
+        job = SingleJob(name="toolong", runscript="exit 0\n")
+        with pytest.raises(
+            ValueError, match=rf"^walltime 0:20:00 exceeds QOS '{TEST_QOS}' MaxWall 0:10:00 \("
+        ):
+            job.run(
+                jobrunner=runner,
+                jobmanager=JobManager(tmp_path / "jobs"),
+                walltime="0:20:00",
+                qos=TEST_QOS,
+            )
+        assert job.results.jobid is None
+        assert not submitted.snapshot()
+        grown = runner.grow_request({"walltime": "0:08:00", "qos": TEST_QOS}, {"walltime": 2})
+        assert grown == ({"walltime": "0:10:00"}, None)
+
+
+@ON_SLURM
 def test_a_node_set_down_ends_its_running_job_node_fail(
     scheduler: str, make_runner: RunnerFactory, submitted: SubmittedIds, tmp_path: Path
 ) -> None:

@@ -42,10 +42,15 @@ RUNNING = {"slurm": "RUNNING", "sge": "r"}
 CANCEL = {"slurm": "scancel", "sge": "qdel"}
 
 
+@pytest.mark.parametrize("scheduler", [SCHEDULERS["sge"]], indirect=True)
 def test_time_limit_ends_with_reason_timeout(
     scheduler: str, make_runner: RunnerFactory, submitted: SubmittedIds, tmp_path: Path
 ) -> None:
-    """A job killed by the scheduler at its time limit ends CRASHED with reason "timeout"."""
+    """A job killed by the scheduler at its time limit ends CRASHED with reason "timeout".
+
+    On SLURM (whose shortest limit costs a minute and a half) the same end is pinned by
+    test_retry.py's time-limit case, as the first of its two attempts.
+    """
     runner = make_runner()
     job = SingleJob(name="overtime", runscript="sleep 300\n")
     results = job.run(

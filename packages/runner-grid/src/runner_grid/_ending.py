@@ -102,14 +102,32 @@ def _end(code: int, reason: Optional[str], own_end: bool, times: Times) -> End:
     return End(code, reason, own_end, times.started, times.finished)
 
 
+#: How much of the end of a job's stderr is read for `Scheduler.ended_in_part`.
+_STDERR_TAIL = 4096
+
+
+def _stderr_tail(exit_file: str) -> str:
+    """The end of the job's stderr file (``<name>.err`` beside ``<name>.exitcode``), or ""."""
+    stem = exit_file[: -len(".exitcode")] if exit_file.endswith(".exitcode") else exit_file
+    try:
+        with open(stem + ".err", "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - _STDERR_TAIL))
+            return handle.read(_STDERR_TAIL).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
 def end_step(
     scheduler: Scheduler, jobid: str, exit_file: str, cancelled: bool, last: bool
 ) -> Optional[End]:
     """One look at how a job that left the queue ended; None when nothing tells yet.
 
-    The job's own exit-code file first; when it is missing or non-zero, the scheduler's
-    records (`Scheduler.how_ended`). Accounting may be written late (Grid Engine's
-    flush_time), so until the `last` look a missing record means "ask again". At the
+    The job's own exit-code file first; when it is missing or non-zero, or zero with a
+    note in the job's stderr that the scheduler killed part of it
+    (`Scheduler.ended_in_part`), the scheduler's records (`Scheduler.how_ended`).
+    Accounting may be written late (Grid Engine's flush_time), so until the `last` look
+    a missing record means "ask again". At the
     last look with nothing known, the exit code is 1 (see the docs page on exit codes).
     The times are what the job's wrapper recorded.
 
@@ -120,6 +138,13 @@ def end_step(
     code = read_exitcode(exit_file)
     times = read_times(times_for(exit_file))
     if code == 0:
+        if scheduler.tells_reasons and scheduler.ended_in_part(_stderr_tail(exit_file)):
+            told = scheduler.how_ended(jobid)
+            if told is None and not last:
+                return None  # its end is not on record yet: look again
+            if told is not None and told[1] not in (None, "cancelled"):
+                logger.info("job %s exited 0, but the scheduler ended it %s", jobid, told[1])
+                return _end(told[0], told[1], True, times)
         return _end(0, None, True, times)
     if code is not None:  # the runscript's own code; the scheduler may know why
         if not scheduler.tells_reasons:

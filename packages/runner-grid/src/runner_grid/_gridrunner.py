@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -41,6 +42,7 @@ from runner_grid._detect import detect_scheme
 from runner_grid._ending import JobsInQueue, Waiter, observe_records
 from runner_grid._limits import LimitsCache
 from runner_grid._submitter import SubmitOutcome, find_recorded, submit_logged
+from runner_grid._usage import usage_of_records
 from runner_grid._wrapper import DIRECTIVE_PREFIXES, exitcode_path, write_wrapper
 from runner_grid.schemes import SCHEMES
 from runner_grid.schemes._base import Scheduler
@@ -50,8 +52,9 @@ from runner_settings import Settings
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from runner_core import Results
+    from runner_core import Results, Retry
     from runner_core.ext import JobRecord, RecordedState
+    from runner_core.report import UsageReport
 
 __all__ = ["GridRunner"]
 
@@ -140,6 +143,8 @@ class GridRunner(JobRunner):
         maxthreads: the most job threads alive when a subclass overrides `call`; caps
             ``submit_workers`` otherwise.
         submit_workers: the most submit commands run at once (default 4).
+        retry: when to run a job again (`runner_core.Retry`): by its end reason, the request
+            grown and clamped to the cluster's limits; None runs each job once.
 
     Raises:
         ValueError: an unknown scheme name, a bad scheme (naming the key), or a bad sleepstep.
@@ -159,6 +164,7 @@ class GridRunner(JobRunner):
         maxthreads: int = 256,
         *,
         submit_workers: int = SUBMIT_WORKERS,
+        retry: Optional[Retry] = None,
     ) -> None:
         """Create a runner; see the class docstring."""
         self._submit_workers = _count("submit_workers", submit_workers)
@@ -174,7 +180,7 @@ class GridRunner(JobRunner):
         self._queue.on_gone = self._batches.release  # a job's leaving frees its share
         # A job in the queue needs a thread only when a subclass's own call must block.
         self._detaching = type(self).call is GridRunner.call
-        super().__init__(parallel=parallel, maxjobs=maxjobs, maxthreads=maxthreads)
+        super().__init__(parallel=parallel, maxjobs=maxjobs, maxthreads=maxthreads, retry=retry)
         self._maxthreads: int = maxthreads
         self._apply_threads()
 
@@ -246,7 +252,17 @@ class GridRunner(JobRunner):
         except SchemeError:  # a bad scheme fails the job at its submission, naming the key
             return
         scheduler.check_runflags(runflags)
-        self._limits.check(scheduler, scheduler.split_runflags(runflags)[0])
+        resources = scheduler.split_runflags(runflags)[0]
+        self._limits.check(scheduler, resources, scheduler.qos_of(runflags))
+
+    def grow_request(
+        self, runflags: Mapping[str, Any], factors: Mapping[str, float]
+    ) -> tuple[dict[str, Any], Optional[str]]:
+        """The next attempt's request (`runner_core.Retry`), clamped to the cluster's limits."""
+        grown, refused = super().grow_request(runflags, factors)
+        if refused is not None:
+            return grown, refused
+        return self._limits.clamp(self.scheduler(), runflags, grown)
 
     def _cancel_scheduler(self) -> Scheduler:
         try:
@@ -424,28 +440,7 @@ class GridRunner(JobRunner):
             ValueError: the run used a scheme of its own (not in `config`), which the journal
                 cannot rebuild: resume it by running its script again with ``resume=True``.
         """
-        name = str(info.get("scheme", "auto"))
-        if name not in cls.config:
-            raise ValueError(
-                f"the run used the grid scheme {name!r}, which is not in GridRunner.config; "
-                "resume it by running its script again with JobManager(folder, resume=True)"
-            )
-        return cls(
-            grid=name,
-            sleepstep=float(info.get("sleepstep", 5)),
-            parallel=bool(info.get("parallel", True)),
-            maxjobs=int(info.get("maxjobs", 0)),
-            submit_workers=int(info.get("submit_workers", SUBMIT_WORKERS)),
-        )
-
-    @classmethod
-    def _recorded_scheduler(cls, name: str) -> Optional[Scheduler]:
-        """The scheduler of recorded jobs of scheme `name`, or None (logged) if it cannot be had."""
-        try:
-            return cls.from_journal_info({"scheme": name, "sleepstep": 1}).scheduler()
-        except (ValueError, TypeError) as exc:
-            logger.error("cannot ask the scheduler of scheme %r: %s", name, exc)
-            return None
+        return cls(**_recorded_arguments(cls.config, info))
 
     def reattach(self, record: JobRecord) -> bool:
         """Wait again for a job an earlier driver submitted (found by its id or tag); see JobRunner.
@@ -477,7 +472,7 @@ class GridRunner(JobRunner):
         """Where recorded jobs are now (`JobRunner.observe_recorded`), by `observe_records`."""
         seen: dict[int, RecordedState] = {}
         for name, group in _by_scheme(records).items():
-            scheduler = cls._recorded_scheduler(name) if ask_scheduler else None
+            scheduler = _recorded_scheduler(cls, name) if ask_scheduler else None
             seen.update(observe_records(group, scheduler))
         return seen
 
@@ -486,12 +481,18 @@ class GridRunner(JobRunner):
         """Cancel a run's grid jobs from their records, no live runner: `cancel_records`."""
         stopped: list[JobRecord] = []
         for name, group in _by_scheme(records).items():
-            scheduler = cls._recorded_scheduler(name)
+            scheduler = _recorded_scheduler(cls, name)
             if scheduler is None:
                 logger.error("cannot cancel %d jobs of scheme %r", len(group), name)
                 continue
             stopped.extend(cancel_records(scheduler, group))
         return stopped
+
+    @classmethod
+    def usage_recorded(cls, records: Sequence[JobRecord]) -> UsageReport:
+        """What recorded jobs used, by the scheduler's accounting (`runner report`): see
+        `runner_grid._usage.usage_of_records` (sacct, qacct; PBS not yet)."""
+        return usage_of_records(_by_scheme(records), functools.partial(_recorded_scheduler, cls))
 
     # --- cancelling ----------------------------------------------------------------------
 
@@ -512,3 +513,29 @@ class GridRunner(JobRunner):
         super().cancel_job(results)
         self._batches.drop(results)  # waiting for room: it ends now
         self._canceller.cancel_job(results)
+
+
+def _recorded_arguments(config: Settings, info: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of a GridRunner as `journal_info` recorded them (`from_journal_info`)."""
+    name = str(info.get("scheme", "auto"))
+    if name not in config:
+        raise ValueError(
+            f"the run used the grid scheme {name!r}, which is not in GridRunner.config; "
+            "resume it by running its script again with JobManager(folder, resume=True)"
+        )
+    return {
+        "grid": name,
+        "sleepstep": float(info.get("sleepstep", 5)),
+        "parallel": bool(info.get("parallel", True)),
+        "maxjobs": int(info.get("maxjobs", 0)),
+        "submit_workers": int(info.get("submit_workers", SUBMIT_WORKERS)),
+    }
+
+
+def _recorded_scheduler(runner: type[GridRunner], name: str) -> Optional[Scheduler]:
+    """The scheduler of recorded jobs of scheme `name`, or None (logged) if it cannot be had."""
+    try:
+        return runner.from_journal_info({"scheme": name, "sleepstep": 1}).scheduler()
+    except (ValueError, TypeError) as exc:
+        logger.error("cannot ask the scheduler of scheme %r: %s", name, exc)
+        return None

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import types
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
-from runner_core import format_memory, format_walltime
+from runner_core import Resources, format_memory, format_walltime
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
-    from runner_core import Resources
     from runner_grid.schemes._base import Scheduler
 
-__all__ = ["Limits", "LimitsCache", "QueueLimits", "refusal"]
+__all__ = ["Limits", "LimitsCache", "QueueLimits", "clamp", "refusal"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,9 @@ class QueueLimits(NamedTuple):
     """Bytes per node, per slot or per job (see `Limits.memory_per`)."""
 
 
+_NO_QOS: Mapping[str, QueueLimits] = types.MappingProxyType({})
+
+
 class Limits(NamedTuple):
     """A cluster's limits as its scheduler tells them, with the words its messages use.
 
@@ -43,6 +47,10 @@ class Limits(NamedTuple):
         walltime_name, memory_name: the scheduler's names of the two limits (``MaxTime``).
         memory_per: what the memory limit counts: ``"node"`` (SLURM), ``"slot"`` (Grid
             Engine: the memory over the cores) or ``"job"`` (PBS: the job's total).
+        qos: SLURM's quality-of-service name -> its limits per job (``MaxWall``, the
+            memory of ``MaxTRES``, the job's total); empty where there is none or the
+            accounting cannot be asked. A job over its QOS's limit would pend forever.
+        default_qos: the QOS of a job that names none (the user's association's), or None.
     """
 
     queues: Mapping[str, QueueLimits]
@@ -51,6 +59,8 @@ class Limits(NamedTuple):
     walltime_name: str = "walltime"
     memory_name: str = "memory"
     memory_per: str = "node"
+    qos: Mapping[str, QueueLimits] = _NO_QOS
+    default_qos: Optional[str] = None
 
 
 def _memory_asked(resources: Resources, per: str) -> Optional[int]:
@@ -66,20 +76,53 @@ def _over(asked: Optional[int], most: Optional[int]) -> bool:
     return asked is not None and most is not None and asked > most
 
 
-def refusal(resources: Resources, limits: Limits) -> Optional[str]:
+def refusal(resources: Resources, limits: Limits, qos: Optional[str] = None) -> Optional[str]:
     """Return why `resources` can never run under `limits`, naming a queue that fits, or None.
 
     A job naming no queue is compared with the default queue; a queue the limits do not
-    list, or no default, is not checked (the scheduler decides).
+    list, or no default, is not checked (the scheduler decides). Then its QOS (`qos`, else
+    the default one), where the limits list QOS.
 
     Args:
         resources: the job's request.
         limits: the cluster's limits.
+        qos: the QOS the job names (SLURM's ``qos`` run flag), or None.
 
     Returns:
         The message (``walltime 48:00:00 exceeds partition 'short' MaxTime 0:05:00 (use
         partition 'debug', or less walltime)``), or None when the request fits.
     """
+    return _queue_refusal(resources, limits) or _qos_refusal(resources, limits, qos)
+
+
+def _qos_refusal(resources: Resources, limits: Limits, qos: Optional[str]) -> Optional[str]:
+    """Why `resources` is over the limits of the job's QOS (it would pend forever), or None."""
+    name = qos if qos is not None else limits.default_qos
+    most = None if name is None else limits.qos.get(name)
+    if most is None:
+        return None
+    walltime, memory = resources.walltime, resources.memory
+    if walltime is not None and most.walltime is not None and walltime > most.walltime:
+        asked, limit, what = format_walltime(walltime), "MaxWall", "walltime"
+        allowed = format_walltime(most.walltime)
+    elif memory is not None and most.memory is not None and memory > most.memory:
+        asked, limit, what = format_memory(memory), "MaxTRES mem", "memory"
+        allowed = format_memory(most.memory)
+    else:
+        return None
+    fits = [
+        other
+        for other, its in limits.qos.items()
+        if other != name
+        and not _over(resources.walltime, its.walltime)
+        and not _over(resources.memory, its.memory)
+    ]
+    hint = f"use QOS {fits[0]!r} if your account may, or less {what}" if fits else f"less {what}"
+    return f"{what} {asked} exceeds QOS {name!r} {limit} {allowed} ({hint})"
+
+
+def _queue_refusal(resources: Resources, limits: Limits) -> Optional[str]:
+    """`refusal` by the job's queue alone."""
     name = resources.queue if resources.queue is not None else limits.default
     queue = None if name is None else limits.queues.get(name)
     if queue is None:
@@ -113,6 +156,74 @@ def refusal(resources: Resources, limits: Limits) -> Optional[str]:
     return f"{problem} (no {word} allows it: ask for less {what})"
 
 
+def clamp(
+    resources: Resources, limits: Limits, qos: Optional[str] = None
+) -> tuple[Resources, list[str]]:
+    """Lower `resources` to the most its queue and its QOS allow: the request of a job run again.
+
+    Only walltime and memory are lowered (memory counted as the limit counts it: per
+    node, per slot or the job's total); a queue the limits do not list is not known.
+
+    Returns:
+        The request, and for each value lowered a note (``memory 4G is more than
+        partition 'short' MaxMemPerNode 2000M``).
+    """
+    resources, notes = _clamp_queue(resources, limits)
+    name = qos if qos is not None else limits.default_qos
+    most = None if name is None else limits.qos.get(name)
+    if most is None:
+        return resources, notes
+    changes: dict[str, int] = {}
+    walltime, memory = resources.walltime, resources.memory
+    if walltime is not None and most.walltime is not None and walltime > most.walltime:
+        changes["walltime"] = most.walltime
+        notes.append(
+            f"walltime {format_walltime(walltime)} is more than QOS {name!r} MaxWall "
+            f"{format_walltime(most.walltime)}"
+        )
+    if memory is not None and most.memory is not None and memory > most.memory:
+        changes["memory"] = most.memory
+        notes.append(
+            f"memory {format_memory(memory)} is more than QOS {name!r} MaxTRES mem "
+            f"{format_memory(most.memory)}"
+        )
+    return resources.replace(**changes), notes
+
+
+def _clamp_queue(resources: Resources, limits: Limits) -> tuple[Resources, list[str]]:
+    """`clamp` by the job's queue alone."""
+    name = resources.queue if resources.queue is not None else limits.default
+    queue = None if name is None else limits.queues.get(name)
+    if queue is None:
+        return resources, []
+    changes: dict[str, int] = {}
+    notes: list[str] = []
+    word = limits.queue_word
+    walltime, most_walltime = resources.walltime, queue.walltime
+    if walltime is not None and most_walltime is not None and walltime > most_walltime:
+        changes["walltime"] = most_walltime
+        notes.append(
+            f"walltime {format_walltime(walltime)} is more than {word} {name!r} "
+            f"{limits.walltime_name} {format_walltime(most_walltime)}"
+        )
+    per, most_memory = limits.memory_per, queue.memory
+    if (
+        resources.memory is not None
+        and most_memory is not None
+        and _over(_memory_asked(resources, per), most_memory)
+    ):
+        if per == "slot":
+            times = resources.cores or 1
+        else:
+            times = 1 if per == "job" else resources.nodes or 1
+        changes["memory"] = most_memory * times
+        notes.append(
+            f"memory {format_memory(resources.memory)} is more than {word} {name!r} "
+            f"{limits.memory_name} {format_memory(most_memory)} per {per}"
+        )
+    return resources.replace(**changes), notes
+
+
 class LimitsCache:
     """A runner's cluster limits: read once, by the first job that needs them, kept for its life.
 
@@ -133,8 +244,13 @@ class LimitsCache:
                 self._read = True
             return self._limits
 
-    def check(self, scheduler: Scheduler, resources: Resources) -> None:
+    def check(self, scheduler: Scheduler, resources: Resources, qos: Optional[str] = None) -> None:
         """Refuse a request above the cluster's limits; only walltime and memory are compared.
+
+        Args:
+            scheduler: the runner's scheduler (asked for its limits once).
+            resources: the job's request.
+            qos: the QOS the job names (`Scheduler.qos_of`), or None.
 
         Raises:
             ValueError: the request can never run, naming the limit and what to do.
@@ -144,6 +260,37 @@ class LimitsCache:
         if not scheduler.reads_limits:
             return
         limits = self.get(scheduler)
-        message = None if limits is None else scheduler.check_limits(resources, limits)
+        message = None if limits is None else scheduler.check_limits(resources, limits, qos)
         if message is not None:
             raise ValueError(message)
+
+    def clamp(
+        self, scheduler: Scheduler, runflags: Mapping[str, Any], grown: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], Optional[str]]:
+        """Clamp a grown request (`JobRunner.grow_request`) to the cluster's limits.
+
+        Args:
+            scheduler: the runner's scheduler (asked for its limits once).
+            runflags: the request of the attempt that ended.
+            grown: the run flags that grew (``{"memory": "200M"}``).
+
+        Returns:
+            The run flags of the next attempt that change, and None; or ``{}`` and why
+            the request cannot grow: each value that grew is at its limit already.
+        """
+        limits = self.get(scheduler) if scheduler.reads_limits else None
+        if limits is None:
+            return dict(grown), None
+        before = Resources.of(runflags)
+        after, notes = clamp(
+            Resources.of({**runflags, **grown}), limits, scheduler.qos_of(runflags)
+        )
+        changed = {
+            key: getattr(after, key) for key in grown if getattr(after, key) != getattr(before, key)
+        }
+        if not changed:
+            return {}, f"the request is at the cluster's limit ({'; '.join(notes)})"
+        for note in notes:
+            logger.warning("a job run again asks for less than it would: %s", note)
+        flags = after.as_runflags()
+        return {key: flags[key] for key in changed}, None

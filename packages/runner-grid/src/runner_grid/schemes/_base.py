@@ -390,6 +390,17 @@ class Scheduler:
         a non-zero exit code itself)."""
         return self._implements("end_argvs", "parse_end")
 
+    def ended_in_part(self, stderr_tail: str) -> bool:
+        """Whether a job that exited 0 says in its stderr that the scheduler killed part of it.
+
+        The end of the job's stderr file (its last few KiB). True makes the runner ask
+        `how_ended` about the job, whose answer (a reason) then wins over the exit code 0:
+        a job whose program was killed out of memory while its script went on is not a
+        success. The default: False (nothing is asked about a job that exited 0).
+        """
+        del stderr_tail
+        return False
+
     def end_argvs(self, jobid: str) -> list[list[str]]:
         """Return the queries, tried in turn, for how a job ended; [] when it cannot be asked."""
         del jobid
@@ -581,7 +592,11 @@ class Scheduler:
         return self._implements("limit_argvs", "parse_limits")
 
     def limit_argvs(self) -> list[list[str]]:
-        """Return the queries for the queues' limits; their answers are read together."""
+        """Return the queries for the queues' limits; their answers are read together.
+
+        The first must answer; a later one that fails (SLURM's accounting, which a cluster
+        may not run) only leaves its part out.
+        """
         return []
 
     def parse_limits(self, output: str) -> Limits:
@@ -604,12 +619,19 @@ class Scheduler:
         """
         outputs = []
         try:
-            for argv in self.limit_argvs():
-                proc = self.run(argv)
-                if proc.returncode != 0:
-                    raise SchedulerCommandError(
-                        f"{format_command(argv)} exited {proc.returncode}: {proc.stderr.strip()}"
-                    )
+            for index, argv in enumerate(self.limit_argvs()):
+                try:
+                    proc = self.run(argv)
+                    if proc.returncode != 0:
+                        raise SchedulerCommandError(
+                            f"{format_command(argv)} exited {proc.returncode}: "
+                            f"{proc.stderr.strip()}"
+                        )
+                except SchedulerCommandError as exc:
+                    if not index:
+                        raise
+                    logger.info("%s: a limit query is left out: %s", self.name, exc)
+                    continue
                 outputs.append(proc.stdout)
             found = self.parse_limits("".join(outputs)) if outputs else None
         except (SchedulerCommandError, ValueError) as exc:
@@ -621,13 +643,25 @@ class Scheduler:
             return None
         return found
 
-    def check_limits(self, resources: Resources, limits: Limits) -> Optional[str]:
+    def check_limits(
+        self, resources: Resources, limits: Limits, qos: Optional[str] = None
+    ) -> Optional[str]:
         """Return why `resources` can never run under `limits` (naming a queue that fits), or None.
 
         The default: `runner_grid._limits.refusal` (walltime and memory; a job naming no
-        queue is compared with the default queue).
+        queue is compared with the default queue, one naming no QOS with the default QOS).
+
+        Args:
+            resources: the job's request.
+            limits: the cluster's limits.
+            qos: the job's QOS (`qos_of`), or None.
         """
-        return refusal(resources, limits)
+        return refusal(resources, limits, qos)
+
+    def qos_of(self, runflags: Mapping[str, Any]) -> Optional[str]:
+        """Return the QOS a job's run flags name (the ``qos`` run flag), or None."""
+        value = runflags.get("qos")
+        return value if isinstance(value, str) and value else None
 
     # --- detection (grid="auto") --------------------------------------------------------
 

@@ -154,6 +154,7 @@ _COMMANDS: dict[str, _Check] = {
     "exitcode": _CALLABLE,
     "parse_exitcode": _CALLABLE,
     "parse_end": _CALLABLE,
+    "ended_in_part": _CALLABLE,
     "probe": _COMMAND,
     "detect": _CALLABLE,
     "find_tag": _CALLABLE,
@@ -411,6 +412,11 @@ class Scheme(Scheduler):
     def tells_reasons(self) -> bool:
         """Whether the scheme has ``commands.parse_end`` (``parse_exitcode`` gives no reason)."""
         return callable(self.get("parse_end"))
+
+    def ended_in_part(self, stderr_tail: str) -> bool:
+        """``commands.ended_in_part(stderr_tail)``; False without it."""
+        check = self.get("ended_in_part")
+        return bool(check(stderr_tail)) if callable(check) else False
 
     def end_argvs(self, jobid: str) -> list[list[str]]:
         """``commands.exitcode(jobid)``; [] without it or without a parser for its answers."""

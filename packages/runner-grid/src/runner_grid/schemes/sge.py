@@ -300,6 +300,28 @@ def _limit_reached(fields: dict[str, str]) -> Optional[str]:
     return None
 
 
+def _nearest_limit(fields: dict[str, str]) -> str:
+    """The limit the qmaster most likely enforced when the accounting shows none reached.
+
+    ``maxvmem`` is sampled (a short job's peak is often missed) and ``ru_wallclock`` is
+    whole seconds: the limit the job came nearest to, as a fraction of it; a job that asked
+    for memory limits only ran out of memory. "timeout" when nothing tells.
+    """
+    limits = dict(_LIMIT.findall(fields.get("category", "")))
+    used_time = _number(fields.get("ru_wallclock")) or 0.0
+    used_memory = _bytes(fields.get("maxvmem", ""), binary_units=True) or 0.0
+    time_share = memory_share = -1.0
+    for key in ("h_rt", "s_rt"):
+        limit = _seconds(limits[key]) if key in limits else None
+        if limit:
+            time_share = max(time_share, used_time / limit)
+    for key in ("h_vmem", "s_vmem"):
+        limit = _bytes(limits[key], binary_units=False) if key in limits else None
+        if limit:
+            memory_share = max(memory_share, used_memory / limit)
+    return "out_of_memory" if memory_share > time_share else "timeout"
+
+
 def _end(fields: dict[str, str]) -> Optional[End]:
     """(exit code, reason) of one task's last accounting record, or None when it was requeued."""
     failed = int(_number(fields["failed"]) or 0)
@@ -310,8 +332,7 @@ def _end(fields: dict[str, str]) -> Optional[End]:
         return status, None
     code = status or 1
     if failed == LIMIT_FAILED:
-        reached = _limit_reached(fields)
-        return code, "out_of_memory" if reached == "out_of_memory" else "timeout"
+        return code, _limit_reached(fields) or _nearest_limit(fields)
     if failed == AFTER_JOB_FAILED and status > 128:
         reached = _limit_reached(fields)
         if reached is not None:
@@ -326,8 +347,10 @@ def parse_end(output: str) -> Optional[End]:
 
     Each task's last record counts (a rescheduled job has one record per run). ``failed`` 0:
     the job ended by itself, ``exit_status`` is its code. ``failed`` 37, the qmaster enforced a
-    hard limit: "out_of_memory" when ``maxvmem`` reached the job's ``h_vmem`` request, else
-    "timeout". ``failed`` 100 with a signal status (128 + signal): "timeout" or
+    hard limit: "out_of_memory" when ``maxvmem`` reached the job's ``h_vmem`` request,
+    "timeout" when its run time reached ``h_rt``; when neither shows (``maxvmem`` is
+    sampled), the limit the job came nearest to (a job asking only for memory ran out of
+    it). ``failed`` 100 with a signal status (128 + signal): "timeout" or
     "out_of_memory" when the job's use reached what it asked for (``-l h_rt``, ``s_rt``,
     ``h_cpu``, ``s_cpu``, ``h_vmem``, ``s_vmem`` in ``category``), else "cancelled" for SIGKILL
     and SIGTERM, the signals qdel sends. Grid Engine records a qdel exactly as any other kill

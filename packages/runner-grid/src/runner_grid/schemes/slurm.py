@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import getpass
 import re
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Optional
 
-from runner_core import format_walltime, megabytes, parse_walltime
+from runner_core import format_walltime, megabytes, parse_memory, parse_walltime
 from runner_grid._commands import MAX_COMMAND_CHARS, batch_commands
 from runner_grid._ids import base_id, expand_indices, last_id, task_key
 from runner_grid._limits import Limits, QueueLimits
@@ -38,6 +39,7 @@ __all__ = [
     "check_error",
     "detect",
     "directive_resources",
+    "ended_in_part",
     "exitcode_commands",
     "find_tag_commands",
     "getid",
@@ -93,6 +95,10 @@ _PARSABLE = re.compile(r"^\s*(\d+)(?:;\S+)?\s*$")
 _LINE = re.compile(r"^(\S+) +([A-Z_]+)$")
 _CLUSTER = re.compile(r"^CLUSTER: \S+\s*$")
 _INVALID_ID = "Invalid job id specified"
+#: What slurmstepd writes to a job's stderr when the cgroup out-of-memory killer killed a process
+#: of the job (``slurmstepd: error: Detected 1 oom-kill event(s) in StepId=7.batch. ...``).
+OOM_NOTE = "oom-kill event(s)"
+
 #: The pinned squeue output: job id and compact state code, one job per line, no header.
 SQUEUE_FORMAT = "%i %t"
 
@@ -327,6 +333,15 @@ def parse_end(output: str) -> Optional[End]:
     return combine_ends([_end(*record) for record in _records(output)])
 
 
+def ended_in_part(stderr_tail: str) -> bool:
+    """Whether a job's stderr ends with slurmstepd's note of an out-of-memory kill in its cgroup.
+
+    ``slurmstepd: error: Detected 1 oom-kill event(s) in StepId=7.batch. ...``: SLURM ends such
+    a job OUT_OF_MEMORY even when its script went on and exited 0.
+    """
+    return OOM_NOTE in stderr_tail
+
+
 def parse_exitcode(output: str) -> Optional[int]:
     """Return the exit code `parse_end` reads from the same answer, or None.
 
@@ -516,9 +531,62 @@ _FIELD = re.compile(r"(\w+)=(\S*)")
 _NO_LIMIT = frozenset({"UNLIMITED", "INFINITE", "NONE", ""})
 
 
+#: The pinned answers of the accounting's limit queries, told apart by their number of fields:
+#: a QOS's name, MaxWall and MaxTRES (three), and one association of the user: user, account,
+#: default QOS, the QOS it may use, its partition (five). A job naming no QOS gets the default
+#: QOS every association of the user shares.
+QOS_FORMAT = "Name,MaxWall,MaxTRES"
+ASSOC_FORMAT = "User,Account,DefaultQOS,QOS,Partition"
+
+
 def limit_commands() -> list[list[str]]:
-    """Return the query for the partitions' limits: ``scontrol --oneliner show partition``."""
-    return [["scontrol", "--oneliner", "show", "partition"]]
+    """Return the queries for the limits: the partitions' (``scontrol --oneliner show
+    partition``), then the QOS' and the user's associations' from the accounting
+    (``sacctmgr``), which a cluster without slurmdbd does not answer (they are then left out).
+    """
+    sacctmgr = ["sacctmgr", "--noheader", "--parsable2", "show"]
+    return [
+        ["scontrol", "--oneliner", "show", "partition"],
+        [*sacctmgr, "qos", f"format={QOS_FORMAT}"],
+        [*sacctmgr, "assoc", f"user={getpass.getuser()}", f"format={ASSOC_FORMAT}"],
+    ]
+
+
+def _qos_limits(lines: list[list[str]]) -> dict[str, QueueLimits]:
+    """Each QOS's MaxWall and the memory of its MaxTRES (per job); a field not understood
+    leaves that limit out (the scheduler decides)."""
+    found: dict[str, QueueLimits] = {}
+    for name, wall, tres in (fields for fields in lines if len(fields) == 3):
+        walltime = memory = None
+        if wall.strip().upper() not in _NO_LIMIT:
+            try:
+                walltime = parse_walltime(wall.strip(), "MaxWall")
+            except ValueError:
+                walltime = None
+        mem = dict(part.split("=", 1) for part in tres.split(",") if "=" in part).get("mem")
+        if mem:
+            try:
+                memory = parse_memory(mem if mem[-1].isalpha() else mem + "M", "MaxTRES mem")
+            except ValueError:
+                memory = None
+        found[name] = QueueLimits(walltime, memory)
+    return found
+
+
+def _default_qos(lines: list[list[str]], qos: dict[str, QueueLimits]) -> Optional[str]:
+    """The QOS of a job naming none: the default QOS all the user's associations share;
+    none set means SLURM's "normal" where the associations allow it."""
+    defaults = set()
+    for _user, _account, default, allowed, partition in (f for f in lines if len(f) == 5):
+        if partition:
+            continue  # an association of one partition only
+        if default:
+            defaults.add(default)
+        elif "normal" in allowed.split(",") and "normal" in qos:
+            defaults.add("normal")
+        else:
+            return None
+    return defaults.pop() if len(defaults) == 1 else None
 
 
 def _partition_limit(fields: Mapping[str, str], key: str) -> Optional[int]:
@@ -544,6 +612,8 @@ def parse_limits(output: str) -> Limits:
     """
     queues: dict[str, QueueLimits] = {}
     default = None
+    accounting = [line.split("|") for line in output.splitlines() if "|" in line]
+    output = "\n".join(line for line in output.splitlines() if "|" not in line)
     for record in _PARTITION.split(output):
         fields = dict(_FIELD.findall(record))
         name = fields.get("PartitionName")
@@ -556,7 +626,17 @@ def parse_limits(output: str) -> Limits:
             default = name
     if not queues:
         raise ValueError(f"scontrol show partition named no partition: {output[:200]!r}")
-    return Limits(queues, default, "partition", "MaxTime", "MaxMemPerNode", "node")
+    qos = _qos_limits(accounting)
+    return Limits(
+        queues,
+        default,
+        "partition",
+        "MaxTime",
+        "MaxMemPerNode",
+        "node",
+        qos=MappingProxyType(qos),
+        default_qos=_default_qos(accounting, qos),
+    )
 
 
 def scheme() -> dict[str, Any]:
@@ -582,6 +662,7 @@ def scheme() -> dict[str, Any]:
             "exitcode": exitcode_commands,
             "parse_exitcode": parse_exitcode,
             "parse_end": parse_end,
+            "ended_in_part": ended_in_part,
             "probe": Slurm().probe_argv(),
             "detect": detect,
             "find_tag": find_tag_commands,
@@ -652,6 +733,10 @@ class Slurm(Scheduler):
     ) -> Optional[list[str]]:
         """`check_error`: "Invalid job id specified" for a single id is an answer."""
         return check_error(ids, returncode, stdout, stderr)
+
+    def ended_in_part(self, stderr_tail: str) -> bool:
+        """`ended_in_part`."""
+        return ended_in_part(stderr_tail)
 
     def end_argvs(self, jobid: str) -> list[list[str]]:
         """`exitcode_commands`: scontrol, then sacct."""
