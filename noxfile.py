@@ -186,7 +186,7 @@ def bench(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """Tests against a real SLURM and a real Grid Engine started on this machine."""
     _install_editable(session, *TEST_DEPS)
-    for tool in ("slurm.sh", "sge.sh"):
+    for tool in ("slurm.sh", "sge.sh", "sshd.sh"):
         script = ROOT / "tools" / tool
         if os.geteuid() == 0:
             session.run("bash", str(script), "start", external=True)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
 from integration._schedulers import (
     PATIENCE,
+    ROOT,
     SCHEDULERS,
     SubmittedIds,
     cancel_ids,
@@ -62,3 +68,70 @@ def make_runner(scheduler: str) -> Iterator[Callable[..., GridRunner]]:
     yield make
     for runner in runners:
         runner.shutdown(cancel=True, timeout=PATIENCE)
+
+
+# --- the test sshd (tools/sshd.sh) ------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TestSshd:
+    """Where the private sshd of tools/sshd.sh keeps things (see the script's header)."""
+
+    state: Path
+    alias: str = "runner-test"
+
+    @property
+    def config(self) -> Path:
+        """The client configuration, for ``ssh -F`` / ``SshHost(config_file=...)``."""
+        return self.state / "ssh_config"
+
+    @property
+    def log(self) -> Path:
+        """sshd's log: one "Accepted publickey" per login, one "Starting session" per command."""
+        return self.state / "sshd.log"
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (127.0.0.1)."""
+        return int((self.state / "port").read_text().strip())
+
+    @property
+    def login(self) -> str:
+        """The remote user (its home stands for the cluster's)."""
+        return os.environ.get("RUNNER_SSHD_USER", "runnerssh")
+
+    def script(self, command: str) -> subprocess.CompletedProcess[str]:
+        """Run ``tools/sshd.sh COMMAND`` (start, stop, status) and return what it did."""
+        return subprocess.run(
+            ["bash", str(SSHD_SCRIPT), command],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+
+
+SSHD_SCRIPT = ROOT / "tools" / "sshd.sh"
+
+
+@pytest.fixture(scope="session")
+def test_sshd() -> TestSshd:
+    """The private sshd on 127.0.0.1 (tools/sshd.sh), started when it does not run.
+
+    Skips with the reason when it cannot run (not root, no openssh-server): a failure under
+    RUNNER_REQUIRE_SCHEDULERS=1, since every test using it is marked integration.
+    """
+    sshd = TestSshd(Path(os.environ.get("RUNNER_SSHD_DIR", "/run/runner-sshd")))
+    if shutil.which("ssh") is None:
+        pytest.skip(f"no ssh client on PATH (install it as root: bash {SSHD_SCRIPT} install)")
+    if sshd.script("status").returncode == 0:
+        return sshd
+    if os.geteuid() != 0:
+        pytest.skip(
+            f"the test sshd does not run and starting it needs root: bash {SSHD_SCRIPT} start"
+        )
+    started = sshd.script("start")
+    if started.returncode != 0:
+        pytest.skip(f"{SSHD_SCRIPT} start failed: {(started.stderr or started.stdout).strip()}")
+    return sshd
