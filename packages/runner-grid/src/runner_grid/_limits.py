@@ -76,6 +76,20 @@ def _over(asked: Optional[int], most: Optional[int]) -> bool:
     return asked is not None and most is not None and asked > most
 
 
+def _fitting(
+    limits: Mapping[str, QueueLimits],
+    name: Optional[str],
+    walltime: Optional[int],
+    memory: Optional[int],
+) -> list[str]:
+    """The queues (or QOS) other than `name` whose limits `walltime` and `memory` fit."""
+    return [
+        other
+        for other, its in limits.items()
+        if other != name and not _over(walltime, its.walltime) and not _over(memory, its.memory)
+    ]
+
+
 def refusal(resources: Resources, limits: Limits, qos: Optional[str] = None) -> Optional[str]:
     """Return why `resources` can never run under `limits`, naming a queue that fits, or None.
 
@@ -110,13 +124,7 @@ def _qos_refusal(resources: Resources, limits: Limits, qos: Optional[str]) -> Op
         allowed = format_memory(most.memory)
     else:
         return None
-    fits = [
-        other
-        for other, its in limits.qos.items()
-        if other != name
-        and not _over(resources.walltime, its.walltime)
-        and not _over(resources.memory, its.memory)
-    ]
+    fits = _fitting(limits.qos, name, resources.walltime, resources.memory)
     hint = f"use QOS {fits[0]!r} if your account may, or less {what}" if fits else f"less {what}"
     return f"{what} {asked} exceeds QOS {name!r} {limit} {allowed} ({hint})"
 
@@ -144,13 +152,7 @@ def _queue_refusal(resources: Resources, limits: Limits) -> Optional[str]:
         )
     else:
         return None
-    fits = [
-        other
-        for other, its in limits.queues.items()
-        if other != name
-        and not _over(resources.walltime, its.walltime)
-        and not _over(memory, its.memory)
-    ]
+    fits = _fitting(limits.queues, name, resources.walltime, memory)
     if fits:
         return f"{problem} (use {word} {fits[0]!r}, or less {what})"
     return f"{problem} (no {word} allows it: ask for less {what})"
