@@ -108,8 +108,7 @@ def test_a_preemption_uses_no_attempt_up_to_its_own_cap() -> None:
     earlier = [_attempt(1, "preempted"), _attempt(2, "preempted"), _attempt(3, "node_fail")]
     assert decide(Retry(attempts=3), "node_fail", earlier, {}, _grow).again  # 2 of 3 used
     decision = decide(Retry(attempts=2), "preempted", earlier, {}, _grow)
-    assert decision.again
-    assert not decision.counts
+    assert decision.again  # though both attempts of the policy are used: preemptions count apart
     capped = decide(Retry(preemptions=2), "preempted", earlier, {}, _grow)
     assert not capped.again
     assert capped.note == "not run again: preempted 3 times"

@@ -60,6 +60,21 @@ class Attempt(NamedTuple):
     started_at: Optional[float]
     finished_at: Optional[float]
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], number: int) -> Attempt:
+        """The attempt `as_dict` gave (a journal's record of it); `number` where it has none."""
+        return cls(
+            int(data.get("attempt", number)),
+            data.get("jobid"),
+            data.get("exit_code"),
+            str(data.get("reason")),
+            data.get("error"),
+            dict(data.get("request") or {}),
+            data.get("submitted_at"),
+            data.get("started_at"),
+            data.get("finished_at"),
+        )
+
     def as_dict(self) -> dict[str, Any]:
         """The attempt as a JSON-ready dict (as the journal and `runner status --json` give it)."""
         return {
@@ -218,15 +233,13 @@ class Decision(NamedTuple):
         again: True to run the job again.
         reason: the reason the attempt ended, as `Retry.on` names it (``"crashed"``).
         request: the run flags of the next attempt (only those that change), when again.
-        note: why the job is not run again, for its error; or what grew, for the log.
-        counts: False for a preemption, which uses no attempt.
+        note: why the job is not run again, for its error.
     """
 
     again: bool
     reason: Optional[str] = None
     request: Mapping[str, Any] = {}
     note: Optional[str] = None
-    counts: bool = True
 
 
 NO = Decision(False)
@@ -279,8 +292,8 @@ def decide(
         )
     growth = retry.on[reason]
     if not growth:
-        return Decision(True, reason, counts=reason != "preempted")
+        return Decision(True, reason)
     request, refused = grow(runflags, growth)
     if refused is not None:
         return Decision(False, reason, note=f"not run again after {reason}: {refused}")
-    return Decision(True, reason, request, counts=reason != "preempted")
+    return Decision(True, reason, request)

@@ -924,15 +924,9 @@ class JobRunner(metaclass=_MetaRunner):
         Its count (a job that used up its attempts gets one more run, with no retry unless
         the policy allows more) and its last request (what the last attempt grew to).
         """
-        attempts: list[Attempt] = []
-        for data in earlier.attempts:
-            attempts.append(Attempt(
-                int(data.get("attempt", len(attempts) + 1)), data.get("jobid"),
-                data.get("exit_code"), str(data.get("reason")), data.get("error"),
-                dict(data.get("request") or {}), data.get("submitted_at"),
-                data.get("started_at"), data.get("finished_at"),
-            ))  # fmt: skip
-        job.results._carry(tuple(attempts))
+        job.results._carry(
+            tuple(Attempt.from_dict(data, n) for n, data in enumerate(earlier.attempts, 1))
+        )
         following = earlier.attempts[-1].get("next") or {}
         if following:
             job.settings["run"].update(following)

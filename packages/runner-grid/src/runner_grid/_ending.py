@@ -21,7 +21,14 @@ import time
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Union
 
 from runner_core import JobStatus
-from runner_core.ext import Completion, RecordedState, journaled, report_started, wait_event
+from runner_core.ext import (
+    Completion,
+    RecordedState,
+    journaled,
+    report_started,
+    tail_of,
+    wait_event,
+)
 from runner_grid._commands import SchedulerCommandError
 from runner_grid._poller import QueuePoller, SchemeCheck, listed_ids
 from runner_grid._worker import Worker
@@ -102,20 +109,10 @@ def _end(code: int, reason: Optional[str], own_end: bool, times: Times) -> End:
     return End(code, reason, own_end, times.started, times.finished)
 
 
-#: How much of the end of a job's stderr is read for `Scheduler.ended_in_part`.
-_STDERR_TAIL = 4096
-
-
 def _stderr_tail(exit_file: str) -> str:
-    """The end of the job's stderr file (``<name>.err`` beside ``<name>.exitcode``), or ""."""
+    """The last lines of the job's stderr file (``<name>.err`` beside ``<name>.exitcode``)."""
     stem = exit_file[: -len(".exitcode")] if exit_file.endswith(".exitcode") else exit_file
-    try:
-        with open(stem + ".err", "rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, size - _STDERR_TAIL))
-            return handle.read(_STDERR_TAIL).decode("utf-8", errors="replace")
-    except OSError:
-        return ""
+    return tail_of(stem + ".err") or ""
 
 
 def end_step(

@@ -158,6 +158,8 @@ def sacct_argvs(
 
 
 _SLURM_BYTES = re.compile(r"^(\d+(?:\.\d+)?)([KMGTP]?)([nc]?)$")
+#: What follows the state word of a sacct State field (``CANCELLED by 0`` is ``CANCELLED``).
+_STATE_DETAIL = re.compile(r"\s.*", re.S)
 _SLURM_TIME = re.compile(r"^(?:(\d+)-)?(\d+(?::\d+){0,2}(?:\.\d+)?)$")
 
 
@@ -208,7 +210,7 @@ def parse_sacct(output: str) -> dict[str, Usage]:
             peaks[main] = max(rss, peaks.get(main, 0.0))
         if not step:
             jobs[main] = {
-                "state": state.split(" ")[0],
+                "state": _STATE_DETAIL.sub("", state),
                 "cpu": cpu,
                 "elapsed": elapsed,
                 "reqmem": reqmem,
