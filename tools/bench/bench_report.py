@@ -3,8 +3,10 @@
 - A journal of N_JOBS finished grid jobs in the journal's format (registered, submitted,
   with an id, running, ended: 90 % successful, 5 % out of memory, 5 % crashed, with
   errors), wait and run times spread as a real campaign's are;
-- `runner report DIR -o FILE --no-accounting` in a new process (as from another shell),
-  best of ROUNDS: the time, and the page's size; the same with `--json` to /dev/null;
+- `runner report DIR -o FILE --no-accounting` in a new process (as from another shell):
+  the first, which reads every record and leaves the journal reader's snapshot, then the
+  best of ROUNDS (which start from the snapshot): the time, and the page's size; the same
+  with `--json` to /dev/null;
 - where headless Chromium is installed, the time it takes to open the page from disk and
   hand back its rendered DOM (a browser start included).
 
@@ -71,9 +73,9 @@ def write_journal(folder: Path, jobs: int) -> None:
     (folder / ".runner" / "journal.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def best_of(argv: list[str]) -> float:
+def best_of(argv: list[str], rounds: int = ROUNDS) -> float:
     best = float("inf")
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         start = time.perf_counter()
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         best = min(best, time.perf_counter() - start)
@@ -112,6 +114,11 @@ def main() -> int:
         print(f"  journal: {size / 2**20:.1f} MiB")
         page = tmp / "report.html"
         report = [sys.executable, "-m", "runner_core", "report", str(run), "--no-accounting"]
+        seconds = best_of([*report, "-o", str(page)], rounds=1)
+        print(
+            f"  runner report, the first (reads every record, writes the journal's snapshot): "
+            f"{seconds:.2f} s (target < {TARGET_REPORT:g} s) {mark(seconds < TARGET_REPORT)}"
+        )
         seconds = best_of([*report, "-o", str(page)])
         print(
             f"  runner report (new process, best of {ROUNDS}): {seconds:.2f} s "

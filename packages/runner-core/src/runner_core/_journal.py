@@ -45,6 +45,10 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 from runner_core._errors import JobError
 from runner_core._log import logger
 from runner_core._process import boot_id, process_start
+from runner_core._records import JobRecord, JournalState
+from runner_core._snapshot import HEAD, MIN_BYTES, TAIL, Covered, worth_saving
+from runner_core._snapshot import load as load_snapshot
+from runner_core._snapshot import save as save_snapshot
 from runner_core._status import JobStatus
 
 if TYPE_CHECKING:
@@ -225,136 +229,6 @@ def _read_lock(path: str) -> Optional[DriverInfo]:
         return info
 
 
-class JobRecord:
-    """What the journal knows of one try of one job (read-only for its users).
-
-    Attributes:
-        number: the job's number in the journal (unique within the folder).
-        name: the job's name.
-        folder: the job's folder name, relative to the JobManager's folder.
-        path: the job's folder, absolute.
-        hash: the hash of what it runs (runscript, runflags), or None.
-        status: its last recorded JobStatus.
-        exit_code: its exit code, or None.
-        reason: its end reason (a word of `REASONS`), or None.
-        error: the first part of its error message, or None.
-        jobid: the scheduler's id, or None.
-        native_id: the scheduler's own id of an array task where it differs from
-            `jobid` (SLURM's raw job id of a task), or None.
-        tag: the tag the runner gave the job in the scheduler's queue, or None.
-        runner: the runner's `journal_info()` (e.g. {"kind": "local"}), or {}.
-        flags: the job's runflags as recorded, or {}.
-        pid, pstart, boot, host: the local process group's leader (pid, start time),
-            the boot id and host it ran on, for stopping it safely; None if unknown.
-        registered_at, submitted_at, started_at, finished_at: `time.time()` stamps, or
-            None: when the job was taken, first handed to the scheduler (kept across
-            resumes), started running, ended.
-        session: the number of the driver session that recorded it last.
-        left: True when the driver left it in the scheduler's queue on purpose at exit.
-        attempts: the earlier attempts of a job a `runner_core.Retry` ran again, oldest
-            first, each a dict (`runner_core.Attempt.as_dict`: attempt, jobid,
-            exit_code, reason, error, request, times; ``next``: the request of the
-            attempt after it); the fields above are the last attempt's. Empty when the
-            job was run once.
-    """
-
-    __slots__ = (
-        "attempts",
-        "boot",
-        "error",
-        "exit_code",
-        "finished_at",
-        "flags",
-        "folder",
-        "hash",
-        "host",
-        "jobid",
-        "left",
-        "name",
-        "native_id",
-        "number",
-        "path",
-        "pid",
-        "pstart",
-        "reason",
-        "registered_at",
-        "runner",
-        "session",
-        "started_at",
-        "status",
-        "submitted_at",
-        "tag",
-    )
-
-    def __init__(self, number: int, name: str, folder: str, path: str) -> None:
-        """A record of job `number`, CREATED; the journal's replay fills in the rest."""
-        self.number = number
-        self.name = name
-        self.folder = folder
-        self.path = path
-        self.hash: Optional[str] = None
-        self.status = JobStatus.QUEUED
-        self.exit_code: Optional[int] = None
-        self.reason: Optional[str] = None
-        self.error: Optional[str] = None
-        self.jobid: Optional[str] = None
-        self.native_id: Optional[str] = None
-        self.tag: Optional[str] = None
-        self.runner: dict[str, Any] = {}
-        self.flags: dict[str, Any] = {}
-        self.pid: Optional[int] = None
-        self.pstart: Optional[int] = None
-        self.boot: Optional[str] = None
-        self.host: Optional[str] = None
-        self.registered_at: Optional[float] = None
-        self.submitted_at: Optional[float] = None
-        self.started_at: Optional[float] = None
-        self.finished_at: Optional[float] = None
-        self.session = 0
-        self.left = False
-        self.attempts: list[dict[str, Any]] = _NO_ATTEMPTS
-
-    def __repr__(self) -> str:
-        return f"<JobRecord {self.number} {self.folder!r} {self.status.name}>"
-
-    @property
-    def done(self) -> bool:
-        """True when the record's status is final."""
-        return self.status.done
-
-    @property
-    def kind(self) -> str:
-        """The runner's kind ("local", "grid", ...): `runner["kind"]`, "local" if unknown."""
-        return str(self.runner.get("kind", "local"))
-
-    def as_dict(self) -> dict[str, Any]:
-        """The record as a JSON-ready dict (the shape `runner status --json` prints)."""
-        return {
-            "name": self.name,
-            "folder": self.folder,
-            "path": self.path,
-            "status": self.status._name_,  # not `.name`: a Python call through Enum
-            "jobid": self.jobid,
-            "native_id": self.native_id,
-            "tag": self.tag,
-            "exit_code": self.exit_code,
-            "reason": self.reason,
-            "error": self.error,
-            "runner": self.runner.get("kind", "local"),
-            "hash": self.hash,
-            "registered_at": self.registered_at,
-            "submitted_at": self.submitted_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "left": self.left,
-            "number": self.number,
-            "attempts": [dict(attempt) for attempt in self.attempts] if self.attempts else [],
-        }
-
-
-_NO_ATTEMPTS: list[dict[str, Any]] = []  # shared by the records of jobs run once; never mutated
-
-
 class RecordedState(NamedTuple):
     """Where a recorded job is now, as found from outside its driver (its files, the scheduler).
 
@@ -370,69 +244,31 @@ class RecordedState(NamedTuple):
     finished_at: Optional[float] = None
 
 
-class JournalState:
-    """A journal read back: every job's latest try, the sessions, the driver, what was dropped.
-
-    Attributes:
-        folder: the JobManager's folder (absolute).
-        jobs: the latest try of each job folder, in the order the folders first appeared.
-        tries: every try, by job number.
-        sessions: the `open` record of each driver session, in order.
-        runners: the runner descriptions, by runner number.
-        dropped: a line for each part of the file that could not be read (a torn
-            last record, a corrupt line); empty for a sound journal.
-        driver: the driver named by the lock file now, or None when there is none.
-        cancel_requested: a `runner cancel` request is waiting for the driver.
-        size: the file's length in bytes that was read.
-        good_size: the length of the file up to the end of its last complete record.
-    """
-
-    def __init__(self, folder: str) -> None:
-        """An empty state of `folder` (no journal yet)."""
-        self.folder = folder
-        self.jobs: list[JobRecord] = []
-        self.tries: dict[int, JobRecord] = {}
-        self.sessions: list[dict[str, Any]] = []
-        self.runners: dict[int, dict[str, Any]] = {}
-        self.dropped: list[str] = []
-        self.driver: Optional[DriverInfo] = None
-        self.cancel_requested = False
-        self.size = 0
-        self.good_size = 0
-        self._reader: Optional[_Reader] = None  # where `read_journal(since=...)` goes on
-
-    @property
-    def exists(self) -> bool:
-        """True when the folder has a journal."""
-        return bool(self.sessions) or self.size > 0
-
-    def counts(self) -> dict[str, int]:
-        """How many jobs (latest tries) are in each state: {status name: count}, nonzero only."""
-        counts: dict[str, int] = {}
-        get = counts.get
-        for record in self.jobs:
-            name = record.status._name_  # not `.name`: a Python call per job through Enum
-            counts[name] = get(name, 0) + 1
-        return counts
-
-
 def journal_dir(folder: str) -> str:
     """`<folder>/.runner`: where the journal, its lock and a cancel request live."""
     return os.path.join(folder, JOURNAL_DIR)
 
 
 def read_journal(
-    folder: str | os.PathLike[str], *, since: Optional[JournalState] = None
+    folder: str | os.PathLike[str],
+    *,
+    since: Optional[JournalState] = None,
+    snapshot: bool = True,
 ) -> JournalState:
     """Read the journal of the JobManager folder `folder`, from any process, at any time.
 
     Args:
         folder: the JobManager's folder (the one that holds `.runner/`).
-        since: a state returned earlier for the same folder: it is brought up to date by
-            reading only the bytes appended to the journal since then (what
-            `runner status --watch` does every few seconds), and returned. When the
-            journal was replaced or cut shorter meanwhile, it is read whole into a new
-            state instead.
+        since: a state returned earlier for the same folder, its records as read: it is
+            brought up to date by reading only the bytes appended to the journal since
+            then (what `runner status --watch` does every few seconds), and returned.
+            When the journal was replaced or cut shorter meanwhile, it is read whole into
+            a new state instead.
+        snapshot: start from the reader's snapshot in `.runner/` where it is one of this
+            journal (then only what was appended after it is read), and, after reading
+            more than a little past it, leave a new one for the next reader (where this
+            process owns the journal and may write the folder; see `runner_core._snapshot`).
+            False reads every record and writes nothing. Either way the state is the same.
 
     Returns:
         The journal's state; empty (`exists` False) when the folder has no journal.
@@ -441,32 +277,41 @@ def read_journal(
     where = journal_dir(root)
     state = JournalState(root)
     reader: Optional[_Reader] = None
+    info: Optional[os.stat_result] = None  # the journal file's, when it was read from the start
     try:
         with open(os.path.join(where, LOG_NAME), "rb") as f:
-            info = os.fstat(f.fileno())
-            file = (info.st_dev, info.st_ino)
+            found = os.fstat(f.fileno())
+            file = (found.st_dev, found.st_ino)
             if since is not None and since.folder == root:
                 reader = since._reader
-                if reader is not None and reader.file == file and info.st_size >= reader.offset:
+                if reader is not None and reader.file == file and found.st_size >= reader.offset:
                     state = since
                     f.seek(reader.offset)
                 else:
                     reader = None
             if reader is None:
+                info = found
                 reader = _Reader(state, file)
+                if snapshot:
+                    reader.restore(load_snapshot(state, where, f.fileno(), found))
+                    f.seek(reader.offset)
             data = f.read()
     except FileNotFoundError:
         reader, data = _Reader(state, None), b""
     state._reader = reader
     reader.feed(data)
+    # Only a state just read is saved: one given back through `since` may have been changed
+    # by its holder (`runner status` shows what it observes outside the journal).
+    if (
+        snapshot
+        and info is not None
+        and worth_saving(reader.offset, reader.saved)
+        and save_snapshot(state, where, info, reader.covered(), reader.torn)
+    ):
+        reader.saved = reader.offset
     state.driver = _read_lock(os.path.join(where, LOCK_NAME))
     state.cancel_requested = os.path.exists(os.path.join(where, CANCEL_NAME))
     return state
-
-
-def _replay(state: JournalState, data: bytes) -> None:
-    """Apply every record of `data` (a whole journal) to `state`, in order; note what is dropped."""
-    _Reader(state, None).feed(data)
 
 
 _scan: Optional[Callable[[str, int], tuple[Any, int]]] = None
@@ -505,21 +350,55 @@ class _Reader:
         file: (device, inode) of the journal file read, or None.
         offset: the bytes applied so far; the next read starts here.
         lines: the newlines before `offset`.
-        place: each job folder's index in `state.jobs`.
+        place: each job folder's index in `state.jobs` (None until records follow a snapshot).
         session: the `open` record of the session the records now belong to.
         torn: the note on a torn last record, taken back when the next read reads it again.
+        head, tail: the journal's first bytes and those just before `offset` (what a
+            snapshot's check covers: see `runner_core._snapshot`).
+        saved: the bytes the last snapshot written or loaded covers.
     """
 
-    __slots__ = ("file", "lines", "offset", "place", "session", "state", "torn")
+    __slots__ = (
+        "file",
+        "head",
+        "lines",
+        "offset",
+        "place",
+        "saved",
+        "session",
+        "state",
+        "tail",
+        "torn",
+    )
 
     def __init__(self, state: JournalState, file: Optional[tuple[int, int]]) -> None:
         self.state = state
         self.file = file
         self.offset = 0
         self.lines = 0
-        self.place: dict[str, int] = {}
+        self.place: Optional[dict[str, int]] = {}  # None: not made yet (see `restore`)
         self.session: dict[str, Any] = {}
         self.torn: Optional[str] = None
+        self.head = b""
+        self.tail = b""
+        self.saved = 0
+
+    def restore(self, covered: Optional[Covered]) -> None:
+        """Go on from a snapshot that filled in the state (`runner_core._snapshot.load`), if any."""
+        if covered is None:
+            return
+        state = self.state
+        self.offset = self.saved = covered.offset
+        self.lines = covered.lines
+        self.head = covered.head
+        self.tail = covered.tail
+        self.place = None  # made by the first read of records that follow, if any
+        self.session = state.sessions[-1] if state.sessions else {}
+        state.size = covered.offset
+
+    def covered(self) -> Covered:
+        """How much of the journal the state covers, for its snapshot."""
+        return Covered(self.offset, self.lines, self.head, self.tail)
 
     def feed(self, data: bytes) -> None:
         """Apply the bytes of the journal from `offset` on; a torn last line stays unread."""
@@ -551,6 +430,13 @@ class _Reader:
         finally:
             if collect:
                 gc.enable()
+        if consumed:
+            if base < HEAD:
+                self.head += data[: min(consumed, HEAD - base)]
+            if consumed >= TAIL:
+                self.tail = data[consumed - TAIL : consumed]
+            else:
+                self.tail = (self.tail + data[:consumed])[-TAIL:]
         self.offset = base + consumed
 
     def _block(self, block: bytes, base: int) -> None:
@@ -622,6 +508,8 @@ class _Reader:
         runners = state.runners
         dropped = state.dropped
         place = self.place
+        if place is None:
+            place = self.place = {record.folder: at for at, record in enumerate(jobs)}
         session = self.session
         root = state.folder if state.folder.endswith(os.sep) else state.folder + os.sep
         scan = _scanner()
@@ -1321,13 +1209,17 @@ def _open_log(folder: str, lock_path: str) -> Journal:
     log_path = os.path.join(where, LOG_NAME)
     fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
     try:
-        size = os.fstat(fd).st_size
-        data = os.pread(fd, size, 0) if size else b""
+        info = os.fstat(fd)
+        size = info.st_size
         previous = JournalState(folder)
-        _replay(previous, data)
+        reader = _Reader(previous, None)
+        if size:  # the reader's snapshot, where there is one of this journal: read what follows
+            reader.restore(load_snapshot(previous, where, fd, info))
+        start = reader.offset
+        reader.feed(os.pread(fd, size - start, start) if size > start else b"")
         previous.driver = None
-        if data and not data.endswith(b"\n"):
-            if previous.good_size == len(data):  # complete, but cut before its newline
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            if previous.good_size == size:  # complete, but cut before its newline
                 os.write(fd, b"\n")
             else:
                 for note in previous.dropped:
@@ -1371,7 +1263,12 @@ def _flush_loop() -> None:
 
 
 def close_all() -> None:
-    """Close every journal this process writes (called at the interpreter's exit)."""
+    """Close every journal this process writes (called at the interpreter's exit).
+
+    A journal of `MIN_BYTES` or more is then read once more, which leaves the reader's
+    snapshot in `.runner/` (`runner_core._snapshot`): the first `runner status` or
+    `runner report` after a long run reads only what comes after it.
+    """
     with _registry_lock:
         journals = list(_open.values())
     for journal in journals:
@@ -1379,6 +1276,17 @@ def close_all() -> None:
             journal.close()
         except Exception:
             logger().exception("cannot close %r", journal)
+            continue
+        leave_snapshot(journal.folder)
+
+
+def leave_snapshot(folder: str) -> None:
+    """Read a closed journal of `MIN_BYTES` or more, so its snapshot is written; never raises."""
+    try:
+        if os.stat(os.path.join(folder, JOURNAL_DIR, LOG_NAME)).st_size >= MIN_BYTES:
+            read_journal(folder)
+    except Exception as exc:  # a cache: the run has ended all the same
+        logger().debug("journal %s: no snapshot left at exit: %s", folder, exc)
 
 
 def left_folders() -> list[str]:

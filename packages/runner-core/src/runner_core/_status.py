@@ -34,7 +34,7 @@ class JobStatus(enum.Enum):
     @property
     def done(self) -> bool:
         """True for the final states (SUCCESSFUL, CRASHED, FAILED, CANCELLED)."""
-        return self in _FINAL
+        return self._value_ in _FINAL_VALUES  # a str's hash is cached; a member's is a Python call
 
     def may_become(self, other: JobStatus) -> bool:
         """True when a job in this state may move to `other` (the state machine's table)."""
@@ -42,6 +42,7 @@ class JobStatus(enum.Enum):
 
 
 _FINAL = frozenset({JobStatus.SUCCESSFUL, JobStatus.CRASHED, JobStatus.FAILED, JobStatus.CANCELLED})
+_FINAL_VALUES = frozenset(status.value for status in _FINAL)
 
 # The state machine as data: which state may follow which. A job may end from any
 # state that is not final (a run refused at once ends from CREATED); it never goes

@@ -9,6 +9,8 @@ import os
 import sys
 import time
 from collections import Counter
+from itertools import repeat
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, TextIO
 
@@ -39,11 +41,14 @@ def load(folder: str) -> JournalState:
     return state
 
 
-def driver_line(state: JournalState) -> str:
-    """One line on who drives the run: `driver pid 4711 on host login1: running`."""
+def driver_line(state: JournalState, counts: Optional[dict[str, int]] = None) -> str:
+    """One line on who drives the run: `driver pid 4711 on host login1: running`.
+
+    `counts` is `state.counts()` where the caller has it already.
+    """
     driver = state.driver
     if driver is None:
-        ended = state.sessions and all(r.done for r in state.jobs)
+        ended = state.sessions and (counts or state.counts()).keys() <= _FINAL_NAMES
         return "driver: none (the run has ended)" if ended else "driver: none (it was stopped)"
     if driver.alive is False:
         return (
@@ -66,7 +71,8 @@ def observe(state: JournalState) -> None:
     driver = state.driver
     if driver is not None and driver.live:
         return
-    pending = [r for r in state.jobs if not r.done and r.kind != "local"]
+    final = _FINAL_NAMES
+    pending = [r for r in state.jobs if r.status._name_ not in final and r.kind != "local"]
     if not pending:
         return
     classes = grid_runner_class(sorted({r.kind for r in pending}), quiet=True)
@@ -140,22 +146,26 @@ def write_json(state: JournalState, stream: TextIO) -> None:
     stream.write(f',\n  "dropped": {dumps(state.dropped)}\n}}\n')
 
 
-def _folder_display(root: str) -> Callable[[str], str]:
-    """How a job's folder (its absolute path) is shown: relative to here when inside it.
+def _folder_display(root: str) -> Callable[[list[str]], list[str]]:
+    """How jobs' folders (absolute paths) are shown: relative to here when inside it.
 
-    Worked out once for the run's folder, which holds every job's folder, not per job.
+    Worked out once for the run's folder, which holds every job's folder, not per job;
+    the function returned maps a list of paths to what is shown.
     """
     cwd = os.getcwd()
     inside = root.rstrip(os.sep) + os.sep
     if cwd.startswith(inside):  # the current directory is in the run's folder: rare
-        return lambda path: display_path(Path(path))
+        return lambda paths: [display_path(Path(path)) for path in paths]
     if root == cwd or root.startswith(cwd.rstrip(os.sep) + os.sep):
         prefix = os.path.relpath(root, cwd)
         prefix = "" if prefix == "." else prefix + os.sep
     else:
         prefix = inside
     cut = len(inside)
-    return lambda path: prefix + path[cut:] if path.startswith(inside) else display_path(Path(path))
+    return lambda paths: [
+        prefix + path[cut:] if path.startswith(inside) else display_path(Path(path))
+        for path in paths
+    ]
 
 
 # Status names, and those of the final states: compared as strings in the loops below
@@ -170,47 +180,70 @@ def write_status(state: JournalState, stream: TextIO) -> None:
     its runscript ran (so far, for a running job). A job a `Retry` ran again shows its
     last attempt, numbered (``SUCCESSFUL (attempt 2)``).
     """
-    header = ("job", "status", "jobid", "exit", "reason", "wait", "run", "folder")
-    rows: list[tuple[str, ...]] = [header]
+    # Made a column at a time, each a list comprehension or a map over the records: for
+    # 100,000 jobs that is half the time of building, measuring and formatting row by row.
+    records = state.jobs
     now = time.time()
-    shown = _folder_display(state.folder)
     final = _FINAL_NAMES
-    for record in state.jobs:
-        name = record.status._name_
-        end = record.finished_at if name in final else now
-        if record.left:
-            name += " (left queued)"
-        if record.attempts:  # run again by a Retry: this row is its last attempt
-            name += f" (attempt {len(record.attempts) + 1})"
-        jobid = record.jobid or "-"
-        if record.native_id is not None:
-            jobid = f"{jobid} ({record.native_id})"
-        started = record.started_at
-        submitted = record.submitted_at
-        wait_end = started if started is not None else end
-        code = record.exit_code
-        rows.append(
-            (
-                record.folder,
-                name,
-                jobid,
-                "-" if code is None else str(code),
-                record.reason or "-",
-                "-"
-                if submitted is None or wait_end is None
-                else f"{max(0.0, wait_end - submitted):.1f}",
-                "-" if started is None or end is None else f"{max(0.0, end - started):.1f}",
-                shown(record.path),
-            )
-        )
-    widths = [max(map(len, column)) for column in zip(*rows)]
-    line = "  ".join(f"{{:<{width}}}" for width in widths[:-1]) + "  {}"
-    stream.write("\n".join([line.format(*row).rstrip() for row in rows]) + "\n")
+    names = [record.status._name_ for record in records]
+    status = [
+        _status_cell(name, record) if record.left or record.attempts else name
+        for name, record in zip(names, records)
+    ]
+    jobid = [
+        (record.jobid or "-")
+        if record.native_id is None
+        else f"{record.jobid or '-'} ({record.native_id})"
+        for record in records
+    ]
+    code = ["-" if value is None else str(value) for value in map(_EXIT_CODE, records)]
+    reason = [value or "-" for value in map(_REASON, records)]
+    ends = [record.finished_at if name in final else now for name, record in zip(names, records)]
+    starts = list(map(_STARTED, records))
+    run = [
+        "-" if start is None or end is None else "%.1f" % (end - start if end > start else 0.0)
+        for start, end in zip(starts, ends)
+    ]
+    waited = [start if start is not None else end for start, end in zip(starts, ends)]
+    wait = [
+        "-" if start is None or end is None else "%.1f" % (end - start if end > start else 0.0)
+        for start, end in zip(map(_SUBMITTED, records), waited)
+    ]
+    columns = [
+        ["job", *map(_FOLDER, records)],
+        ["status", *status],
+        ["jobid", *jobid],
+        ["exit", *code],
+        ["reason", *reason],
+        ["wait", *wait],
+        ["run", *run],
+    ]
+    cells = [list(map(str.ljust, column, repeat(max(map(len, column))))) for column in columns]
+    cells.append(["folder", *_folder_display(state.folder)(list(map(_PATH, records)))])
+    lines = map(str.rstrip, map("  ".join, zip(*cells)))
+    stream.write("\n".join(lines) + "\n")
     counts = state.counts()
     order = [s.name for s in JobStatus]
     summary = ", ".join(f"{counts[name]} {name}" for name in order if name in counts)
-    stream.write(f"{len(state.jobs)} jobs: {summary or 'none yet'}\n")
-    stream.write(driver_line(state) + "\n")
+    stream.write(f"{len(records)} jobs: {summary or 'none yet'}\n")
+    stream.write(driver_line(state, counts) + "\n")
+
+
+_EXIT_CODE = attrgetter("exit_code")
+_REASON = attrgetter("reason")
+_FOLDER = attrgetter("folder")
+_PATH = attrgetter("path")
+_STARTED = attrgetter("started_at")
+_SUBMITTED = attrgetter("submitted_at")
+
+
+def _status_cell(name: str, record: JobRecord) -> str:
+    """`SUBMITTED (left queued)`, `SUCCESSFUL (attempt 2)`: a status with what else is so."""
+    if record.left:
+        name += " (left queued)"
+    if record.attempts:  # run again by a Retry: this row is its last attempt
+        name += f" (attempt {len(record.attempts) + 1})"
+    return name
 
 
 def watch(folder: str, interval: float, stream: TextIO) -> int:
