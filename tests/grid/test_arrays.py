@@ -172,6 +172,9 @@ elif name == "aacct":
         print(f"JobId={jobid} JobState=CANCELLED ExitCode=0:9")
 elif name == "alimit":
     print("MaxArraySize            = " + os.environ.get("FAKE_MAX_ARRAY_SIZE", "1001"))
+elif name == "alimits":  # scontrol show partition, then sacctmgr's QOS and associations
+    open(path("limits.log"), "a").write("asked\n")
+    print(os.environ.get("FAKE_LIMITS", "PartitionName=debug Default=YES"))
 """
 
 
@@ -182,7 +185,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     state.mkdir()
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name in ("asub", "adriver", "astat", "acancel", "aacct", "alimit"):
+    for name in ("asub", "adriver", "astat", "acancel", "aacct", "alimit", "alimits"):
         (bin_dir / name).write_text(f"#!{sys.executable}\n{FAKE}")
         (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
@@ -203,6 +206,7 @@ def array_scheme(**extra: Any) -> Settings:
     commands.cancel = lambda ids: [["acancel", *ids]]
     commands.exitcode = lambda jobid: [["aacct", jobid]]
     commands.array_limit = lambda: [["alimit"]]
+    commands.limits = lambda: [["alimits"]]
     for key in ("find_tag", "parse_tag", "check_error", "probe", "detect"):
         del commands[key]
     scheme.tag_flag = None
@@ -416,6 +420,57 @@ def test_a_submit_limit_splits_an_array_to_what_fits_and_runs_every_job_once(
     assert sum(sizes) == 10  # every job in exactly one accepted submission
     assert max(int(total) for _, total in accepted) <= 4
     assert max(sizes) <= 4
+    grid.shutdown()
+
+
+#: `sacctmgr show qos` and `show assoc` after the partition: QOS "normal", the user's default,
+#: lets 4 jobs be queued, each task of an array counted (as SLURM counts them).
+SUBMIT_LIMITS = "PartitionName=debug Default=YES\nnormal|||4\nme|acct||normal|||\n"
+
+
+def test_a_submit_limit_read_in_advance_cuts_an_array_to_what_fits_and_is_never_refused(
+    fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_SUBMIT_LIMIT", "4")
+    monkeypatch.setenv("FAKE_LIMITS", SUBMIT_LIMITS)
+    grid = runner()
+    batch = [SingleJob(f"s{i}", "sleep 0.3") for i in range(10)]
+    results = run_batch(grid, JobManager(tmp_path / "w"), batch)
+    assert all(r.status is JobStatus.SUCCESSFUL for r in results), [r.error for r in results]
+    assert len({r.jobid for r in results}) == 10
+    assert not (fake / "refusals.log").exists()  # never over the limit
+    accepted = [line.split() for line in (fake / "accepted.log").read_text().splitlines()]
+    assert accepted[0][0] == "1-4"  # the array of 10 cut to the 4 places there are
+    sizes = [int(b) - int(a) + 1 for a, _, b in (spec.partition("-") for spec, _ in accepted)]
+    assert sum(sizes) == 10
+    assert max(int(total) for _, total in accepted) <= 4
+    assert (fake / "limits.log").read_text() == "asked\n"  # once per run
+    grid.shutdown()
+
+
+def test_where_an_array_counts_once_it_holds_one_place_until_its_last_task_leaves(
+    fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Grid Engine's max_u_jobs counts an array as one job: two arrays under a limit of 1
+    monkeypatch.setenv("FAKE_SUBMIT_LIMIT", "100")  # only to log each acceptance
+    monkeypatch.setenv("FAKE_LIMITS", SUBMIT_LIMITS.replace("|||4", "|||1"))
+    grid = GridRunner(grid=array_scheme(), sleepstep=0.05)
+    grid.settings.commands.parse_limits = lambda output: slurm.parse_limits(output)._replace(
+        submit_counts_tasks=False
+    )
+    manager = JobManager(tmp_path / "w")
+    with grid.batch():
+        results = [
+            SingleJob(f"s{i}", "sleep 0.2").run(
+                jobrunner=grid, jobmanager=manager, **({"cpus": 2} if i % 2 else {})
+            )
+            for i in range(6)
+        ]
+    grid.wait(timeout=TIMEOUT)
+    assert all(r.status is JobStatus.SUCCESSFUL for r in results), [r.error for r in results]
+    accepted = [line.split() for line in (fake / "accepted.log").read_text().splitlines()]
+    assert [spec for spec, _ in accepted] == ["1-3", "1-3"]  # two whole arrays, one at a time
+    assert [int(total) for _, total in accepted] == [3, 3]  # nothing else queued at either
     grid.shutdown()
 
 

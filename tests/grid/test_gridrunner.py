@@ -842,7 +842,8 @@ def test_a_job_above_a_partition_s_limits_is_refused_at_job_run_and_limits_are_a
     manager = JobManager(tmp_path / "w")
     plain = SingleJob(name="plain", runscript="exit 0\n")
     assert plain.run(jobrunner=runner, jobmanager=manager).wait(TIMEOUT).ok
-    assert not (tmp_path / "asked").exists()  # no walltime or memory: nothing to compare
+    # read at the first submission, for its submit limits; then never again
+    assert (tmp_path / "asked").read_text() == "x"
     long = SingleJob(name="long", runscript="exit 0\n")
     with pytest.raises(
         ValueError,
@@ -873,3 +874,125 @@ def test_limits_that_cannot_be_read_leave_the_job_to_the_scheduler(
     warned = [r for r in caplog.records if "could not read the queues' limits" in r.message]
     assert len(warned) == 1
     assert (tmp_path / "asked").read_text() == "x"
+
+
+# --- submit limits read in advance: the runner stays under them ------------------------------
+
+#: The partitions, then `sacctmgr show qos` and `show assoc` in the pinned formats: the QOS
+#: "normal", the user's default, lets 3 jobs be queued (MaxSubmitPU).
+SUBMIT_LIMITS = PARTITIONS + "normal|||3\nme|acct||normal|||\n"
+
+
+def limited_scheme(tmp_path: Path, answer: str = SUBMIT_LIMITS) -> Settings:
+    scheme = limits_scheme(tmp_path, answer)
+    scheme.submit_faults = LIMITED
+    return scheme
+
+
+def refusals(state: Path) -> int:
+    log = state / "refusals.log"
+    return log.read_text().count("refused") if log.exists() else 0
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_submit_limit_read_in_advance_is_never_refused(
+    fake: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    workers: int,
+) -> None:
+    monkeypatch.setenv("FAKE_SUBMIT_LIMIT", "3")  # the scheduler's own count: what it refuses
+    caplog.set_level(logging.INFO, logger="runner_grid")
+    runner = GridRunner(grid=limited_scheme(tmp_path), sleepstep=0.05, submit_workers=workers)
+    jobs = [SingleJob(name=f"j{i}", runscript="sleep 0.5\n") for i in range(12)]
+    results = run_jobs(runner, JobManager(tmp_path / "w"), jobs)
+    assert [r.status for r in results] == [JobStatus.SUCCESSFUL] * 12, [r.error for r in results]
+    assert len({r.jobid for r in results}) == 12  # each job submitted exactly once
+    assert refusals(fake) == 0  # never over the limit: 4 workers at once cannot overshoot
+    log = submit_log(fake)
+    assert len(log) == 12
+    assert max(e["queued"] for e in log) <= 2
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "refused" in m]
+    told = [m for m in messages if "lets 3 jobs be queued" in m]  # the limit was reached
+    assert told == [
+        "keeping under a submit limit: QOS 'normal' lets 3 jobs be queued; the jobs over it "
+        "wait in the runner for room"
+    ]
+    assert (tmp_path / "asked").read_text() == "x"  # the limits were read once
+    runner.shutdown()
+
+
+def test_a_job_held_under_a_limit_read_in_advance_waits_queued_and_cancels_at_once(
+    fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_SUBMIT_LIMIT", "1")
+    gate = tmp_path / "gate"
+    answer = PARTITIONS + "normal|||1\nme|acct||normal|||\n"
+    runner = GridRunner(grid=limited_scheme(tmp_path, answer), sleepstep=0.05)
+    manager = JobManager(tmp_path / "w")
+    jobs = [
+        SingleJob(name=f"g{i}", runscript=f"while [ ! -e {gate} ]; do sleep 0.02; done\n")
+        for i in range(4)
+    ]
+    results = [job.run(jobrunner=runner, jobmanager=manager) for job in jobs]
+    wait_until(lambda: any(r.jobid is not None for r in results))
+    time.sleep(0.3)  # several sleepsteps: nothing is tried while the one place is taken
+    assert len(submit_log(fake)) == 1
+    held = [i for i, r in enumerate(results) if r.jobid is None]
+    assert len(held) == 3
+    assert all(results[i].status is JobStatus.QUEUED for i in held)
+    jobs[held[0]].cancel()  # waiting for room: it ends at once, never submitted
+    assert results[held[0]].wait(timeout=TIMEOUT).status is JobStatus.CANCELLED
+    gate.touch()
+    runner.wait(timeout=TIMEOUT)
+    statuses = [r.status for r in results]
+    assert statuses.count(JobStatus.SUCCESSFUL) == 3
+    assert statuses[held[0]] is JobStatus.CANCELLED
+    assert len(submit_log(fake)) == 3
+    assert refusals(fake) == 0
+    runner.shutdown()
+
+
+def test_jobs_submitted_outside_the_runner_still_cause_refusals_which_are_waited_out(
+    fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one job of the user's from elsewhere fills one of the 3 places the runner thinks it has
+    monkeypatch.setenv("FAKE_SUBMIT_LIMIT", "3")
+    gate = tmp_path / "gate"
+    other = GridRunner(grid=fake_scheme(), sleepstep=0.05)
+    blocker = SingleJob(
+        name="blocker", runscript=f"while [ ! -e {gate} ]; do sleep 0.02; done\n"
+    ).run(jobrunner=other, jobmanager=JobManager(tmp_path / "o"))
+    wait_until(lambda: blocker.jobid is not None)
+    runner = GridRunner(grid=limited_scheme(tmp_path), sleepstep=0.05)
+    jobs = [SingleJob(name=f"j{i}", runscript="sleep 0.2\n") for i in range(8)]
+    results = run_jobs(runner, JobManager(tmp_path / "w"), jobs)
+    assert [r.status for r in results] == [JobStatus.SUCCESSFUL] * 8, [r.error for r in results]
+    assert len({r.jobid for r in results}) == 8
+    assert refusals(fake) >= 1  # the runner counts its own jobs only
+    assert sum(not e["refused"] for e in submit_log(fake)) == 9  # the blocker and each job once
+    gate.touch()
+    assert blocker.wait(timeout=TIMEOUT).ok
+    runner.shutdown()
+    other.shutdown()
+
+
+def test_a_blocking_call_waits_for_room_under_a_limit_read_in_advance(
+    fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_SUBMIT_LIMIT", "2")
+
+    class OwnCall(GridRunner):
+        def call(self, *args: Any) -> int:
+            return super().call(*args)
+
+    answer = PARTITIONS + "normal|||2\nme|acct||normal|||\n"
+    runner = OwnCall(grid=limited_scheme(tmp_path, answer), sleepstep=0.05, maxthreads=6)
+    jobs = [SingleJob(name=f"b{i}", runscript="sleep 0.2\nexit 3\n") for i in range(6)]
+    results = run_jobs(runner, JobManager(tmp_path / "w"), jobs)
+    assert [r.exit_code for r in results] == [3] * 6
+    assert refusals(fake) == 0
+    assert len(submit_log(fake)) == 6
+    runner.shutdown()

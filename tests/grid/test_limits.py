@@ -1,4 +1,5 @@
-"""Tests for runner_grid._limits: the refusal of a request above a queue's limits, and the cache."""
+"""Tests for runner_grid._limits: the refusal of a request above a queue's limits, the cache,
+and the room the submit limits leave."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from runner_core import Resources
 from runner_grid import Limits, QueueLimits, Scheduler
-from runner_grid._limits import LimitsCache, clamp, refusal
+from runner_grid._limits import LimitsCache, SubmitRoom, clamp, refusal, submit_pools
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -187,3 +188,73 @@ def test_a_limit_query_after_the_first_may_fail_and_is_left_out(
         "a limit query is left out" in r.message and "no slurmdbd" in r.message
         for r in caplog.records
     )
+
+
+# --- submit limits: the pools a job counts in, and the room they leave ----------------------
+
+SUBMIT = QOS._replace(
+    submit={"qos:normal": 20, "qos:small": 5, "account:chem": 50, "account:": 50, "user": 100}
+)
+
+
+def test_a_job_counts_in_its_qos_its_account_and_the_user_s_limit() -> None:
+    assert submit_pools(SUBMIT, Resources()) == {"user": 100, "account:": 50, "qos:normal": 20}
+    assert submit_pools(SUBMIT, Resources(account="chem"), "small") == {
+        "user": 100,
+        "account:chem": 50,
+        "qos:small": 5,
+    }
+    assert submit_pools(SUBMIT, Resources(account="phys"), "fast") == {"user": 100}  # not known
+    assert submit_pools(SUBMIT._replace(default_qos=None), Resources()) == {
+        "user": 100,
+        "account:": 50,
+    }
+    assert submit_pools(QOS, Resources()) == {}  # no submit limit read: none kept to
+    assert submit_pools(None, Resources()) == {}
+    queues = SGE._replace(submit={"queue:all.q": 3})
+    assert submit_pools(queues, Resources()) == {"queue:all.q": 3}  # the default queue's
+
+
+def test_the_room_takes_what_fits_and_frees_a_place_per_job_that_leaves() -> None:
+    room = SubmitRoom(LimitsCache())
+    pools = {"qos:normal": 5, "user": 8}
+    assert room.take(pools, 3) == 3
+    room.keep(["1", "2", "3"], pools)
+    assert room.take(pools, 4) == 2  # an array of 4 is cut to the 2 places left
+    assert room.take({"user": 8}, 10) == 3  # the user's limit alone: 8 - 5
+    assert room.take(pools, 1) == 0
+    room.give_back(pools, 2)  # the array's submission queued nothing: normal 3, user 6
+    assert room.take({}, 7) == 7  # no limit known: everything fits
+    assert room.free("2")  # normal 2, user 5
+    assert not room.free("2")  # freed once only
+    assert not room.free("unknown")  # a job the room never kept
+    assert room.take(pools, 5) == 3  # "user" has 3 places left, "qos:normal" 3
+    assert room.take(pools, 1) == 0
+
+
+def test_submit_workers_taking_at_once_never_go_over_a_limit() -> None:
+    room = SubmitRoom(LimitsCache())
+    pools = {"qos:normal": 20}
+    taken: list[int] = []
+    start = threading.Barrier(8)
+
+    def worker() -> None:
+        start.wait()
+        for _ in range(50):
+            taken.append(room.take(pools, 1))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(taken) == 20
+
+
+def test_the_log_names_a_full_limit_once() -> None:
+    room = SubmitRoom(LimitsCache())
+    pools = {"qos:normal": 1, "account:": 9}
+    assert room.take(pools, 1) == 1
+    assert room.full(pools) == "QOS 'normal' lets 1 jobs be queued"
+    assert room.full(pools) is None
+    assert room.full({"account:": 0}) == "the default association lets 0 jobs be queued"

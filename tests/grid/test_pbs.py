@@ -856,6 +856,32 @@ def test_parse_limits_reads_each_execution_queue_s_resources_max_and_the_default
     assert Pbs().check_limits(Resources(walltime=48 * 3600, queue="router"), limits) is None
 
 
+def test_parse_limits_reads_max_queued_of_the_server_and_each_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `qmgr -c "set server max_queued = [u:PBS_GENERIC=20]"` as `qstat -Bf` prints it (the
+    # PBS Professional admin guide's form; no recording of it here), after the recorded server
+    monkeypatch.setattr(pbs, "current_user", lambda: "alice")
+    server = array_case("qstat_B_f").stdout.replace(
+        "    max_array_size = 10000\n",
+        "    max_array_size = 10000\n    max_queued = [u:PBS_GENERIC=20],[u:alice=30]\n",
+    )
+    queues = QSTAT_QF.replace(
+        "    total_jobs = 0\n",
+        "    total_jobs = 0\n    max_queued = [o:PBS_ALL=500],[u:PBS_GENERIC=10]\n",
+    ).replace("    resources_max.walltime = 168:00:00\n", "    max_user_queuable = 4\n")
+    limits = pbs.parse_limits(server + queues)
+    assert dict(limits.submit) == {
+        "user": 30,  # alice's own count wins over the generic one
+        "queue:workq": 10,
+        "queue:long": 4,  # Torque's max_user_queuable
+    }
+    assert limits.submit_counts_tasks
+    monkeypatch.setattr(pbs, "current_user", lambda: "bob")
+    assert dict(pbs.parse_limits(server + QSTAT_QF).submit) == {"user": 20}
+    assert dict(pbs.parse_limits(array_case("qstat_B_f").stdout + QSTAT_QF).submit) == {}
+
+
 @pytest.mark.parametrize(
     "output",
     ["", array_case("qstat_B_f").stdout, "Queue: q\n    resources_max.mem = 4 words\n"],

@@ -598,6 +598,21 @@ def test_parse_limits_reads_each_queue_s_h_rt_and_h_vmem() -> None:
     )
 
 
+def test_parse_limits_reads_max_u_jobs_from_the_global_configuration() -> None:
+    queues, conf = recorded("qconf_sq_all")[0], recorded("qconf_sconf")[0]
+    assert sge.limit_commands()[1] == ["qconf", "-sconf"]
+    limits = sge.parse_limits(queues + conf)
+    assert dict(limits.queues) == {"all.q": (None, None)}
+    assert dict(limits.submit) == {}  # max_u_jobs 0 and max_jobs 0: no limit
+    conf = conf.replace("max_u_jobs                   0", "max_u_jobs                   20")
+    limits = sge.parse_limits(queues + conf)
+    assert dict(limits.submit) == {"user": 20}  # all the user's jobs
+    assert not limits.submit_counts_tasks  # an array is one job for max_u_jobs
+    conf = conf.replace("max_jobs                     0", "max_jobs                     8")
+    assert dict(sge.parse_limits(queues + conf).submit) == {"user": 8}  # all users': ours too
+    assert dict(sge.parse_limits(queues).submit) == {}  # the configuration not read: no limit
+
+
 @pytest.mark.parametrize("output", ["", "error: no queue\n", "qname a.q\nh_rt soon\n"])
 def test_parse_limits_refuses_what_it_does_not_understand(output: str) -> None:
     with pytest.raises(ValueError):

@@ -672,6 +672,45 @@ def test_parse_limits_reads_the_qos_limits_and_the_users_default_qos() -> None:
     assert scheduler.qos_of({"memory": "1G"}) is None
 
 
+def test_parse_limits_reads_the_submit_limits_of_each_qos_and_association() -> None:
+    # `sacctmgr show qos` (4 fields, MaxSubmitPU last) and `show assoc` (7 fields: MaxSubmitJobs
+    # and GrpSubmitJobs last), in the pinned formats
+    assert slurm.QOS_FORMAT.endswith(",MaxSubmitPU")
+    assert slurm.ASSOC_FORMAT.endswith(",MaxSubmitJobs,GrpSubmitJobs")
+    output = (
+        "PartitionName=debug Default=YES MaxTime=UNLIMITED\n"
+        "normal|||\n"
+        "limited|00:10:00||20\n"
+        "zero|||0\n"
+        "me|chem||limited,normal||100|\n"
+        "me|phys||normal||100|50\n"
+        "me|gpu||normal|gpu|5|\n"
+    )
+    limits = slurm.parse_limits(output)
+    assert dict(limits.qos) == {
+        "normal": (None, None),
+        "limited": (600, None),
+        "zero": (None, None),
+    }
+    assert limits.default_qos == "normal"
+    assert dict(limits.submit) == {
+        "qos:limited": 20,  # 0 and none set: no limit kept to (the scheduler decides)
+        "account:chem": 100,
+        "account:phys": 50,  # the lower of MaxSubmitJobs and GrpSubmitJobs
+    }  # a partition's own association is not read; the default account's is not known
+    assert limits.submit_counts_tasks  # SLURM counts each task of an array
+    same = output.replace("me|phys||normal||100|50", "me|phys||normal||100|")
+    assert slurm.parse_limits(same).submit["account:"] == 100  # every association's
+
+
+def test_parse_limits_reads_answers_in_the_formats_before_submit_limits() -> None:
+    output = "PartitionName=debug Default=YES\nnormal|2-00:00:00|\nme|chem||normal|\n"
+    limits = slurm.parse_limits(output)
+    assert dict(limits.qos) == {"normal": (2 * 86400, None)}
+    assert limits.default_qos == "normal"
+    assert dict(limits.submit) == {}
+
+
 @pytest.mark.parametrize(
     ("assoc", "default"),
     [

@@ -3,8 +3,8 @@
 What tools/slurm.sh and tools/sge.sh set up (see their headers): SLURM's QOS ``limited`` (jobs
 ask for it with ``--qos=limited``, so a limit on it touches no other test's jobs), its node
 ``localhost`` and partitions ``debug`` (default), ``short``, ``long``, ``high``; Grid Engine's
-global ``max_u_jobs``. Each context manager here puts back what it changed even when the test
-fails inside it.
+global ``max_u_jobs``; held jobs outside any runner. Each context manager here puts back what it
+changed even when the test fails inside it.
 """
 
 from __future__ import annotations
@@ -145,3 +145,32 @@ def user_job_count(user: str) -> int:
     """Return how many jobs `user` has in Grid Engine (pending or running)."""
     lines = admin("qstat", "-u", user).splitlines()
     return sum(1 for line in lines if re.match(r"^\s*\d+\s", line))
+
+
+# --- jobs outside the runners ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def held_jobs(scheduler: str, count: int, *flags: str) -> Iterator[list[str]]:
+    """Submit `count` held jobs of the user's outside any runner (``sbatch --hold``, ``qsub -h``),
+    filling part of a submit limit; cancel them after, by their ids only (other tests' jobs of
+    the same user stay)."""
+    ids: list[str] = []
+    try:
+        for _ in range(count):
+            if scheduler == "slurm":
+                out = admin(
+                    "sbatch", "--parsable", "--hold", "-o", "/dev/null", *flags, "--wrap", "true"
+                )
+                ids.append(out.strip().split(";")[0])
+            else:
+                out = admin(
+                    "qsub", "-h", "-o", "/dev/null", "-e", "/dev/null", "-b", "y", *flags, "true"
+                )
+                found = re.search(r"Your job (\d+)", out)
+                assert found, f"qsub printed no job id: {out!r}"
+                ids.append(found.group(1))
+        yield ids
+    finally:
+        if ids:
+            run("scancel" if scheduler == "slurm" else "qdel", *ids)

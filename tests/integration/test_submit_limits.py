@@ -1,10 +1,13 @@
-"""Submit limits are back-pressure on the real schedulers: jobs wait in the runner, none FAILED.
+"""Submit limits on the real schedulers: read in advance and kept to; refusals waited out.
 
-SLURM: the test QOS's ``MaxSubmitJobsPerUser`` makes sbatch refuse the job over it
-(``QOSMaxSubmitJobPerUserLimit``); Grid Engine: ``max_u_jobs`` makes qsub refuse it ("only N
-jobs are allowed per user"). In both, every job of the campaign must end SUCCESSFUL, each
-submitted once, with the refusals in the runner's log. The limit is set through the helpers
-of integration._cluster, which put the cluster back even when a test fails.
+SLURM: the test QOS's ``MaxSubmitJobsPerUser`` (``sacctmgr show qos``'s MaxSubmitPU, which the
+runner reads once per run) makes sbatch refuse the job over it (``QOSMaxSubmitJobPerUserLimit``);
+Grid Engine: ``max_u_jobs`` (``qconf -sconf``) makes qsub refuse it ("only N jobs are allowed per
+user"). With nothing else of the user's queued, the runner stays under the limit and is never
+refused; with held jobs submitted outside it filling part of the limit, it is refused and waits
+for room. In both, every job of the campaign must end SUCCESSFUL, each submitted once. The limit
+is set through the helpers of integration._cluster, which put the cluster back even when a test
+fails.
 """
 
 from __future__ import annotations
@@ -15,7 +18,14 @@ from typing import TYPE_CHECKING, Callable
 
 import pytest
 
-from integration._cluster import TEST_QOS, sge_max_u_jobs, slurm_qos_limits, user_job_count
+from integration._cluster import (
+    TEST_QOS,
+    admin,
+    held_jobs,
+    sge_max_u_jobs,
+    slurm_qos_limits,
+    user_job_count,
+)
 from integration._schedulers import PATIENCE, SCHEDULERS, SubmittedIds
 from runner_core import JobManager, JobStatus, SingleJob
 
@@ -30,10 +40,13 @@ pytestmark = pytest.mark.integration
 RunnerFactory = Callable[..., "GridRunner"]
 ON_SLURM = pytest.mark.parametrize("scheduler", [SCHEDULERS["slurm"]], indirect=True)
 ON_SGE = pytest.mark.parametrize("scheduler", [SCHEDULERS["sge"]], indirect=True)
+BATCH = pytest.mark.parametrize("batch", [False, True], ids=["plain", "batch"])
 
 #: The campaign: more jobs than the limit lets into the queue at once, each short.
 JOBS = 300
 LIMIT = 20
+#: Held jobs of the user's, submitted outside the runner, in the limit of the refusal tests.
+OUTSIDE = 5
 
 
 def _refusals(caplog: pytest.LogCaptureFixture) -> int:
@@ -54,9 +67,45 @@ def _campaign(
     return results
 
 
+def _each_succeeded_once(results: list[Results], n: int) -> None:
+    assert all(r.status is JobStatus.SUCCESSFUL for r in results), {
+        (r.status.name, r.error) for r in results
+    }
+    assert len({r.jobid for r in results}) == n  # each job submitted exactly once
+
+
+def _slurm_queued_in_test_qos() -> list[str]:
+    out = admin("squeue", "--noheader", "--array", f"--qos={TEST_QOS}", "--format=%i")
+    return out.split()
+
+
 @ON_SLURM
-@pytest.mark.parametrize("batch", [False, True], ids=["plain", "batch"])
-def test_slurm_submit_limit_holds_jobs_back_and_every_job_succeeds_once(  # noqa: PLR0917
+@BATCH
+def test_slurm_submit_limit_read_in_advance_is_never_refused(  # noqa: PLR0917
+    scheduler: str,
+    make_runner: RunnerFactory,
+    submitted: SubmittedIds,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    batch: bool,
+) -> None:
+    caplog.set_level(logging.INFO, logger="runner_grid")
+    assert not _slurm_queued_in_test_qos(), "jobs of another test are queued in the test QOS"
+    runner = make_runner()
+    with slurm_qos_limits(MaxSubmitJobsPerUser=LIMIT):
+        results = _campaign(runner, tmp_path / "w", JOBS, batch=batch, qos=TEST_QOS)
+    _each_succeeded_once(results, JOBS)
+    assert _refusals(caplog) == 0  # the runner stayed under the limit it read
+    said = [r.getMessage() for r in caplog.records if "lets 20 jobs be queued" in r.getMessage()]
+    assert said == [
+        f"keeping under a submit limit: QOS {TEST_QOS!r} lets 20 jobs be queued; the jobs "
+        "over it wait in the runner for room"
+    ]
+
+
+@ON_SLURM
+@BATCH
+def test_slurm_jobs_queued_outside_the_runner_are_refused_and_waited_out(  # noqa: PLR0917
     scheduler: str,
     make_runner: RunnerFactory,
     submitted: SubmittedIds,
@@ -66,18 +115,33 @@ def test_slurm_submit_limit_holds_jobs_back_and_every_job_succeeds_once(  # noqa
 ) -> None:
     caplog.set_level(logging.INFO, logger="runner_grid")
     runner = make_runner()
-    with slurm_qos_limits(MaxSubmitJobsPerUser=LIMIT):
-        results = _campaign(runner, tmp_path / "w", JOBS, batch=batch, qos=TEST_QOS)
-    assert all(r.status is JobStatus.SUCCESSFUL for r in results), {
-        (r.status.name, r.error) for r in results
-    }
-    ids = [r.jobid for r in results]
-    assert len(set(ids)) == JOBS  # each job submitted exactly once
-    assert _refusals(caplog) >= 1  # the limit was hit, and the runner waited it out
+    outside = held_jobs(scheduler, OUTSIDE, f"--qos={TEST_QOS}")
+    with slurm_qos_limits(MaxSubmitJobsPerUser=LIMIT), outside:
+        results = _campaign(runner, tmp_path / "w", 60, batch=batch, qos=TEST_QOS)
+    _each_succeeded_once(results, 60)
+    assert _refusals(caplog) >= 1  # the runner counts its own jobs: the held ones refuse it
 
 
 @ON_SGE
-def test_sge_max_u_jobs_holds_jobs_back_and_every_job_succeeds_once(
+def test_sge_max_u_jobs_read_in_advance_is_never_refused(
+    scheduler: str,
+    make_runner: RunnerFactory,
+    submitted: SubmittedIds,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="runner_grid")
+    if user_job_count(getpass.getuser()):
+        pytest.skip("other Grid Engine jobs of this user are queued: they take part of the limit")
+    runner = make_runner()
+    with sge_max_u_jobs(5):
+        results = _campaign(runner, tmp_path / "w", 25, batch=False)
+    _each_succeeded_once(results, 25)
+    assert _refusals(caplog) == 0
+
+
+@ON_SGE
+def test_sge_jobs_queued_outside_the_runner_are_refused_and_waited_out(
     scheduler: str,
     make_runner: RunnerFactory,
     submitted: SubmittedIds,
@@ -87,10 +151,8 @@ def test_sge_max_u_jobs_holds_jobs_back_and_every_job_succeeds_once(
     caplog.set_level(logging.INFO, logger="runner_grid")
     runner = make_runner()
     user = getpass.getuser()
-    with sge_max_u_jobs(user_job_count(user) + 5):
+    with held_jobs(scheduler, 2) as held, sge_max_u_jobs(user_job_count(user) + 5):
+        assert len(held) == 2
         results = _campaign(runner, tmp_path / "w", 25, batch=False)
-    assert all(r.status is JobStatus.SUCCESSFUL for r in results), {
-        (r.status.name, r.error) for r in results
-    }
-    assert len({r.jobid for r in results}) == 25
+    _each_succeeded_once(results, 25)
     assert _refusals(caplog) >= 1

@@ -1,11 +1,12 @@
 """Benchmark of submit-limit back-pressure on the real SLURM: a campaign bigger than the limit.
 
 N trivial jobs (default 300) under the test QOS's ``MaxSubmitJobsPerUser=20``: through a
-GridRunner, which is refused by sbatch whenever 20 of its jobs are queued and holds the rest
-back until room frees, against the ideal a person would write by hand: waves of 20 sbatch
-calls, each wave waited out with ``squeue`` every ``sleepstep`` before the next. Both poll at
-the same interval. Rounds alternate which side goes first; printed as the median of the
-per-round ratios (target <= 1.2x), with the runner's refusals per round.
+GridRunner, which reads the limit in advance (``sacctmgr``'s MaxSubmitPU) and holds the jobs
+over it back until room frees (refusals by sbatch, waited out, only where it could not know),
+against the ideal a person would write by hand: waves of 20 sbatch calls, each wave waited
+out with ``squeue`` every ``sleepstep`` before the next. Both poll at the same interval.
+Rounds alternate which side goes first; printed as the median of the per-round ratios
+(target <= 1.2x), with the runner's refusals per round (0 with nothing else queued).
 
 Needs `tools/slurm.sh start` (the QOS ``limited`` and accounting; skipped with a note
 otherwise). The limit is reset even when a round fails.

@@ -115,6 +115,7 @@ wait_gone "$arr_r"
 rec qacct_array qacct -j "$arr_r"
 rec qstat_after_all qstat -u '*'
 rec qconf_sq_all qconf -sq '*'
+rec qconf_sconf qconf -sconf
 for j in $pend $arr_p; do qdel "$j" >/dev/null 2>&1; done
 rm -rf "$WORK"
 echo "recorded into $DATA" >&2

@@ -13,14 +13,20 @@ an array, or a group of one as a plain job.
 free waits here and is submitted when another leaves. On a scheduler without a throttle an
 array is cut to the share it gets, and the rest of its jobs wait to go one by one.
 
-Submit limits are back-pressure: a submission the scheduler refuses because of a limit on
-queued jobs (`SubmitOutcome.limited`) is not a failure. The unit waits here (an array cut
-in halves, so that what fits goes first), as does a plain job so refused (`hold`), and
+Submit limits are back-pressure. Where the cluster tells its limits on queued jobs in
+advance (`runner_grid._limits.Limits.submit`: a SLURM QOS's ``MaxSubmitPU``, an
+association's ``MaxSubmitJobs``, Grid Engine's ``max_u_jobs``, a PBS ``max_queued``), every
+submission first takes its places in the runner's `SubmitRoom` (a job one, an array one
+per task where the scheduler counts tasks), and what finds no room waits here, an array cut
+to what fits: the runner stays under the limit and is not refused. A submission the
+scheduler refuses all the same (the user's other jobs fill the limit; a limit that cannot
+be read; `SubmitOutcome.limited`) is not a failure either. The unit waits here (an array
+cut in halves, so that what fits goes first), as does a plain job so refused (`hold`), and
 nothing is tried again until a job of the runner leaves the queue or ``sleepstep`` has
 passed: no job FAILED, none submitted twice, at most one refused try per ``sleepstep``.
 
-Lock order: `Batches._lock` before `JobsInQueue._lock` (the share count asks the queue);
-no command runs, and no job's Completion is called, while it is held.
+Lock order: `Batches._lock` before `JobsInQueue._lock` (the share count asks the queue) and
+`SubmitRoom._lock`; no command runs, and no job's Completion is called, while it is held.
 """
 
 from __future__ import annotations
@@ -32,22 +38,24 @@ import os
 import re
 import shutil
 import threading
-from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from runner_core.ext import Terminated, wait_event
 from runner_grid._arrays import ARRAYS_FOLDER, index_expression, partition, write_array_files
 from runner_grid._commands import format_command
-from runner_grid._submitter import TASK_TAG, new_tag, submit_job
+from runner_grid._limits import LimitsCache, SubmitRoom
+from runner_grid._submitter import TASK_TAG, SubmitOutcome, new_tag, submit_job, submit_logged
 from runner_grid._worker import Worker
 from runner_grid._wrapper import safe_job_name
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
     from runner_core import Results
     from runner_core.ext import Completion
     from runner_grid._cancel import Canceller
     from runner_grid._ending import JobsInQueue
+    from runner_grid._limits import Limits
     from runner_grid.schemes._base import Scheduler
     from runner_settings import Settings
 
@@ -92,15 +100,18 @@ class Batches:
         scheduler: gives the scheduler to use, read anew at each block's end.
         maxjobs: gives the runner's ``maxjobs`` now.
         name: the runner's scheme name, for thread names.
+        limits: the runner's cluster limits (its submit limits are kept to), or None: a
+            cache of this runner's own.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the runner's parts, wired once by GridRunner
         self,
         queue: JobsInQueue,
         canceller: Canceller,
         scheduler: Callable[[], Scheduler],
         maxjobs: Callable[[], int],
         name: str,
+        limits: Optional[LimitsCache] = None,
     ) -> None:
         """Create the runner's batches; none is open."""
         self._queue = queue
@@ -115,9 +126,9 @@ class Batches:
         self._unit_scheduler: Optional[Scheduler] = None  # the scheduler waiting units use
         self._releaser = Worker(f"runner-grid-batch:{name}")
         self._array_limits: dict[str, int] = {}  # largest array, per scheduler name
-        self._limited = False  # a submit limit refused the last try: wait for room
-        self._refusals = 0  # submit-limit refusals so far, for the log
+        self._limited = False  # at a submit limit (refused, or no room): wait for room
         self._retry_due = False  # a try after a refusal is on the releaser's clock
+        self._room = SubmitRoom(limits if limits is not None else LimitsCache())
 
     # --- the block -----------------------------------------------------------------------
 
@@ -214,9 +225,56 @@ class Batches:
         """Whether the scheduler refuses submissions for a limit now (jobs wait for room)."""
         return self._limited
 
+    def submit_plain(
+        self,
+        scheduler: Scheduler,
+        argv: list[str],
+        tag: Optional[str],
+        runflags: Mapping[str, Any],
+        *,
+        wait_for_room: Optional[Callable[[], float]] = None,
+    ) -> SubmitOutcome:
+        """Submit a job alone (`GridRunner.call`), within the submit limits read in advance.
+
+        A job that detaches (no `wait_for_room`) is not tried while the runner is at a
+        submit limit or its limit has no room: the outcome is then ``limited`` with no
+        error, and the caller gives the job to `hold`. A blocking call waits in its thread,
+        looking again every `wait_for_room()` seconds. A job queued keeps its place in the
+        limits until it leaves the queue (`release`).
+
+        Args:
+            scheduler, argv, tag: as for `submit_logged`.
+            runflags: the job's run flags (its QOS, queue and account name its limits).
+            wait_for_room: for a call that blocks until its job ends: gives the seconds to
+                wait before looking for room again (the runner's ``sleepstep``).
+
+        Returns:
+            `submit_logged`'s outcome.
+        """
+        stop = self._queue.stopped
+        pools = self._room.pools(scheduler, self._room.limits(scheduler), runflags)
+        while True:
+            with self._lock:
+                limited = self._limited and wait_for_room is None
+                taken = 0 if limited else self._room.take(pools, 1)
+            if taken:
+                break
+            if not limited:
+                self._tell_full(pools)
+            if wait_for_room is None:
+                return SubmitOutcome(None, None, limited=True)
+            if stop.wait(wait_for_room()):
+                return SubmitOutcome(None, "not submitted: the runner is cancelling")
+        outcome = submit_logged(scheduler, argv, tag, stop, wait_for_room=wait_for_room)
+        if outcome.jobid is not None:
+            self._room.keep([outcome.jobid], pools)  # before the queue watches it
+        else:  # after a refusal, `hold` sets the next try
+            self._give_back(pools, 1, wake=not outcome.limited)
+        return outcome
+
     def hold(self, job: Collected, scheduler: Scheduler, said: Optional[str]) -> None:
         """Let a plain job wait here for room: refused for a submit limit (`said`: the
-        scheduler's words), or not tried (None) because others wait already."""
+        scheduler's words), or not tried (None) because the runner is at a limit."""
         if said is not None:
             self._limit_refusal(scheduler, f"job {job.completion.results.job.name}", said)
         with self._lock:
@@ -224,11 +282,36 @@ class Batches:
             if not stopped:
                 self._waiting.append([job])
                 self._unit_scheduler = scheduler
-                self._limited = True
+                self._limited = self._limited or said is not None
         if stopped:
             job.completion.complete(1, reason="cancelled")
+        elif said is not None:
+            self._retry_later()
+        else:  # no try now; room may have freed since the job found none
+            self._releaser.put(self._start_waiting)
+
+    def _give_back(self, pools: Mapping[str, int], places: int, *, wake: bool) -> None:
+        """Give back places in the submit limits; with `wake`, the waiting units may use them."""
+        if not pools or places <= 0:
             return
-        self._retry_later()
+        self._room.give_back(pools, places)
+        if not wake:
+            return
+        with self._lock:
+            more = bool(self._waiting) and not self._retry_due  # after a refusal: its clock
+            if more:
+                self._limited = False
+        if more:
+            self._releaser.put(self._start_waiting)
+
+    def _tell_full(self, pools: Mapping[str, int]) -> None:
+        """Log, once per limit, that jobs wait because a submit limit read in advance is full."""
+        said = self._room.full(pools)
+        if said is not None:
+            logger.info(
+                "keeping under a submit limit: %s; the jobs over it wait in the runner for "
+                "room", said,
+            )  # fmt: skip
 
     def drop(self, results: Results) -> None:
         """``job.cancel()`` of a job still waiting here: it ends CANCELLED now."""
@@ -258,19 +341,23 @@ class Batches:
         one, a unit its throttle. A unit gets an even part of what is free (at least 1, at
         most its size) as its throttle; without a throttle, the array is cut to that part
         and the rest of its jobs wait as units of one. Units that find nothing free wait
-        until a unit leaves the queue. A refusal for a submit limit puts the unit back
-        (an array cut in two halves) and stops: the next try comes when a job of the
-        runner leaves the queue, or after ``sleepstep`` seconds, whichever is first.
+        until a unit leaves the queue. Then the submit limits read in advance: a unit
+        takes its places (`SubmitRoom.take`), an array is cut to the tasks that fit (the
+        rest waits first in line), and a unit finding no room waits until a job of the
+        runner leaves the queue. A refusal for a submit limit puts the unit back (an array
+        cut in two halves) and stops: the next try comes when a job of the runner leaves
+        the queue, or after ``sleepstep`` seconds, whichever is first.
         """
         while True:
+            scheduler = self._unit_scheduler  # set before this is called
+            if scheduler is None:
+                return
+            # read before the lock: the first time, the limits are asked of the scheduler
+            # (read once per runner: the same whichever scheduler object asks)
+            limits = self._room.limits(scheduler)
             with self._lock:
-                scheduler = self._unit_scheduler
-                if (
-                    not self._waiting
-                    or scheduler is None
-                    or self._limited
-                    or self._queue.stopped.is_set()
-                ):
+                scheduler = self._unit_scheduler or scheduler
+                if not self._waiting or self._limited or self._queue.stopped.is_set():
                     return
                 maxjobs = self._maxjobs()
                 unit = self._waiting[0]
@@ -286,15 +373,30 @@ class Batches:
                     # no throttle: the array is cut to its share, the rest go one by one
                     self._waiting.extendleft([job] for job in reversed(unit[share:]))
                     unit = unit[:share]
-                key = f"unit-{id(unit)}"
-                self._shares[key] = share if maxjobs else 0  # held while the submit runs
+                pools = self._room.pools(scheduler, limits, unit[0].runflags)
+                unit, places = self._fit(unit, pools, limits)
+                if unit:
+                    share = min(share, len(unit))
+                    key = f"unit-{id(unit)}"
+                    self._shares[key] = share if maxjobs else 0  # held while the submit runs
+                else:
+                    self._limited = True  # no room: a job of the runner's leaving makes some
+            if not unit:
+                self._tell_full(pools)
+                return
+            taken = len(unit)
             unit = [job for job in unit if not self._cancelled_now(job)]
+            if len(unit) < taken and (limits is None or limits.submit_counts_tasks):
+                self._give_back(pools, taken - len(unit), wake=False)
+                places -= taken - len(unit)
             jobid, limited = None, False
             try:
                 throttle = share if maxjobs and scheduler.array_throttle else 0
                 if unit:
-                    jobid, limited = self._submit_unit(scheduler, unit, throttle)
+                    jobid, limited = self._submit_unit(scheduler, unit, throttle, pools)
             finally:
+                if jobid is None:
+                    self._give_back(pools, places, wake=False)
                 with self._lock:
                     self._shares.pop(key, None)
                     if jobid is not None and maxjobs and self._queue.holds(jobid):
@@ -314,6 +416,24 @@ class Batches:
                 self._retry_later()
                 return
 
+    def _fit(
+        self, unit: list[Collected], pools: Mapping[str, int], limits: Optional[Limits]
+    ) -> tuple[list[Collected], int]:
+        """Take the unit's places in its submit limits (`_lock` held): (what goes now, places).
+
+        An array counted by its tasks is cut to what fits; the rest waits first in line.
+        Nothing fits: ``([], 0)``, and the unit waits first in line.
+        """
+        by_tasks = limits is None or limits.submit_counts_tasks
+        places = self._room.take(pools, len(unit) if by_tasks else 1)
+        if not places:
+            self._waiting.appendleft(unit)
+            return [], 0
+        if by_tasks and places < len(unit):
+            self._waiting.appendleft(unit[places:])
+            unit = unit[:places]
+        return unit, places
+
     def _retry_later(self) -> None:
         """Try the waiting units again in ``sleepstep`` seconds, unless a try is due already."""
         with self._lock:
@@ -329,12 +449,16 @@ class Batches:
         self._start_waiting()
 
     def release(self, jobid: str, array: Optional[str]) -> None:
-        """A job left the queue: free its share (and its array's); room for waiting units."""
+        """A job left the queue: free its share (and its array's) and its place in the submit
+        limits; room for waiting units."""
+        room = self._room.free(jobid)
+        if array is not None:
+            room = self._room.free(array) or room
         with self._lock:
             freed = self._shares.pop(jobid, 0)
             if array is not None:
                 freed += self._shares.pop(array, 0)
-            more = bool(self._waiting and (freed or self._limited))
+            more = bool(self._waiting and (freed or room or self._limited))
             self._limited = False
         if more:
             self._releaser.put(self._start_waiting)
@@ -348,18 +472,23 @@ class Batches:
                 job.completion.complete(1, reason="cancelled")
 
     def _submit_unit(
-        self, scheduler: Scheduler, unit: Sequence[Collected], throttle: int
+        self,
+        scheduler: Scheduler,
+        unit: Sequence[Collected],
+        throttle: int,
+        pools: Mapping[str, int],
     ) -> tuple[Optional[str], bool]:
-        """Submit one unit, an array of its jobs or its one job alone: (id, refused for a limit)."""
+        """Submit one unit, an array of its jobs or its one job alone: (id, refused for a limit).
+
+        Queued, it keeps the places taken in `pools` until it leaves the queue.
+        """
         if len(unit) == 1:
-            return self._submit_alone(scheduler, unit[0])
-        return self._submit_array(scheduler, unit, throttle)
+            return self._submit_alone(scheduler, unit[0], pools)
+        return self._submit_array(scheduler, unit, throttle, pools)
 
     def _limit_refusal(self, scheduler: Scheduler, what: str, said: Optional[str]) -> None:
         """Log a refusal for a submit limit, with the line of the scheduler's that names it."""
-        with self._lock:
-            self._refusals += 1
-            count = self._refusals
+        count = self._room.refused()
         lines = [line.strip() for line in (said or "").splitlines() if line.strip()]
         patterns = scheduler.submit_faults.get("limit", ())
         first = next(
@@ -371,7 +500,9 @@ class Batches:
             what, count, first,
         )  # fmt: skip
 
-    def _submit_alone(self, scheduler: Scheduler, job: Collected) -> tuple[Optional[str], bool]:
+    def _submit_alone(
+        self, scheduler: Scheduler, job: Collected, pools: Mapping[str, int]
+    ) -> tuple[Optional[str], bool]:
         command = format_command(job.argv)
         if job.tag is not None:
             job.completion.report_tag(job.tag)
@@ -385,12 +516,17 @@ class Batches:
             return None, False
         logger.info("submitted job %s: %s", outcome.jobid, command)
         job.completion.report_jobid(outcome.jobid)
+        self._room.keep([outcome.jobid], pools)  # before the queue watches it
         self._queue.add(outcome.jobid, job.completion.results, job.exit_file, job.completion)
         self._cancel_if_asked([(outcome.jobid, job)])
         return outcome.jobid, False
 
     def _submit_array(
-        self, scheduler: Scheduler, jobs: Sequence[Collected], throttle: int
+        self,
+        scheduler: Scheduler,
+        jobs: Sequence[Collected],
+        throttle: int,
+        pools: Mapping[str, int],
     ) -> tuple[Optional[str], bool]:
         """Submit `jobs` as one array, task i running ``jobs[i - 1]``; watch every task."""
         first = jobs[0]
@@ -437,6 +573,10 @@ class Batches:
         tasks = [(scheduler.task_id(outcome.jobid, i), job) for i, job in enumerate(jobs, 1)]
         for jobid, job in tasks:
             job.completion.report_jobid(jobid)
+        # Its places in the submit limits: a task each, or the array once (`SubmitRoom`).
+        limits = self._room.limits(scheduler) if pools else None  # read already: no command
+        by_tasks = limits is None or limits.submit_counts_tasks
+        self._room.keep([jobid for jobid, _job in tasks] if by_tasks else [outcome.jobid], pools)
         self._queue.add_array(
             outcome.jobid, [(jobid, job.completion, job.exit_file) for jobid, job in tasks]
         )

@@ -41,7 +41,7 @@ from runner_grid._commands import format_command
 from runner_grid._detect import detect_scheme
 from runner_grid._ending import JobsInQueue, Waiter, observe_records
 from runner_grid._limits import LimitsCache
-from runner_grid._submitter import SubmitOutcome, find_recorded, submit_logged
+from runner_grid._submitter import find_recorded
 from runner_grid._usage import usage_of_records
 from runner_grid._wrapper import DIRECTIVE_PREFIXES, exitcode_path, write_wrapper
 from runner_grid.schemes import SCHEMES
@@ -175,8 +175,9 @@ class GridRunner(JobRunner):
         self._queue = JobsInQueue(self.scheduler, step, self.scheme_name)
         self._canceller = Canceller(self._queue, self._cancel_scheduler, self.scheme_name)
         self._batches = Batches(
-            self._queue, self._canceller, self.scheduler, lambda: self.maxjobs, self.scheme_name
-        )
+            self._queue, self._canceller, self.scheduler, lambda: self.maxjobs, self.scheme_name,
+            self._limits,
+        )  # fmt: skip
         self._queue.on_gone = self._batches.release  # a job's leaving frees its share
         # A job in the queue needs a thread only when a subclass's own call must block.
         self._detaching = type(self).call is GridRunner.call
@@ -330,14 +331,10 @@ class GridRunner(JobRunner):
         if tag is not None:
             report_tag(tag)  # on record first: a resume finds the job by it if all else is lost
         with deferred_interrupts():
-            # At a submit limit a job that detaches waits in the runner for room (no try
-            # while others wait); a blocking call waits in its thread.
-            outcome = (
-                SubmitOutcome(None, None, limited=True)
-                if detach and self._batches.limited
-                else submit_logged(scheduler, argv, tag, self._queue.stopped, wait_for_room=(
-                    None if detach else lambda: self.sleepstep))
-            )  # fmt: skip
+            # At a submit limit (refused, or read in advance and full) a job that detaches
+            # waits in the runner for room; a blocking call waits in its thread.
+            outcome = self._batches.submit_plain(scheduler, argv, tag, runflags, wait_for_room=(
+                None if detach else lambda: self.sleepstep))  # fmt: skip
             if outcome.limited:
                 self._batches.hold(Collected(
                     workdir, wrapped.path, wrapped.exit_file, out, err, runflags, argv, tag,

@@ -1,8 +1,10 @@
-"""A cluster's queue limits (`Limits`), the refusal of a request above them, and the run's cache.
+"""A cluster's queue limits (`Limits`), the refusal of a request above them, the run's cache,
+and the room the cluster's submit limits leave the runner (`SubmitRoom`).
 
 Lock order: `LimitsCache._lock` is held alone: no other lock of runner-grid or runner-core
 is taken while it is held (it is held while the limits are read, so that jobs asking at
-once wait for the one answer instead of asking again).
+once wait for the one answer instead of asking again). `SubmitRoom._lock` is innermost:
+it is taken under `Batches._lock` and takes no other lock.
 """
 
 from __future__ import annotations
@@ -15,12 +17,20 @@ from typing import TYPE_CHECKING, NamedTuple, Optional
 from runner_core import Resources, format_memory, format_walltime
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
     from runner_grid.schemes._base import Scheduler
 
-__all__ = ["Limits", "LimitsCache", "QueueLimits", "clamp", "refusal"]
+__all__ = [
+    "Limits",
+    "LimitsCache",
+    "QueueLimits",
+    "SubmitRoom",
+    "clamp",
+    "refusal",
+    "submit_pools",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +45,7 @@ class QueueLimits(NamedTuple):
 
 
 _NO_QOS: Mapping[str, QueueLimits] = types.MappingProxyType({})
+_NO_SUBMIT: Mapping[str, int] = types.MappingProxyType({})
 
 
 class Limits(NamedTuple):
@@ -51,6 +62,14 @@ class Limits(NamedTuple):
             memory of ``MaxTRES``, the job's total); empty where there is none or the
             accounting cannot be asked. A job over its QOS's limit would pend forever.
         default_qos: the QOS of a job that names none (the user's association's), or None.
+        submit: the submit limits: a pool of the user's jobs -> the most of them queued at
+            once (pending or running), where the scheduler tells it. A job counts in the
+            pools `submit_pools` names: ``"user"`` (all the user's jobs: Grid Engine's
+            ``max_u_jobs``, a PBS server's ``max_queued``), ``"queue:NAME"`` (a PBS queue's),
+            ``"qos:NAME"`` (a SLURM QOS's ``MaxSubmitPU``) and ``"account:NAME"`` (a SLURM
+            association's ``MaxSubmitJobs``; ``"account:"`` for a job naming no account).
+        submit_counts_tasks: whether an array counts in a pool as its tasks (SLURM, PBS), or
+            as one job (Grid Engine's ``max_u_jobs``).
     """
 
     queues: Mapping[str, QueueLimits]
@@ -61,6 +80,8 @@ class Limits(NamedTuple):
     memory_per: str = "node"
     qos: Mapping[str, QueueLimits] = _NO_QOS
     default_qos: Optional[str] = None
+    submit: Mapping[str, int] = _NO_SUBMIT
+    submit_counts_tasks: bool = True
 
 
 def _memory_asked(resources: Resources, per: str) -> Optional[int]:
@@ -224,6 +245,139 @@ def _clamp_queue(resources: Resources, limits: Limits) -> tuple[Resources, list[
             f"{limits.memory_name} {format_memory(most_memory)} per {per}"
         )
     return resources.replace(**changes), notes
+
+
+def submit_pools(
+    limits: Optional[Limits], resources: Resources, qos: Optional[str] = None
+) -> dict[str, int]:
+    """Return the submit limits a job counts against: pool name -> its most (`Limits.submit`).
+
+    Args:
+        limits: the cluster's limits, or None (not known: no pool).
+        resources: the job's request (its queue and account; none named: the default queue,
+            and the pool ``"account:"`` of the default account).
+        qos: the QOS the job names, or None (the default QOS).
+
+    Returns:
+        The pools the limits know, of ``"user"``, ``"queue:Q"``, ``"qos:Q"``, ``"account:A"``.
+    """
+    if limits is None or not limits.submit:
+        return {}
+    queue = resources.queue if resources.queue is not None else limits.default
+    qos = qos if qos is not None else limits.default_qos
+    names = ["user", f"account:{resources.account or ''}"]
+    names += [f"queue:{queue}"] if queue is not None else []
+    names += [f"qos:{qos}"] if qos is not None else []
+    return {name: limits.submit[name] for name in names if name in limits.submit}
+
+
+def _pool_words(pool: str) -> str:
+    """How a log line names a pool: ``QOS 'normal'``, ``the association of account 'chem'``."""
+    kind, _, name = pool.partition(":")
+    if kind == "qos":
+        return f"QOS {name!r}"
+    if kind == "queue":
+        return f"queue {name!r}"
+    if kind == "account":
+        return f"the association of account {name!r}" if name else "the default association"
+    return "the user's limit"
+
+
+class SubmitRoom:
+    """The runner's own jobs in the queue counted against the cluster's submit limits.
+
+    A submission first takes its places in the job's pools (`take`: one for a job, one per
+    task for an array where the scheduler counts tasks, else one), so that submit workers
+    running at once cannot go over a limit together; the job keeps them (`keep`) until it
+    leaves the queue (`free`), and a submission that queued nothing gives them back
+    (`give_back`). The user's jobs that this runner did not submit are not counted: the
+    scheduler refuses a submission they leave no room for, and the runner waits for room
+    as after any refusal (`runner_grid._batch`). Without limits, or where they cannot be
+    read, every take succeeds: nothing is guessed.
+
+    Args:
+        cache: the runner's limits, asked once per run.
+    """
+
+    def __init__(self, cache: LimitsCache) -> None:
+        """Create an empty room: none of the runner's jobs is queued."""
+        self._cache = cache
+        self._lock = threading.Lock()
+        self._used: dict[str, int] = {}  # pool -> places taken (jobs queued, or submitting)
+        self._kept: dict[str, tuple[str, ...]] = {}  # job, task or array id -> its pools
+        self._refusals = 0  # submit-limit refusals so far, for the log
+        self._told: set[str] = set()  # pools whose limit the log has named already
+
+    def limits(self, scheduler: Scheduler) -> Optional[Limits]:
+        """The cluster's limits (asked the first time only), or None; call with no lock held."""
+        return self._cache.get(scheduler) if scheduler.reads_limits else None
+
+    @staticmethod
+    def pools(
+        scheduler: Scheduler, limits: Optional[Limits], runflags: Mapping[str, Any]
+    ) -> dict[str, int]:
+        """The submit limits a job of these run flags counts against (`submit_pools`)."""
+        if limits is None or not limits.submit:
+            return {}
+        try:
+            resources = scheduler.split_runflags(runflags)[0]
+        except (ValueError, TypeError):  # refused at job.run(); here: counted as the default
+            resources = Resources()
+        return submit_pools(limits, resources, scheduler.qos_of(runflags))
+
+    def take(self, pools: Mapping[str, int], count: int) -> int:
+        """Take up to `count` places in every one of `pools`; return how many (0: no room)."""
+        if not pools:
+            return count
+        with self._lock:
+            free = min(most - self._used.get(pool, 0) for pool, most in pools.items())
+            taken = max(0, min(count, free))
+            for pool in pools:
+                self._used[pool] = self._used.get(pool, 0) + taken
+        return taken
+
+    def give_back(self, pools: Mapping[str, int], count: int) -> None:
+        """Give back places taken for a submission that queued nothing (or fewer jobs)."""
+        if not pools or count <= 0:
+            return
+        with self._lock:
+            for pool in pools:
+                self._used[pool] = max(0, self._used.get(pool, 0) - count)
+
+    def keep(self, ids: Sequence[str], pools: Mapping[str, int]) -> None:
+        """The jobs (or tasks, or an array) `ids` were queued, each in one place taken before.
+
+        Call it before the queue watches them, so that `free` always finds them.
+        """
+        if pools:
+            with self._lock:
+                for jobid in ids:
+                    self._kept[jobid] = tuple(pools)
+
+    def free(self, jobid: str) -> bool:
+        """A job, task or array left the queue: free its place; whether it held one."""
+        with self._lock:
+            pools = self._kept.pop(jobid, None)
+            for pool in pools or ():
+                self._used[pool] = max(0, self._used.get(pool, 0) - 1)
+        return pools is not None
+
+    def refused(self) -> int:
+        """Count a refusal for a submit limit; return how many this runner has had."""
+        with self._lock:
+            self._refusals += 1
+            return self._refusals
+
+    def full(self, pools: Mapping[str, int]) -> Optional[str]:
+        """Say, once per pool, which limit keeps a job back (for the log); None: said already."""
+        with self._lock:
+            full = [
+                pool for pool, most in pools.items() if self._used.get(pool, 0) >= most
+            ] or list(pools)
+            if not full or full[0] in self._told:
+                return None
+            self._told.add(full[0])
+        return f"{_pool_words(full[0])} lets {pools[full[0]]} jobs be queued"
 
 
 class LimitsCache:

@@ -608,6 +608,8 @@ _QUEUE = re.compile(r"^(?=Queue: )", re.MULTILINE)
 _QUEUE_ATTRIBUTE = re.compile(r"^\s+([\w.]+) = (.*?)\s*$", re.MULTILINE)
 _DEFAULT_QUEUE = re.compile(r"^\s+default_queue = (\S+)\s*$", re.MULTILINE)
 _PBS_SIZE = re.compile(r"^(\d+)([kmgtp]?)b?$", re.IGNORECASE)
+#: One entity's count in a PBS Pro limit attribute: ``[u:PBS_GENERIC=20]``, ``[o:PBS_ALL=500]``.
+_LIMIT_ENTRY = re.compile(r"\[([ugpo]):([^=\]]+)=(\d+)\]")
 
 
 def limit_commands() -> list[list[str]]:
@@ -637,19 +639,44 @@ def _queue_limit(name: str, attributes: Mapping[str, str], key: str) -> Optional
     return int(match.group(1)) << (10 * ("KMGTP".find(match.group(2).upper()) + 1))
 
 
+def _queued_limit(attributes: Mapping[str, str], user: str) -> Optional[int]:
+    """The most jobs of `user` a server or queue takes queued, or None (none, or not read).
+
+    PBS Pro's ``max_queued``: the user's own ``[u:NAME=N]``, else ``[u:PBS_GENERIC=N]``, and
+    ``[o:PBS_ALL=N]`` (all users' jobs: a bound on ours too); Torque's ``max_user_queuable``
+    and ``max_queuable``. The lowest counts; group and project limits are not read.
+    """
+    entries = _LIMIT_ENTRY.findall(attributes.get("max_queued", ""))
+    users = {name: int(n) for kind, name, n in entries if kind == "u"}
+    counts = [users.get(user, users.get("PBS_GENERIC", 0))]
+    counts += [int(n) for kind, name, n in entries if kind == "o" and name == "PBS_ALL"]
+    counts += [
+        int(attributes[key])
+        for key in ("max_user_queuable", "max_queuable")
+        if attributes.get(key, "").isdigit()
+    ]
+    counts = [n for n in counts if n > 0]
+    return min(counts) if counts else None
+
+
 def parse_limits(output: str) -> Limits:
     """Return each execution queue's ``resources_max.walltime`` and ``.mem`` from ``qstat -Qf``.
 
     The default queue is the server's ``default_queue`` (``qstat -Bf``, printed first). Memory
     is the job's total (sizes 1024-based: ``4gb``); a queue without ``resources_max`` has no
     limit. Routing queues are left out (their jobs go elsewhere: they are not checked), and
-    so are the server's own ``resources_max``.
+    so are the server's own ``resources_max``. The submit limits (`Limits.submit`): the
+    server's ``max_queued`` for the user (``"user"``) and each execution queue's
+    (``"queue:NAME"``), read by `_queued_limit`; an array counts as its subjobs (so the
+    runner never goes over, should PBS count it once).
 
     Raises:
         ValueError: the output names no queue, or a limit is not understood.
     """
     queues: dict[str, QueueLimits] = {}
+    user = current_user()
     chunks = _QUEUE.split(output)
+    submit: dict[str, int] = {}
     for chunk in chunks:
         head, _, body = chunk.partition("\n")
         if not head.startswith("Queue: "):
@@ -661,10 +688,24 @@ def parse_limits(output: str) -> Limits:
         queues[name] = QueueLimits(
             _queue_limit(name, attributes, "walltime"), _queue_limit(name, attributes, "mem")
         )
+        queued = _queued_limit(attributes, user)
+        if queued is not None:
+            submit[f"queue:{name}"] = queued
     if not queues:
         raise ValueError(f"qstat -Qf named no execution queue: {output[:200]!r}")
     default = _DEFAULT_QUEUE.search(chunks[0])
-    return Limits(queues, default.group(1) if default else None, "queue", "walltime", "mem", "job")
+    server = _queued_limit(dict(_QUEUE_ATTRIBUTE.findall(chunks[0])), user)
+    if server is not None:
+        submit["user"] = server
+    return Limits(
+        queues,
+        default.group(1) if default else None,
+        "queue",
+        "walltime",
+        "mem",
+        "job",
+        submit=MappingProxyType(submit),
+    )
 
 
 def scheme() -> dict[str, Any]:

@@ -573,9 +573,14 @@ _QUEUE_RECORD = re.compile(r"^(?=qname\s)", re.MULTILINE)
 _QUEUE_FIELD = re.compile(r"^(\w+)[ \t]+(.*?)\s*$", re.MULTILINE)
 
 
+#: A line of the global configuration (``qconf -sconf``) with a limit on jobs in the system.
+_JOB_LIMIT = re.compile(r"^(max_u_jobs|max_jobs)[ \t]+(\d+)\s*$", re.MULTILINE)
+
+
 def limit_commands() -> list[list[str]]:
-    """Return the query for every queue's limits: ``qconf -sq '*'``."""
-    return [["qconf", "-sq", "*"]]
+    """Return the queries for the limits: every queue's (``qconf -sq '*'``), then the global
+    configuration's (``qconf -sconf``: ``max_u_jobs``), left out where it cannot be read."""
+    return [["qconf", "-sq", "*"], ["qconf", "-sconf"]]
 
 
 def _queue_limit(name: str, key: str, value: str) -> Optional[int]:
@@ -603,7 +608,10 @@ def parse_limits(output: str) -> Limits:
     """Return each queue's ``h_rt`` and ``h_vmem`` (per slot) from ``qconf -sq``.
 
     ``INFINITY`` is no limit. Grid Engine has no default queue: a job naming none is
-    checked only where there is one queue.
+    checked only where there is one queue. After the queues, the global configuration's
+    ``max_u_jobs`` (and ``max_jobs``, all users' jobs, the lower; 0: none) is the submit
+    limit of all the user's jobs (`Limits.submit` ``"user"``); Grid Engine counts an array
+    as one job there (seen on Grid Engine 8.1.9).
 
     Raises:
         ValueError: the output names no queue, or a limit is not understood.
@@ -621,7 +629,18 @@ def parse_limits(output: str) -> Limits:
     if not queues:
         raise ValueError(f"qconf -sq named no queue: {output[:200]!r}")
     default = next(iter(queues)) if len(queues) == 1 else None
-    return Limits(queues, default, "queue", "h_rt", "h_vmem", "slot")
+    counts = [int(n) for _key, n in _JOB_LIMIT.findall(output) if int(n) > 0]
+    submit = {"user": min(counts)} if counts else {}
+    return Limits(
+        queues,
+        default,
+        "queue",
+        "h_rt",
+        "h_vmem",
+        "slot",
+        submit=MappingProxyType(submit),
+        submit_counts_tasks=False,
+    )
 
 
 def scheme() -> dict[str, Any]:

@@ -532,11 +532,12 @@ _NO_LIMIT = frozenset({"UNLIMITED", "INFINITE", "NONE", ""})
 
 
 #: The pinned answers of the accounting's limit queries, told apart by their number of fields:
-#: a QOS's name, MaxWall and MaxTRES (three), and one association of the user: user, account,
-#: default QOS, the QOS it may use, its partition (five). A job naming no QOS gets the default
-#: QOS every association of the user shares.
-QOS_FORMAT = "Name,MaxWall,MaxTRES"
-ASSOC_FORMAT = "User,Account,DefaultQOS,QOS,Partition"
+#: a QOS's name, MaxWall, MaxTRES and MaxSubmitPU (four; three in answers read before it was
+#: asked), and one association of the user: user, account, default QOS, the QOS it may use,
+#: its partition, MaxSubmitJobs and GrpSubmitJobs (seven; five before). A job naming no QOS
+#: gets the default QOS every association of the user shares.
+QOS_FORMAT = "Name,MaxWall,MaxTRES,MaxSubmitPU"
+ASSOC_FORMAT = "User,Account,DefaultQOS,QOS,Partition,MaxSubmitJobs,GrpSubmitJobs"
 
 
 def limit_commands() -> list[list[str]]:
@@ -552,11 +553,25 @@ def limit_commands() -> list[list[str]]:
     ]
 
 
+def _is_qos(fields: list[str]) -> bool:
+    return len(fields) in {3, 4}
+
+
+def _is_assoc(fields: list[str]) -> bool:
+    return len(fields) in {5, 7}
+
+
+def _count(value: str) -> Optional[int]:
+    """A submit limit's count; None for none set, or one not understood (not guessed)."""
+    value = value.strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def _qos_limits(lines: list[list[str]]) -> dict[str, QueueLimits]:
     """Each QOS's MaxWall and the memory of its MaxTRES (per job); a field not understood
     leaves that limit out (the scheduler decides)."""
     found: dict[str, QueueLimits] = {}
-    for name, wall, tres in (fields for fields in lines if len(fields) == 3):
+    for name, wall, tres in (fields[:3] for fields in lines if _is_qos(fields)):
         walltime = memory = None
         if wall.strip().upper() not in _NO_LIMIT:
             try:
@@ -577,7 +592,7 @@ def _default_qos(lines: list[list[str]], qos: dict[str, QueueLimits]) -> Optiona
     """The QOS of a job naming none: the default QOS all the user's associations share;
     none set means SLURM's "normal" where the associations allow it."""
     defaults = set()
-    for _user, _account, default, allowed, partition in (f for f in lines if len(f) == 5):
+    for _user, _account, default, allowed, partition in (f[:5] for f in lines if _is_assoc(f)):
         if partition:
             continue  # an association of one partition only
         if default:
@@ -587,6 +602,38 @@ def _default_qos(lines: list[list[str]], qos: dict[str, QueueLimits]) -> Optiona
         else:
             return None
     return defaults.pop() if len(defaults) == 1 else None
+
+
+def _submit_limits(lines: list[list[str]]) -> dict[str, int]:
+    """The submit limits of `Limits.submit`: each QOS's MaxSubmitPU (``"qos:NAME"``), and each
+    of the user's associations' MaxSubmitJobs or GrpSubmitJobs, the lower (``"account:NAME"``).
+
+    A job naming no account counts in ``"account:"``, known only where every association of
+    the user (but those of one partition) has the same limit: which one is the default
+    account's, the accounting's answers here do not say. SLURM counts each task of an array
+    against these limits (seen on SLURM 22.05).
+    """
+    found: dict[str, int] = {}
+    for fields in lines:
+        if len(fields) == 4 and _count(fields[3]) is not None:
+            found[f"qos:{fields[0]}"] = int(fields[3])
+    accounts: dict[str, Optional[int]] = {}
+    for _user, account, _default, _allowed, partition, most, group in (
+        f for f in lines if len(f) == 7
+    ):
+        if partition:
+            continue  # an association of one partition only: the scheduler decides
+        counts = [n for n in (_count(most), _count(group)) if n is not None]
+        accounts[account] = min(counts) if counts else None
+    for account, count in accounts.items():
+        if count is not None:
+            found[f"account:{account}"] = count
+    shared = set(accounts.values())
+    if len(shared) == 1:
+        only = shared.pop()
+        if only is not None:
+            found["account:"] = only
+    return found
 
 
 def _partition_limit(fields: Mapping[str, str], key: str) -> Optional[int]:
@@ -606,6 +653,8 @@ def parse_limits(output: str) -> Limits:
 
     Reads the one-line and the multi-line forms; MaxMemPerNode is in megabytes, ``UNLIMITED`` no
     limit, and the partition with ``Default=YES`` is the default. ``MaxMemPerCPU`` is not read.
+    After them, the accounting's answers (`QOS_FORMAT`, `ASSOC_FORMAT`): each QOS's limits,
+    the default QOS and the submit limits (`Limits.submit`, per QOS and per association).
 
     Raises:
         ValueError: the output names no partition, or a limit is not understood.
@@ -636,6 +685,7 @@ def parse_limits(output: str) -> Limits:
         "node",
         qos=MappingProxyType(qos),
         default_qos=_default_qos(accounting, qos),
+        submit=MappingProxyType(_submit_limits(accounting)),
     )
 
 
