@@ -186,10 +186,13 @@ def bench(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """Tests against a real SLURM and a real Grid Engine started on this machine."""
     _install_editable(session, *TEST_DEPS)
-    for tool in ("slurm.sh", "sge.sh", "sshd.sh"):
+    # sshd.sh first: it makes the remote login user, whom slurm.sh gives an association.
+    for tool in ("sshd.sh", "slurm.sh", "sge.sh"):
         script = ROOT / "tools" / tool
         if os.geteuid() == 0:
             session.run("bash", str(script), "start", external=True)
+            if tool == "sshd.sh":  # and its two-factor twin (tests/integration/test_remote_2fa.py)
+                session.run("bash", str(script), "start-2fa", external=True)
         else:
             session.warn(f"not root: {tool} cannot install or start its scheduler")
     session.run("pytest", "tests/integration", *session.posargs)

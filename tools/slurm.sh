@@ -65,10 +65,11 @@ do_install() {
     apt_install "$missing"
 }
 
-# The users who get an association: root, whoever ran sudo, and $SLURM_TEST_USERS.
+# The users who get an association: root, whoever ran sudo, the login user of the test sshd
+# (tools/sshd.sh, when it exists: remote runs submit as that user) and $SLURM_TEST_USERS.
 test_users() {
     local u
-    for u in root "${SUDO_USER:-}" ${SLURM_TEST_USERS:-}; do
+    for u in root "${SUDO_USER:-}" "${RUNNER_SSHD_USER:-runnerssh}" ${SLURM_TEST_USERS:-}; do
         [ -n "$u" ] && id -u "$u" >/dev/null 2>&1 && echo "$u"
     done | sort -u
 }

@@ -2,7 +2,7 @@
 # tools/sshd.sh: a private OpenSSH server on 127.0.0.1 standing in for a remote cluster's login
 # node, for the tests of runner_grid's SSH transport (and later remote GridRunner runs).
 #
-# Usage: tools/sshd.sh install|start|stop|status
+# Usage: tools/sshd.sh install|start|stop|status|start-2fa|stop-2fa|status-2fa
 #   install  apt-get install openssh-server openssh-client rsync (non-interactive; no-op if
 #            present). The Debian package's own sshd is not started (and never used).
 #   start    install if needed, create the login user, keys, sshd_config and client config
@@ -37,6 +37,33 @@
 # What it prints: one "sshd.sh: ..." line per step; `start` and `status` end with the line
 #   sshd.sh: ready: ssh -F /run/runner-sshd/ssh_config runner-test (127.0.0.1:PORT, user ...)
 # Environment: RUNNER_SSHD_DIR, RUNNER_SSHD_USER, RUNNER_SSHD_PORT, SSHD_START_TIMEOUT (s, 20).
+#
+# Two-factor mode (start-2fa, stop-2fa, status-2fa): a second, separate sshd that asks for a
+# key AND a one-time code (AuthenticationMethods publickey,keyboard-interactive), for the test
+# that a run prompts once per login; the plain server above is neither used nor touched. Same
+# login user, client key and host key; everything else of its own, in $STATE/2fa:
+#   sshd_config, sshd.pid, sshd.log, port   as above; the log has one "Accepted
+#                          keyboard-interactive/pam" per full login (the key step is logged
+#                          as "Partial publickey")
+#   ssh_config             Host runner-test-2fa; like the plain one but WITHOUT BatchMode, so
+#                          ssh prompts for the code on the terminal (/dev/tty)
+#   known_hosts            "[127.0.0.1]:PORT2 ssh-ed25519 ...", strict checking as above
+#   code                   the one code accepted (123456, or $RUNNER_SSHD_2FA_CODE at start)
+#   otp-check.sh           PAM's checker (pam_exec): reads the typed code on stdin, accepts the
+#                          code above, appends each try to otp.log ("<time> service=... user=...
+#                          rhost=... result=ok|wrong"); the code typed is not logged
+#   pam-service            a copy of /etc/pam.d/sshd-runner2fa (below)
+#   askpass.sh             prints the code: `status-2fa` logs in with SSH_ASKPASS=askpass.sh
+#                          SSH_ASKPASS_REQUIRE=force, so it needs no terminal (one otp.log try)
+#   ../bin/sshd-runner2fa  symlink to /usr/sbin/sshd: sshd names its PAM service after its
+#                          program (OpenSSH 9.2 has no PAMServiceName), so this server reads
+#                          /etc/pam.d/sshd-runner2fa, which start-2fa writes (pam_exec of the
+#                          checker, then pam_permit: without it pam_setcred fails and the
+#                          master dies) and stop-2fa removes. /etc/pam.d/sshd is never read.
+# Its port: $RUNNER_SSHD_2FA_PORT, else the running server's, else the first free of 2223-2299.
+# `start-2fa` ends with "sshd.sh: ready: ssh -F /run/runner-sshd/2fa/ssh_config runner-test-2fa
+# (... code in /run/runner-sshd/2fa/code)". The prompt the client shows is
+# "(runnerssh@127.0.0.1) Password: " (pam_exec's; its text cannot be changed).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,14 +72,37 @@ LOGIN="${RUNNER_SSHD_USER:-runnerssh}"
 ALIAS=runner-test
 PACKAGES=(openssh-server openssh-client rsync)
 TIMEOUT="${SSHD_START_TIMEOUT:-20}"
+# What differs between the plain server and the two-factor one (see two_factor_mode).
+MODE=plain
+HOME_DIR="$STATE"
+FIRST_PORT=2222
+PORT_ENV="${RUNNER_SSHD_PORT:-}"
+PORT_VAR=RUNNER_SSHD_PORT
 PIDFILE="$STATE/sshd.pid"
 LOG="$STATE/sshd.log"
 BIN="$STATE/bin/runner-sshd"
 PROCNAME="runner-sshd"
+PAM_FILE=""
 
 SCRIPT_NAME=sshd.sh
 # shellcheck source=schedulers/common.sh
 source "$HERE/schedulers/common.sh"
+
+# Switch every name above to the two-factor server's (its own folder, port, binary, log).
+two_factor_mode() {
+    MODE=2fa
+    ALIAS=runner-test-2fa
+    HOME_DIR="$STATE/2fa"
+    FIRST_PORT=2223
+    PORT_ENV="${RUNNER_SSHD_2FA_PORT:-}"
+    PORT_VAR=RUNNER_SSHD_2FA_PORT
+    PIDFILE="$HOME_DIR/sshd.pid"
+    LOG="$HOME_DIR/sshd.log"
+    PROCNAME="sshd-runner2fa"
+    BIN="$STATE/bin/$PROCNAME"
+    PAM_FILE="/etc/pam.d/$PROCNAME"
+    CODE="${RUNNER_SSHD_2FA_CODE:-123456}"
+}
 
 do_install() {
     need_root
@@ -71,22 +121,22 @@ port_busy() { ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
 
 # The port this server uses or will use (printed).
 choose_port() {
-    if [ -n "${RUNNER_SSHD_PORT:-}" ]; then
-        echo "$RUNNER_SSHD_PORT"
+    if [ -n "$PORT_ENV" ]; then
+        echo "$PORT_ENV"
         return 0
     fi
     local p
-    if pid_alive && [ -s "$STATE/port" ]; then
-        cat "$STATE/port"
+    if pid_alive && [ -s "$HOME_DIR/port" ]; then
+        cat "$HOME_DIR/port"
         return 0
     fi
-    for p in $(seq 2222 2299); do
+    for p in $(seq "$FIRST_PORT" 2299); do
         port_busy "$p" || {
             echo "$p"
             return 0
         }
     done
-    die "no free port in 2222-2299; set RUNNER_SSHD_PORT"
+    die "no free port in $FIRST_PORT-2299; set $PORT_VAR"
 }
 
 # --- files -----------------------------------------------------------------------------------
@@ -95,7 +145,7 @@ make_state_dir() {
     if [ -L "$STATE" ] || { [ -e "$STATE" ] && [ "$(stat -c %u "$STATE")" != 0 ]; }; then
         die "$STATE exists but is a symlink or not root's; remove it or set RUNNER_SSHD_DIR"
     fi
-    install -d -m 0755 "$STATE" "$STATE/bin"
+    install -d -m 0755 "$STATE" "$STATE/bin" "$HOME_DIR"
     # Privilege separation: sshd chroots its pre-authentication child here.
     install -d -m 0755 /run/sshd
     ln -sfn /usr/sbin/sshd "$BIN"
@@ -141,9 +191,21 @@ write_if_changed() {
     say "wrote $1"
 }
 
+# How a login is checked: the key alone, or the key and then a one-time code through PAM.
+auth_lines() {
+    if [ "$MODE" = 2fa ]; then
+        printf '%s\n' "KbdInteractiveAuthentication yes" "UsePAM yes" \
+            "AuthenticationMethods publickey,keyboard-interactive"
+    else
+        printf '%s\n' "KbdInteractiveAuthentication no" "UsePAM no"
+    fi
+}
+
 server_config() {
+    local what="key login"
+    [ "$MODE" = 2fa ] && what="key and one-time code (PAM service $PROCNAME)"
     cat <<EOF
-# Written by tools/sshd.sh: a test server on loopback only, key login for $LOGIN only.
+# Written by tools/sshd.sh: a test server on loopback only, $what for $LOGIN only.
 Port $1
 ListenAddress 127.0.0.1
 AddressFamily inet
@@ -154,8 +216,7 @@ PermitRootLogin no
 PubkeyAuthentication yes
 AuthorizedKeysFile .ssh/authorized_keys
 PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
+$(auth_lines)
 X11Forwarding no
 PrintMotd no
 PrintLastLog no
@@ -168,8 +229,11 @@ EOF
 }
 
 client_config() {
+    # Two-factor: no BatchMode, so the login may prompt for the code on the terminal.
+    local batch="    BatchMode yes"
+    [ "$MODE" = 2fa ] && batch="    # no BatchMode: ssh asks for the one-time code on /dev/tty"
     cat <<EOF
-# Written by tools/sshd.sh: use with \`ssh -F $STATE/ssh_config $ALIAS\`.
+# Written by tools/sshd.sh: use with \`ssh -F $HOME_DIR/ssh_config $ALIAS\`.
 Host $ALIAS
     HostName 127.0.0.1
     Port $1
@@ -177,24 +241,80 @@ Host $ALIAS
 Host *
     IdentityFile $STATE/id_ed25519
     IdentitiesOnly yes
-    UserKnownHostsFile $STATE/known_hosts
+    UserKnownHostsFile $HOME_DIR/known_hosts
     GlobalKnownHostsFile /dev/null
     StrictHostKeyChecking yes
-    BatchMode yes
+$batch
     ConnectTimeout 5
 EOF
+}
+
+# The PAM service of the two-factor server: the code (pam_exec), then pam_permit, which
+# pam_setcred needs (a pam_exec-only stack fails there and the new master dies).
+pam_service() {
+    cat <<EOF
+# Written by tools/sshd.sh for its two-factor test sshd ($BIN) only; removed by stop-2fa.
+auth     required  pam_exec.so expose_authtok quiet $HOME_DIR/otp-check.sh
+auth     required  pam_permit.so
+account  required  pam_unix.so
+session  required  pam_permit.so
+password required  pam_deny.so
+EOF
+}
+
+# The one-time-code checker pam_exec runs (as root). pam_exec passes the typed code on stdin,
+# NUL-ended; the script finds its folder (code, otp.log) from its own path.
+otp_checker() {
+    cat <<'EOF'
+#!/bin/bash
+# Written by tools/sshd.sh: accepts the code in code (next to me), logs every try to otp.log.
+here="${0%/*}"
+code=""
+IFS= read -r -d '' code || true
+result=wrong
+[ -n "$code" ] && [ "$code" = "$(cat "$here/code")" ] && result=ok
+printf '%s service=%s user=%s rhost=%s result=%s\n' "$(date '+%F %T.%N')" \
+    "${PAM_SERVICE:-}" "${PAM_USER:-}" "${PAM_RHOST:-}" "$result" >>"$here/otp.log"
+[ "$result" = ok ]
+EOF
+}
+
+# ssh's SSH_ASKPASS for status-2fa: prints the code next to it.
+askpass() {
+    cat <<'EOF'
+#!/bin/sh
+# Written by tools/sshd.sh: answers ssh's code prompt (SSH_ASKPASS) for status-2fa.
+exec cat "${0%/*}/code"
+EOF
+}
+
+write_two_factor_files() {
+    printf '%s\n' "$CODE" | write_if_changed "$HOME_DIR/code" || true
+    chmod 0600 "$HOME_DIR/code"
+    otp_checker | write_if_changed "$HOME_DIR/otp-check.sh" || true
+    askpass | write_if_changed "$HOME_DIR/askpass.sh" || true
+    chmod 0755 "$HOME_DIR/otp-check.sh" "$HOME_DIR/askpass.sh"
+    touch "$HOME_DIR/otp.log"
+    # Kept here too, and copied only when it differs: no other name ever appears in /etc/pam.d.
+    pam_service | write_if_changed "$HOME_DIR/pam-service" || true
+    if ! cmp -s "$HOME_DIR/pam-service" "$PAM_FILE"; then
+        cat "$HOME_DIR/pam-service" >"$PAM_FILE"
+        chmod 0644 "$PAM_FILE"
+        say "wrote $PAM_FILE"
+    fi
 }
 
 # Sets CHANGED=1 when the server's configuration was rewritten.
 write_config() {
     local port="$1"
     CHANGED=""
-    server_config "$port" | write_if_changed "$STATE/sshd_config" && CHANGED=1
-    client_config "$port" | write_if_changed "$STATE/ssh_config" || true
+    server_config "$port" | write_if_changed "$HOME_DIR/sshd_config" && CHANGED=1
+    client_config "$port" | write_if_changed "$HOME_DIR/ssh_config" || true
     printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$STATE/ssh_host_ed25519_key.pub")" \
-        | write_if_changed "$STATE/known_hosts" || true
-    echo "$port" >"$STATE/port"
-    /usr/sbin/sshd -t -f "$STATE/sshd_config" || die "sshd -t refuses $STATE/sshd_config"
+        | write_if_changed "$HOME_DIR/known_hosts" || true
+    echo "$port" >"$HOME_DIR/port"
+    [ "$MODE" = 2fa ] && write_two_factor_files
+    /usr/sbin/sshd -t -f "$HOME_DIR/sshd_config" || die "sshd -t refuses $HOME_DIR/sshd_config"
 }
 
 # --- the daemon --------------------------------------------------------------------------------
@@ -213,16 +333,26 @@ descendants() {
 # Per-connection processes whose listener is gone: named after this server's binary.
 orphans() { ps -eo pid=,args= | awk -v p="$PROCNAME:" '$2 == p {print $1}'; }
 
-login_works() {
-    timeout 10 ssh -F "$STATE/ssh_config" -o ControlMaster=no -o ControlPath=none "$ALIAS" true \
-        </dev/null >/dev/null 2>&1
+# ssh_probe: one fresh login through the client config (the code from askpass.sh in
+# two-factor mode, so no terminal is needed), no master.
+ssh_probe() {
+    if [ "$MODE" = 2fa ]; then
+        timeout 10 env "SSH_ASKPASS=$HOME_DIR/askpass.sh" SSH_ASKPASS_REQUIRE=force \
+            ssh -F "$HOME_DIR/ssh_config" -o ControlMaster=no -o ControlPath=none \
+            -o NumberOfPasswordPrompts=1 "$ALIAS" true </dev/null
+    else
+        timeout 10 ssh -F "$HOME_DIR/ssh_config" -o ControlMaster=no -o ControlPath=none \
+            "$ALIAS" true </dev/null
+    fi
 }
+
+login_works() { ssh_probe >/dev/null 2>&1; }
 
 # Sets PROBLEM to what is wrong and returns 1, or returns 0 when a login runs a command.
 check() {
     PROBLEM=""
-    if [ ! -s "$STATE/ssh_config" ]; then
-        PROBLEM="no client configuration in $STATE (never started?)"
+    if [ ! -s "$HOME_DIR/ssh_config" ]; then
+        PROBLEM="no client configuration in $HOME_DIR (never started?)"
         return 1
     fi
     if ! pid_alive; then
@@ -230,9 +360,8 @@ check() {
         return 1
     fi
     if ! login_works; then
-        PROBLEM="sshd runs but 'ssh -F $STATE/ssh_config $ALIAS true' fails: $(
-            timeout 10 ssh -F "$STATE/ssh_config" -o ControlMaster=no -o ControlPath=none \
-                "$ALIAS" true </dev/null 2>&1 | tail -n1
+        PROBLEM="sshd runs but 'ssh -F $HOME_DIR/ssh_config $ALIAS true' fails: $(
+            ssh_probe 2>&1 | tail -n1
         ) (see $LOG)"
         return 1
     fi
@@ -240,12 +369,14 @@ check() {
 }
 
 ready_line() {
-    say "ready: ssh -F $STATE/ssh_config $ALIAS (127.0.0.1:$(cat "$STATE/port"), user $LOGIN," \
-        "log $LOG)"
+    local extra=""
+    [ "$MODE" = 2fa ] && extra=", code in $HOME_DIR/code"
+    say "ready: ssh -F $HOME_DIR/ssh_config $ALIAS (127.0.0.1:$(cat "$HOME_DIR/port"), user" \
+        "$LOGIN, log $LOG$extra)"
 }
 
 stop_server() {
-    local pid procs i
+    local pid procs
     pid="$(cat "$PIDFILE" 2>/dev/null || true)"
     procs=""
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
@@ -256,7 +387,7 @@ stop_server() {
     [ -n "${procs// /}" ] || return 0
     # shellcheck disable=SC2086 # a list of pids
     kill $procs 2>/dev/null || true
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
         # shellcheck disable=SC2086
         kill -0 $procs 2>/dev/null || break
         sleep 0.1
@@ -282,11 +413,11 @@ do_start() {
     fi
     stop_server
     if port_busy "$port"; then
-        die "port $port is taken by another program; set RUNNER_SSHD_PORT"
+        die "port $port is taken by another program; set $PORT_VAR"
     fi
-    say "starting sshd on 127.0.0.1:$port"
+    say "starting sshd on 127.0.0.1:$port${PAM_FILE:+ (key and one-time code, $PAM_FILE)}"
     # Detached (a session of its own), so the caller's process group ending does not stop it.
-    setsid "$BIN" -f "$STATE/sshd_config" -E "$LOG" </dev/null >/dev/null 2>&1 \
+    setsid "$BIN" -f "$HOME_DIR/sshd_config" -E "$LOG" </dev/null >/dev/null 2>&1 \
         || die "sshd did not start (see $LOG)"
     local deadline=$((SECONDS + TIMEOUT))
     until check; do
@@ -299,23 +430,37 @@ do_start() {
 do_stop() {
     need_root
     stop_server
+    if [ -n "$PAM_FILE" ] && [ -e "$PAM_FILE" ]; then
+        rm -f "$PAM_FILE"
+        say "removed $PAM_FILE"
+    fi
     say "stopped"
+}
+
+do_status() {
+    if check; then
+        ready_line
+    else
+        say "not usable: $PROBLEM (start it with: $0 $1)"
+        exit 1
+    fi
 }
 
 case "${1:-}" in
     install) do_install ;;
     start) do_start ;;
     stop) do_stop ;;
-    status)
-        if check; then
-            ready_line
-        else
-            say "not usable: $PROBLEM (start it with: $0 start)"
-            exit 1
-        fi
+    status) do_status start ;;
+    start-2fa | stop-2fa | status-2fa)
+        two_factor_mode
+        case "$1" in
+            start-2fa) do_start ;;
+            stop-2fa) do_stop ;;
+            status-2fa) do_status start-2fa ;;
+        esac
         ;;
     *)
-        echo "usage: $0 install|start|stop|status" >&2
+        echo "usage: $0 install|start|stop|status|start-2fa|stop-2fa|status-2fa" >&2
         exit 2
         ;;
 esac

@@ -1087,3 +1087,74 @@ def test_status_shows_a_retried_jobs_last_attempt_and_resume_keeps_the_policy(
     _jobs, runner, _notes = resume_plan("work")
     assert runner.retry == runner_core.Retry(on=["crashed"])
     runner.shutdown()
+
+
+# --- a remote cluster: --host and its options ---------------------------------------
+
+
+@pytest.fixture
+def grid_made(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """What the grid runner was built with; a local runner stands in for it (no cluster)."""
+    made: list[dict[str, Any]] = []
+
+    def grid_runner(**kwargs: Any) -> JobRunner:
+        made.append(kwargs)
+        return JobRunner(parallel=True)
+
+    monkeypatch.setattr(runner_core.cli._runners, "find_grid_runner", lambda grid: grid_runner)
+    return made
+
+
+@pytest.mark.parametrize(
+    ("fetch", "given"),
+    [
+        ([], "all"),
+        (["--fetch", "none"], None),
+        (["--fetch", "*.log, out/*.h5"], ["*.log", "out/*.h5"]),
+    ],
+)
+def test_host_and_its_options_reach_the_grid_runner(
+    scripts: Path,
+    grid_made: list[dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+    fetch: list[str],
+    given: Any,
+) -> None:
+    job = _script(scripts, "job.sh", "exit 0\n")
+    argv = ["run", "--grid", "slurm", "--host", "me@cluster", "--remote-root", "scratch/a b"]
+    status = main([*argv, "--ssh-config", "cfg", *fetch, "--workdir", "w", job])
+    assert status == 0, capsys.readouterr()
+    assert grid_made == [
+        {
+            "grid": "slurm",
+            "maxjobs": 0,
+            "host": "me@cluster",
+            "remote_root": "scratch/a b",
+            "ssh_config": "cfg",
+            "fetch": given,
+        }
+    ]
+    assert "on grid slurm on me@cluster" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--host", "cluster"], "give --grid too"),
+        (["--grid", "slurm", "--remote-root", "x"], "--remote-root only mean"),
+        (["--grid", "slurm", "--fetch", "none"], "--fetch only mean"),
+        (["--grid", "slurm", "--ssh-config", "f"], "--ssh-config only mean"),
+    ],
+)
+def test_remote_options_without_their_partner_are_refused(
+    scripts: Path,
+    grid_made: list[dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+    options: list[str],
+    says: str,
+) -> None:
+    job = _script(scripts, "job.sh", "exit 0\n")
+    assert main(["run", *options, "--workdir", "w", job]) == 2
+    assert says in capsys.readouterr().err
+    assert grid_made == []
+    assert not Path("w").exists()

@@ -135,3 +135,46 @@ def test_sshd() -> TestSshd:
     if started.returncode != 0:
         pytest.skip(f"{SSHD_SCRIPT} start failed: {(started.stderr or started.stdout).strip()}")
     return sshd
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoFactorSshd(TestSshd):
+    """The two-factor sshd of tools/sshd.sh (``start-2fa``): a key, then a one-time code.
+
+    Its files are in ``<state>/2fa``; `log` counts a full login as one "Accepted
+    keyboard-interactive/pam" line. Its client configuration has no BatchMode, so a login
+    prompts for the code on the terminal.
+    """
+
+    alias: str = "runner-test-2fa"
+
+    @property
+    def code(self) -> str:
+        """The one code the server accepts."""
+        return (self.state / "code").read_text().strip()
+
+    @property
+    def otp_log(self) -> Path:
+        """The code checker's log: one line per code tried, ending "result=ok" or "result=wrong"."""
+        return self.state / "otp.log"
+
+
+@pytest.fixture(scope="session")
+def test_sshd_2fa(test_sshd: TestSshd) -> TwoFactorSshd:
+    """The two-factor sshd on 127.0.0.1 (``tools/sshd.sh start-2fa``), started when it does not run.
+
+    Skips where `test_sshd` skips (no ssh client; not running and not root); anywhere else a
+    server that does not start is a failure, not a skip.
+    """
+    sshd = TwoFactorSshd(test_sshd.state / "2fa")
+    if sshd.script("status-2fa").returncode == 0:
+        return sshd
+    if os.geteuid() != 0:
+        pytest.skip(
+            "the two-factor test sshd does not run and starting it needs root: "
+            f"bash {SSHD_SCRIPT} start-2fa"
+        )
+    started = sshd.script("start-2fa")
+    if started.returncode != 0:
+        pytest.fail(f"{SSHD_SCRIPT} start-2fa failed: {(started.stderr or started.stdout).strip()}")
+    return sshd

@@ -12,6 +12,17 @@ from runner_grid._commands import (
 from runner_grid._detect import DetectionError
 from runner_grid._gridrunner import GridRunner
 from runner_grid._limits import Limits, QueueLimits
+from runner_grid._remote import (
+    SshAuthError,
+    SshConnectError,
+    SshError,
+    SshHost,
+    SshHostKeyError,
+    SshMasterGoneError,
+    SshTimeoutError,
+    SshTransferError,
+    SshUnknownHostError,
+)
 from runner_grid.schemes._base import Listing, Scheduler
 from runner_grid.schemes._settings import Scheme, SchemeError
 
@@ -25,6 +36,15 @@ __all__ = [
     "SchedulerCommandError",
     "Scheme",
     "SchemeError",
+    "SshAuthError",
+    "SshConnectError",
+    "SshError",
+    "SshHost",
+    "SshHostKeyError",
+    "SshMasterGoneError",
+    "SshTimeoutError",
+    "SshTransferError",
+    "SshUnknownHostError",
     "__version__",
     "build_submit_argv",
     "format_command",

@@ -172,6 +172,7 @@ def write_array_files(
     tasks: Sequence[tuple[str, Optional[str], str]],
     directives: Sequence[str],
     output_index: Optional[str],
+    where: Optional[Callable[[str], str]] = None,
 ) -> ArrayFiles:
     """Write an array's folder: the dispatcher, and per task links to its job's own files.
 
@@ -187,6 +188,8 @@ def write_array_files(
             redirects it itself; then for every task) and its error file, absolute paths.
         directives: directive lines the jobs share, copied into the dispatcher.
         output_index: the scheme's placeholder for the index in output paths, or None.
+        where: for an array that runs on another host: a local path's path there; the links
+            and the script then name those (they dangle here), and so do the paths returned.
 
     Returns:
         The paths to submit the array with.
@@ -195,14 +198,15 @@ def write_array_files(
         OSError: the folder, a link or the script cannot be written.
     """
     os.makedirs(folder, exist_ok=True)
+    there: Callable[[str], str] = (lambda path: path) if where is None else where
     with_out = all(out is not None for _w, out, _e in tasks)
     for number, (wrapper, out, err) in enumerate(tasks, start=1):
-        os.symlink(wrapper, os.path.join(folder, f"{number}.grid"))
+        os.symlink(there(wrapper), os.path.join(folder, f"{number}.grid"))
         if out is not None and with_out:
             _fresh_file(out)
-            os.symlink(out, os.path.join(folder, f"{number}.out"))
+            os.symlink(there(out), os.path.join(folder, f"{number}.out"))
         _fresh_file(err)
-        os.symlink(err, os.path.join(folder, f"{number}.err"))
+        os.symlink(there(err), os.path.join(folder, f"{number}.err"))
     if output_index is not None:
         out_path = os.path.join(folder, f"{output_index}.out") if with_out else None
         err_path = os.path.join(folder, f"{output_index}.err")
@@ -213,6 +217,13 @@ def write_array_files(
         redirect = with_out
     script = os.path.join(folder, name)
     with open(script, "w", encoding="utf-8", errors="surrogateescape") as handle:
-        handle.write(dispatcher_text(index, folder, directives, redirect))
+        handle.write(dispatcher_text(index, there(folder), directives, redirect))
     os.chmod(script, 0o755)
-    return ArrayFiles(folder, script, out_path, err_path)
+    if where is None:
+        return ArrayFiles(folder, script, out_path, err_path)
+    return ArrayFiles(
+        there(folder),
+        there(script),
+        None if out_path is None else there(out_path),
+        there(err_path),
+    )

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from runner_core.ext import Terminated, wait_event
 from runner_grid._arrays import ARRAYS_FOLDER, index_expression, partition, write_array_files
-from runner_grid._commands import format_command
+from runner_grid._commands import SchedulerCommandError, format_command
 from runner_grid._limits import LimitsCache, SubmitRoom
 from runner_grid._submitter import TASK_TAG, SubmitOutcome, new_tag, submit_job, submit_logged
 from runner_grid._worker import Worker
@@ -482,6 +482,15 @@ class Batches:
 
         Queued, it keeps the places taken in `pools` until it leaves the queue.
         """
+        site = scheduler.site
+        if site is not None:  # on another host: the jobs' folders go there first
+            try:
+                site.put(sorted({job.workdir for job in unit}))
+            except (SchedulerCommandError, OSError, ValueError) as exc:
+                message = f"could not copy the job's folder to {site!r}: {exc}"
+                for job in unit:
+                    job.completion.fail(message, reason="submit_failed")
+                return None, False
         if len(unit) == 1:
             return self._submit_alone(scheduler, unit[0], pools)
         return self._submit_array(scheduler, unit, throttle, pools)
@@ -535,6 +544,7 @@ class Batches:
         stem = safe_job_name(first.batch or os.path.basename(os.path.dirname(first.workdir)))
         tag = None if first.tag is None else new_tag(stem)
         folder = os.path.join(os.path.dirname(first.workdir), ARRAYS_FOLDER, new_tag(stem))
+        site = scheduler.site
         try:
             files = write_array_files(
                 folder,
@@ -543,11 +553,14 @@ class Batches:
                 tasks=[(job.wrapper, job.out, job.err) for job in jobs],
                 directives=first.group[1],
                 output_index=scheduler.array_output_index,
+                where=None if site is None else site.remote_path,
             )
             argv = scheduler.submit_argv(
                 files.script, files.folder, files.out, files.err, first.runflags, tag
             )
             argv[-1:-1] = scheduler.array_args(len(jobs), throttle)
+            if site is not None:
+                site.put([folder])
         except Exception as exc:  # OSError, a bad scheme, a user's array_args raising
             message = f"could not prepare the array of {len(jobs)} jobs in {folder!r}: {exc}"
             for job in jobs:
@@ -560,7 +573,7 @@ class Batches:
         logger.info("submitting an array of %d jobs: %s", len(jobs), command)
         outcome = submit_job(scheduler, argv, tag, self._queue.stopped.wait)
         if outcome.limited:
-            shutil.rmtree(files.folder, ignore_errors=True)  # the next try writes its own
+            shutil.rmtree(folder, ignore_errors=True)  # the next try writes its own
             self._limit_refusal(scheduler, f"an array of {len(jobs)} jobs", outcome.error)
             return None, True
         if outcome.jobid is None:

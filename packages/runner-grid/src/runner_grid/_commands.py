@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 
 __all__ = [
     "MAX_COMMAND_CHARS",
+    "LinkError",
     "SchedulerCommandError",
     "batch_commands",
     "build_submit_argv",
@@ -299,6 +300,14 @@ def batch_commands(
 
 class SchedulerCommandError(Exception):
     """A scheduler command that tells nothing: it could not start, ran too long, or failed."""
+
+
+class LinkError(SchedulerCommandError):
+    """A scheduler command on a remote host failed because the link did, not the scheduler.
+
+    The command may have run on the host and only its reply been lost: a submission is looked
+    up by its tag before it is sent again.
+    """
 
 
 def old_names(module: str) -> Callable[[str], Any]:

@@ -55,6 +55,13 @@ logger = logging.getLogger(__name__)
 #: Longest wait between two looks at a job whose end is not known yet, in seconds.
 MAX_LOOK_DELAY = 5.0
 
+#: Longest wait between two tries to copy back the folders of ended jobs, in seconds.
+MAX_FETCH_DELAY = 60.0
+
+#: Seconds the finisher waits before it copies back the folders of jobs that left the queue
+#: on another host, so that all the jobs one check found gone come back in one transfer.
+FETCH_GATHER = 0.05
+
 
 class End(NamedTuple):
     """How a job that left the queue ended: everything its completion needs, together."""
@@ -195,6 +202,12 @@ class JobsInQueue:
     Attributes:
         on_gone: called with a job's id, and its array's id once the array's last task
             has gone (else None), after the job was forgotten; must return quickly.
+        fetch: for jobs that ran on another host: copies back the folders of ended jobs,
+            given their exit-code files (`runner_grid._site.RemoteSite.fetch_ended`), in the
+            finisher's thread before they end: one call for the jobs that left in one check.
+            It returns False when the copy failed: it is tried again later (back-off up to
+            `MAX_FETCH_DELAY`), the jobs ending only once their folders are here, or the
+            runner stops (then with what is here).
     """
 
     def __init__(
@@ -206,6 +219,8 @@ class JobsInQueue:
         """Create the registry; its threads start with the first job."""
         self._scheduler = scheduler
         self.on_gone: Callable[[str, Optional[str]], object] = lambda jobid, array: None
+        self.fetch: Optional[Callable[[Sequence[str]], bool]] = None
+        self._left: list[str] = []  # left the queue, waiting for `fetch` (guarded by _lock)
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
         self._arrays: dict[str, set[str]] = {}  # array id -> its tasks still in the queue
@@ -234,7 +249,37 @@ class JobsInQueue:
             self._watch(jobid)
 
     def _watch(self, jobid: str) -> None:
-        self.poller.watch(jobid, lambda: self._finisher.put(lambda: self._finish(jobid)))
+        self.poller.watch(jobid, lambda: self._has_left(jobid))
+
+    def _has_left(self, jobid: str) -> None:
+        """In the poller's thread: a job left the queue; the finisher ends it."""
+        if self.fetch is None:
+            self._finisher.put(lambda: self._finish(jobid))
+            return
+        with self._lock:
+            self._left.append(jobid)
+            first = len(self._left) == 1
+        if first:  # the other jobs of the same check join it meanwhile
+            self._finisher.put(self._fetch_and_finish, after=FETCH_GATHER)
+
+    def _fetch_and_finish(self, ids: Optional[list[str]] = None, delay: float = 1.0) -> None:
+        """In the finisher: copy back the folders of the jobs that left, in one go; end them.
+
+        A copy that failed is tried again in `delay` seconds (doubled each time), so that
+        no job ends without its files while the link is only down for a while.
+        """
+        with self._lock:
+            if ids is None:
+                ids, self._left = self._left, []
+            ids = [jobid for jobid in ids if jobid in self._jobs]  # not forgotten meanwhile
+            files = [self._jobs[jobid].exit_file for jobid in ids]
+        fetched = self.fetch is None or not files or self.fetch(files)
+        if not fetched and not self.stopped.is_set():
+            again = min(delay * 2, MAX_FETCH_DELAY)
+            self._finisher.put(lambda: self._fetch_and_finish(ids, again), after=delay)
+            return
+        for jobid in ids:
+            self._finish(jobid)
 
     def forget(self, jobid: str) -> None:
         """Stop owning a job (it ended, or a blocking call gave up on it)."""
@@ -410,7 +455,14 @@ class JobsInQueue:
             if deadline is None and not cancelled:
                 due += scheduler.exitcode_wait
             last = now >= due or self.stopped.is_set()
+            if deadline is not None and self.fetch is not None:  # a later look: fetch again
+                self.fetch([job.exit_file])
             end = end_step(scheduler, jobid, job.exit_file, cancelled, last)
+            if end is not None and self.fetch is not None and not os.path.exists(job.exit_file):
+                # Told by the scheduler: the job may have written its files since the copy.
+                self.fetch([job.exit_file])
+                if os.path.exists(job.exit_file):
+                    end = end_step(scheduler, jobid, job.exit_file, cancelled, last)
         except Exception as exc:
             logger.exception("could not find out how job %s ended", jobid)
             end = End(1, error=f"could not find out how job {jobid} ended: {exc!r}")

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import functools
 import logging
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 
-from runner_core import RESOURCE_KEYS, JobRunner
+from runner_core import RESOURCE_KEYS
 from runner_core.ext import (
     can_detach,
     current_results,
@@ -36,16 +35,17 @@ from runner_core.ext import (
     report_tag,
 )
 from runner_grid._batch import Batches, Collected
-from runner_grid._cancel import Canceller, cancel_records
+from runner_grid._cancel import Canceller
 from runner_grid._commands import format_command
 from runner_grid._detect import detect_scheme
-from runner_grid._ending import JobsInQueue, Waiter, observe_records
+from runner_grid._ending import JobsInQueue, Waiter
+from runner_grid._journaled import SUBMIT_WORKERS, GridRecords
 from runner_grid._limits import LimitsCache
+from runner_grid._site import remote_site, stage_folder, submission_paths
 from runner_grid._submitter import find_recorded
-from runner_grid._usage import usage_of_records
 from runner_grid._wrapper import DIRECTIVE_PREFIXES, exitcode_path, write_wrapper
 from runner_grid.schemes import SCHEMES
-from runner_grid.schemes._base import Scheduler
+from runner_grid.schemes._base import Scheduler, Site
 from runner_grid.schemes._settings import Scheme, SchemeError
 from runner_settings import Settings
 
@@ -53,15 +53,12 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from runner_core import Results, Retry
-    from runner_core.ext import JobRecord, RecordedState
-    from runner_core.report import UsageReport
+    from runner_core.ext import JobRecord
+    from runner_grid._remote import SshHost
 
 __all__ = ["GridRunner"]
 
 logger = logging.getLogger(__name__)
-
-#: Submit commands run at once by default (the runner's submit workers).
-SUBMIT_WORKERS = 4
 
 
 def _count(name: str, value: object) -> int:
@@ -76,17 +73,10 @@ def _seconds(name: str, value: object) -> float:
     return float(value)
 
 
-def _by_scheme(records: Sequence[JobRecord]) -> dict[str, list[JobRecord]]:
-    groups: dict[str, list[JobRecord]] = {}
-    for record in records:
-        groups.setdefault(str(record.runner.get("scheme", "auto")), []).append(record)
-    return groups
-
-
 def _resolve(
-    config: Settings, grid: Union[str, Mapping[str, Any], Scheduler]
+    config: Settings, grid: Union[str, Mapping[str, Any], Scheduler], site: Optional[Site]
 ) -> tuple[str, Settings, Optional[Scheduler]]:
-    """(scheme name, settings, the Scheduler given as `grid` or None)."""
+    """(scheme name, settings, the Scheduler given as `grid` or None); "auto" looks on `site`."""
     if isinstance(grid, Scheduler):
         # A predefined family class is recorded by its name (a resume rebuilds it
         # from `config`); any class of the user's is "custom".
@@ -94,7 +84,7 @@ def _resolve(
         return (grid.name if own else "custom"), Settings(), grid
     if isinstance(grid, str):
         if grid == "auto":
-            name = detect_scheme(config)
+            name = detect_scheme(config, site=site)
         elif grid in config:
             name = grid
         else:
@@ -117,7 +107,7 @@ def _resolve(
     return name, scheme, None
 
 
-class GridRunner(JobRunner):
+class GridRunner(GridRecords):
     """Submits each job's runscript to a batch scheduler and completes it when it leaves the queue.
 
     A parallel GridRunner (the default) holds no thread for a job in the queue: ``job.run()``
@@ -145,11 +135,19 @@ class GridRunner(JobRunner):
         submit_workers: the most submit commands run at once (default 4).
         retry: when to run a job again (`runner_core.Retry`): by its end reason, the request
             grown and clamped to the cluster's limits; None runs each job once.
+        host: the scheduler is on this host, reached with your own ``ssh`` (an alias of
+            ``~/.ssh/config``, ``user@host``, or a `runner_grid.SshHost`); logs in once, now.
+            The docs page "Running from your laptop" tells what is copied when.
+        remote_root: the jobs' folder on `host` (default: ``$HOME/<run folder's name>``).
+        ssh_config: an ssh configuration file for `host` (``ssh -F``) instead of ``~/.ssh/config``.
+        fetch: what comes back of an ended remote job's folder: ``"all"``, globs, or None for
+            the runner's own files only (exit code, times, output, error).
 
     Raises:
         ValueError: an unknown scheme name, a bad scheme (naming the key), or a bad sleepstep.
         TypeError: ``grid`` is neither a string, a mapping nor a Scheduler.
         runner_grid.DetectionError: ``grid="auto"`` found no scheduler.
+        runner_grid.SshError: `host` cannot be reached or refused the login (says why).
     """
 
     config: ClassVar[Settings] = Settings({name: factory() for name, factory in SCHEMES.items()})
@@ -165,10 +163,15 @@ class GridRunner(JobRunner):
         *,
         submit_workers: int = SUBMIT_WORKERS,
         retry: Optional[Retry] = None,
+        host: Union[str, SshHost, None] = None,
+        remote_root: Optional[str] = None,
+        ssh_config: Optional[str] = None,
+        fetch: Union[str, Sequence[str], None] = "all",
     ) -> None:
         """Create a runner; see the class docstring."""
         self._submit_workers = _count("submit_workers", submit_workers)
-        self.scheme_name, self.settings, self._given = _resolve(self.config, grid)
+        self._site = remote_site(host, remote_root, ssh_config, fetch, self._link_lost)
+        self.scheme_name, self.settings, self._given = _resolve(self.config, grid, self._site)
         step = _seconds("sleepstep", sleepstep)
         self._last_good = self.scheduler()  # what cancels use if the settings go bad
         self._limits = LimitsCache()  # the cluster's limits, asked once for the runner's life
@@ -179,6 +182,8 @@ class GridRunner(JobRunner):
             self._limits,
         )  # fmt: skip
         self._queue.on_gone = self._batches.release  # a job's leaving frees its share
+        if self._site is not None:  # an ended job's folder comes back before it ends
+            self._queue.fetch = self._site.fetch_ended
         # A job in the queue needs a thread only when a subclass's own call must block.
         self._detaching = type(self).call is GridRunner.call
         super().__init__(parallel=parallel, maxjobs=maxjobs, maxthreads=maxthreads, retry=retry)
@@ -237,9 +242,11 @@ class GridRunner(JobRunner):
             runner_grid.SchemeError: a key of `settings` is unknown or has the wrong type.
         """
         if self._given is not None:
-            return self._given
-        scheduler = Scheme.of(self.settings, self.scheme_name)
-        self._last_good = scheduler
+            scheduler = self._given
+        else:
+            scheduler = self._last_good = Scheme.of(self.settings, self.scheme_name)
+        if self._site is not None:
+            scheduler.site = self._site
         return scheduler
 
     scheme = scheduler  # the name runner-grid has always had
@@ -301,11 +308,17 @@ class GridRunner(JobRunner):
         """
         workdir = os.path.abspath(workdir)
         group = None
+        site = self._site
         try:
             scheduler = self.scheduler()
-            wrapped = write_wrapper(workdir, runscript, scheduler.directives or DIRECTIVE_PREFIXES)
+            there = None if site is None else site.job_folder(workdir)
+            wrapped = write_wrapper(
+                workdir, runscript, scheduler.directives or DIRECTIVE_PREFIXES, there
+            )
             tag = scheduler.new_tag(runscript, runflags)
-            argv = scheduler.submit_argv(wrapped.path, workdir, out, err, runflags, tag)
+            argv = scheduler.submit_argv(
+                *submission_paths(site, wrapped.path, workdir, out, err), runflags, tag
+            )
             for note in scheduler.directive_overrides(runflags, wrapped.directives):
                 logger.warning("%s: %s", os.path.join(workdir, runscript), note)
             if self._batches.collecting_here():  # jobs of a batch are grouped by their flags
@@ -324,6 +337,8 @@ class GridRunner(JobRunner):
                 detach_job(), None,
             ))  # fmt: skip
             return 0  # the block's own thread: its batch is open until this returns
+        if site is not None and not stage_folder(site, workdir):  # goes with the submission
+            return 1
         results = current_results()
         detach = self._detaching and self.parallel and can_detach(self)
         # A Ctrl-C between the submission and the record of its id would leave the job in
@@ -335,6 +350,8 @@ class GridRunner(JobRunner):
             # waits in the runner for room; a blocking call waits in its thread.
             outcome = self._batches.submit_plain(scheduler, argv, tag, runflags, wait_for_room=(
                 None if detach else lambda: self.sleepstep))  # fmt: skip
+            if site is not None:
+                site.unstage()
             if outcome.limited:
                 self._batches.hold(Collected(
                     workdir, wrapped.path, wrapped.exit_file, out, err, runflags, argv, tag,
@@ -405,6 +422,9 @@ class GridRunner(JobRunner):
             TimeoutError: the timeout passed first.
             RuntimeError: called inside this runner's ``batch()`` block, in its thread: the
                 block's jobs are submitted only when it ends, so this would wait forever.
+            runner_grid.SshConnectError: the link to the remote host was down for longer
+                than its ``reconnect_timeout``: the jobs were left in its queue, and the
+                message says how to collect them (``runner resume DIR``).
         """
         if self._batches.collecting_here():
             raise RuntimeError(
@@ -413,31 +433,10 @@ class GridRunner(JobRunner):
                 "after the block"
             )
         super().wait(timeout)
+        if self._site is not None:
+            self._site.raise_if_lost()
 
     # --- the run journal: resume, leave, cancel from the record ------------------------
-
-    def journal_info(self) -> dict[str, Any]:
-        """What the run journal records of this runner (``runner resume`` builds it again).
-
-        A scheme of your own is "custom": such a run is resumed by running its script again."""
-        return {
-            "kind": "grid",
-            "scheme": self.scheme_name,
-            "parallel": self.parallel,
-            "maxjobs": self.maxjobs,
-            "sleepstep": self.sleepstep,
-            "submit_workers": self.submit_workers,
-        }
-
-    @classmethod
-    def from_journal_info(cls, info: Mapping[str, Any]) -> GridRunner:
-        """The runner again from what `journal_info` recorded (``runner resume DIR``).
-
-        Raises:
-            ValueError: the run used a scheme of its own (not in `config`), which the journal
-                cannot rebuild: resume it by running its script again with ``resume=True``.
-        """
-        return cls(**_recorded_arguments(cls.config, info))
 
     def reattach(self, record: JobRecord) -> bool:
         """Wait again for a job an earlier driver submitted (found by its id or tag); see JobRunner.
@@ -462,34 +461,11 @@ class GridRunner(JobRunner):
         """Leave every journaled job in the queue for a resume (``grid_jobs_on_exit = "keep"``)."""
         return self._queue.leave_journaled()
 
-    @classmethod
-    def observe_recorded(
-        cls, records: Sequence[JobRecord], ask_scheduler: bool = False
-    ) -> dict[int, RecordedState]:
-        """Where recorded jobs are now (`JobRunner.observe_recorded`), by `observe_records`."""
-        seen: dict[int, RecordedState] = {}
-        for name, group in _by_scheme(records).items():
-            scheduler = _recorded_scheduler(cls, name) if ask_scheduler else None
-            seen.update(observe_records(group, scheduler))
-        return seen
-
-    @classmethod
-    def cancel_recorded(cls, records: Sequence[JobRecord]) -> list[JobRecord]:
-        """Cancel a run's grid jobs from their records, no live runner: `cancel_records`."""
-        stopped: list[JobRecord] = []
-        for name, group in _by_scheme(records).items():
-            scheduler = _recorded_scheduler(cls, name)
-            if scheduler is None:
-                logger.error("cannot cancel %d jobs of scheme %r", len(group), name)
-                continue
-            stopped.extend(cancel_records(scheduler, group))
-        return stopped
-
-    @classmethod
-    def usage_recorded(cls, records: Sequence[JobRecord]) -> UsageReport:
-        """What recorded jobs used, by the scheduler's accounting (`runner report`): see
-        `runner_grid._usage.usage_of_records` (sacct, qacct; PBS not yet)."""
-        return usage_of_records(_by_scheme(records), functools.partial(_recorded_scheduler, cls))
+    def _link_lost(self, message: str) -> None:
+        """The remote host's link is down for good: leave the queued jobs for a resume."""
+        left = self._queue.leave_journaled()
+        self._batches.cancel_waiting()  # not submitted: a resume runs them
+        logger.error("%s; %d jobs left in the queue of %s", message, left, self.scheme_name)
 
     # --- cancelling ----------------------------------------------------------------------
 
@@ -510,29 +486,3 @@ class GridRunner(JobRunner):
         super().cancel_job(results)
         self._batches.drop(results)  # waiting for room: it ends now
         self._canceller.cancel_job(results)
-
-
-def _recorded_arguments(config: Settings, info: Mapping[str, Any]) -> dict[str, Any]:
-    """The arguments of a GridRunner as `journal_info` recorded them (`from_journal_info`)."""
-    name = str(info.get("scheme", "auto"))
-    if name not in config:
-        raise ValueError(
-            f"the run used the grid scheme {name!r}, which is not in GridRunner.config; "
-            "resume it by running its script again with JobManager(folder, resume=True)"
-        )
-    return {
-        "grid": name,
-        "sleepstep": float(info.get("sleepstep", 5)),
-        "parallel": bool(info.get("parallel", True)),
-        "maxjobs": int(info.get("maxjobs", 0)),
-        "submit_workers": int(info.get("submit_workers", SUBMIT_WORKERS)),
-    }
-
-
-def _recorded_scheduler(runner: type[GridRunner], name: str) -> Optional[Scheduler]:
-    """The scheduler of recorded jobs of scheme `name`, or None (logged) if it cannot be had."""
-    try:
-        return runner.from_journal_info({"scheme": name, "sleepstep": 1}).scheduler()
-    except (ValueError, TypeError) as exc:
-        logger.error("cannot ask the scheduler of scheme %r: %s", name, exc)
-        return None

@@ -31,6 +31,7 @@ Lock order: ``SshHost._lock`` (connection state) is never taken while holding a 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -54,6 +55,7 @@ __all__ = [
     "SshHost",
     "SshHostKeyError",
     "SshMasterGoneError",
+    "SshOptions",
     "SshTimeoutError",
     "SshTransferError",
     "SshUnknownHostError",
@@ -71,6 +73,8 @@ PathArg = Union[str, "os.PathLike[str]"]
 _MAX_CONTROL_PATH = 100
 _MASTER_PID = re.compile(r"Master running \(pid=(\d+)\)")
 _TRANSFERS = ("auto", "rsync", "tar")
+#: What ssh says when the control socket it was to use is dead (then ProxyCommand=false).
+_NO_MASTER = ("Control socket connect(", "mux_client_", "kex_exchange_identification")
 
 
 class SshError(Exception):
@@ -297,6 +301,22 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+@dataclasses.dataclass(frozen=True)
+class SshOptions:
+    """How `SshHost` calls ssh: its constructor's keyword arguments, checked (see there)."""
+
+    config_file: Optional[str]
+    ssh_options: tuple[str, ...]
+    persist: int
+    connect_timeout: Optional[float]
+    login_timeout: float
+    reconnect_timeout: float
+    keepalive: Optional[int]
+    interactive: bool
+    transfer: str
+    ssh: str
+
+
 class SshHost:
     """Owns one OpenSSH master connection to ``host`` for a run, and everything sent over it.
 
@@ -372,16 +392,19 @@ class SshHost:
                 f"and reconnect_timeout={reconnect_timeout} must be positive"
             )
         self.host = host
-        self.config_file = os.fspath(config_file) if config_file is not None else None
-        self.ssh_options = [_no_nul(str(o), "ssh option") for o in ssh_options]
-        self.persist = int(persist)
-        self.connect_timeout = connect_timeout
-        self.login_timeout = login_timeout
-        self.reconnect_timeout = reconnect_timeout
-        self.keepalive = keepalive
-        self.interactive = interactive
-        self.transfer = transfer
-        self.ssh = ssh
+        #: How ssh is called: the arguments above, checked.
+        self.options = SshOptions(
+            config_file=os.fspath(config_file) if config_file is not None else None,
+            ssh_options=tuple(_no_nul(str(o), "ssh option") for o in ssh_options),
+            persist=int(persist),
+            connect_timeout=connect_timeout,
+            login_timeout=login_timeout,
+            reconnect_timeout=reconnect_timeout,
+            keepalive=keepalive,
+            interactive=interactive,
+            transfer=transfer,
+            ssh=ssh,
+        )
         self._control_parent = _control_parent(control_dir)
         self._control_dir: Optional[str] = None
         self._master_pid: Optional[int] = None
@@ -411,24 +434,28 @@ class SshHost:
         return self._master_pid
 
     def _config_args(self) -> list[str]:
-        return [self.ssh] + (["-F", self.config_file] if self.config_file else [])
+        return [self.options.ssh] + (
+            ["-F", self.options.config_file] if self.options.config_file else []
+        )
 
     def master_argv(self) -> list[str]:
         """Return the argv that starts the master connection (the only one that logs in)."""
         argv = self._config_args() + _options(
             "ControlMaster=yes",
             f"ControlPath={self.control_path}",
-            f"ControlPersist={self.persist}",
+            f"ControlPersist={self.options.persist}",
             "ClearAllForwardings=yes",
         )
-        if not self.interactive:
+        if not self.options.interactive:
             argv += _options("BatchMode=yes")
         # The user's options come before the runner's defaults, so they may change those.
-        argv += self.ssh_options
-        if self.connect_timeout is not None:
-            argv += _options(f"ConnectTimeout={max(1, round(self.connect_timeout))}")
-        if self.keepalive is not None:
-            argv += _options(f"ServerAliveInterval={self.keepalive}", "ServerAliveCountMax=3")
+        argv += list(self.options.ssh_options)
+        if self.options.connect_timeout is not None:
+            argv += _options(f"ConnectTimeout={max(1, round(self.options.connect_timeout))}")
+        if self.options.keepalive is not None:
+            argv += _options(
+                f"ServerAliveInterval={self.options.keepalive}", "ServerAliveCountMax=3"
+            )
         return [*argv, "-N", "-f", "--", self.host]
 
     def client_options(self) -> list[str]:
@@ -447,7 +474,7 @@ class SshHost:
                 "ClearAllForwardings=yes",
                 "LogLevel=ERROR",
             ),
-            *self.ssh_options,
+            *self.options.ssh_options,
             "-T",
         ]
 
@@ -497,7 +524,13 @@ class SshHost:
             self._new_control_dir()
             if self._check_locked():
                 return
-            self._start_master_locked("starting the master connection")
+            try:
+                self._start_master_locked("starting the master connection")
+            except BaseException:  # no login: leave no private folder behind
+                if self._control_dir is not None:
+                    shutil.rmtree(self._control_dir, ignore_errors=True)
+                    self._control_dir = None
+                raise
 
     def _start_master_locked(self, doing: str) -> None:
         # A socket left by a killed master would turn the new master into a plain connection.
@@ -513,17 +546,19 @@ class SshHost:
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=err,
-                    timeout=self.login_timeout,
+                    timeout=self.options.login_timeout,
                     check=False,
                 )
             except subprocess.TimeoutExpired as exc:
                 raise SshConnectError(
                     self.host,
-                    f"no login to {self.host!r} within {self.login_timeout:g} s while {doing}",
+                    f"no login to {self.host!r} within {self.options.login_timeout:g} s "
+                    f"while {doing}",
                 ) from exc
             except FileNotFoundError as exc:
                 raise SshError(
-                    self.host, f"the ssh program {self.ssh!r} is not installed or not on PATH"
+                    self.host,
+                    f"the ssh program {self.options.ssh!r} is not installed or not on PATH",
                 ) from exc
             err.seek(0)
             stderr = err.read().decode("utf-8", "replace")
@@ -585,7 +620,7 @@ class SshHost:
             SshConnectError: no connection within the time; names the host and ssh's last error.
             SshHostKeyError, SshAuthError: the host refused the key or the login (not retried).
         """
-        limit = self.reconnect_timeout if timeout is None else timeout
+        limit = self.options.reconnect_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         delays = backoff_delays()
         attempts = 0
@@ -595,7 +630,7 @@ class SshHost:
             self._new_control_dir()
             if self._check_locked():
                 return
-            if self.interactive:
+            if self.options.interactive:
                 logger.warning(
                     "ssh master to %s is gone: logging in again (ssh may ask for your password "
                     "or one-time code)",
@@ -673,8 +708,12 @@ class SshHost:
                 )
             return self.control_path
 
-    def _transport_failed(self, stderr: str, doing: str) -> None:
-        """After exit status 255: raise when ssh, not the remote command, failed."""
+    def _transport_failed(self, stderr: str, doing: str, used: Optional[int] = None) -> None:
+        """After exit status 255: raise when ssh, not the remote command, failed.
+
+        `used` is the master's pid when the command started: a master running now under
+        another pid (another thread reconnected meanwhile) means the one used went away.
+        """
         if "Session open refused" in stderr or "session request failed" in stderr:
             raise SshConnectError(
                 self.host,
@@ -682,7 +721,13 @@ class SshHost:
                 f"{doing} (sshd MaxSessions); lower max_sessions",
                 stderr,
             )
-        if not self.check():
+        # ssh's own words when the master it was to use went away: the command never ran
+        # (a new master may be up by now, started by another thread's reconnect).
+        if (
+            any(sign in stderr for sign in _NO_MASTER)
+            or not self.check()
+            or (used is not None and self._master_pid != used)
+        ):
             raise SshMasterGoneError(
                 self.host,
                 f"the master connection to {self.host!r} is gone (killed, timed out or the link "
@@ -719,6 +764,7 @@ class SshHost:
         """
         command = remote_command(argv)
         self._ready_control_path()
+        used = self._master_pid
         full = [*self.client_options(), "--", self.host, command]
         doing = f"running {command[:200]!r}"
         with self._sessions:
@@ -739,14 +785,14 @@ class SshHost:
         stdout = proc.stdout.decode("utf-8", "surrogateescape")
         stderr = proc.stderr.decode("utf-8", "surrogateescape")
         if proc.returncode == 255:
-            self._transport_failed(stderr, doing)
+            self._transport_failed(stderr, doing, used)
         return subprocess.CompletedProcess(list(argv), proc.returncode, stdout, stderr)
 
     # --- files ---------------------------------------------------------------------------
 
     def _use_rsync(self) -> bool:
-        if self.transfer != "auto":
-            return self.transfer == "rsync"
+        if self.options.transfer != "auto":
+            return self.options.transfer == "rsync"
         if shutil.which("rsync") is None:
             return False
         if self._remote_rsync is None:
@@ -763,6 +809,7 @@ class SshHost:
         self, args: list[str], doing: str, input: Optional[bytes], timeout: Optional[float]
     ) -> None:
         argv = ["rsync", "-rlpt", "--protect-args", "-e", self.rsync_shell(), *args]
+        used = self._master_pid
         with self._sessions:
             try:
                 proc = subprocess.run(
@@ -780,9 +827,12 @@ class SshHost:
         if proc.returncode == 0:
             return
         stderr = proc.stderr.decode("utf-8", "replace")
+        if proc.returncode == 24:  # files vanished meanwhile (a job rewrote its own): not lost
+            logger.debug("%s with %s: some files vanished meanwhile: %s", doing, self.host, stderr)
+            return
         # rsync reports its ssh failing as 255, or 12 (protocol stream broken), or 10.
         if proc.returncode in (10, 12, 255):
-            self._transport_failed(stderr, doing)
+            self._transport_failed(stderr, doing, used)
         raise SshTransferError(
             self.host, f"{doing} with {self.host!r} failed (rsync exit {proc.returncode})", stderr
         )
@@ -796,6 +846,7 @@ class SshHost:
         timeout: Optional[float],
     ) -> None:
         """Run ``first | second`` (one of them ssh) and raise when either fails."""
+        used = self._master_pid
         with self._sessions, tempfile.TemporaryFile() as err1, tempfile.TemporaryFile() as err2:
             producer = subprocess.Popen(
                 first,
@@ -837,7 +888,7 @@ class SshHost:
         if codes == (0, 0):
             return
         if 255 in codes:
-            self._transport_failed(stderr, doing)
+            self._transport_failed(stderr, doing, used)
         raise SshTransferError(
             self.host, f"{doing} with {self.host!r} failed (tar exit codes {codes})", stderr
         )
@@ -857,11 +908,13 @@ class SshHost:
         remote_dir: str,
         *,
         timeout: Optional[float] = None,
+        make_dir: bool = True,
     ) -> None:
         """Copy local files and folders into ``remote_dir`` on the host, in one transfer.
 
         Like ``cp -r PATHS... REMOTE_DIR/``: a folder arrives as a folder of the same name.
-        ``remote_dir`` is made when missing; a relative one is under the remote home.
+        ``remote_dir`` is made when missing (one more command; ``make_dir=False`` when the
+        caller knows it is there); a relative one is under the remote home.
 
         Raises:
             FileNotFoundError: a local path does not exist.
@@ -878,8 +931,12 @@ class SshHost:
                 raise FileNotFoundError(f"cannot copy {path!r} to {self.host!r}: no such file")
         self._ready_control_path()
         doing = f"copying {len(paths)} path(s) to {remote_dir!r}"
-        made = self.run(["mkdir", "-p", "--", remote_dir], timeout=timeout or 60.0)
-        if made.returncode != 0:
+        made = (
+            self.run(["mkdir", "-p", "--", remote_dir], timeout=timeout or 60.0)
+            if make_dir
+            else None
+        )
+        if made is not None and made.returncode != 0:
             raise SshTransferError(
                 self.host, f"cannot make the folder {remote_dir!r} on {self.host!r}", made.stderr
             )
@@ -915,6 +972,7 @@ class SshHost:
         local_dir: PathArg,
         patterns: Optional[Iterable[str]] = None,
         *,
+        names: Optional[Iterable[str]] = None,
         timeout: Optional[float] = None,
     ) -> None:
         """Copy what ``remote_dir`` holds into ``local_dir`` (made when missing), in one transfer.
@@ -925,6 +983,8 @@ class SshHost:
             patterns: None for everything; otherwise globs for the files to fetch (see
                 :func:`select_paths`: ``*.out``, ``results/*.h5``), found with one remote listing
                 first; an empty list fetches nothing and sends nothing.
+            names: instead of `patterns`, the paths to fetch relative to ``remote_dir``, with no
+                listing first: a folder comes whole, a missing name is skipped.
             timeout: seconds the transfer may take.
 
         Raises:
@@ -934,7 +994,11 @@ class SshHost:
         if not remote_dir:
             raise ValueError("remote folder is empty; give a path on the host")
         chosen: Optional[list[str]] = None
-        if patterns is not None:
+        if names is not None:
+            chosen = [_no_nul(name, "remote file name") for name in names]
+            if not chosen:
+                return
+        elif patterns is not None:
             pats = [patterns] if isinstance(patterns, str) else list(patterns)
             if not pats:
                 return
@@ -953,12 +1017,14 @@ class SshHost:
         )
         listing = None if chosen is None else "\0".join(chosen).encode("utf-8", "surrogateescape")
         if self._use_rsync():
-            extra = [] if listing is None else ["--from0", "--files-from=-"]
+            extra = (
+                [] if listing is None else ["--from0", "--files-from=-", "--ignore-missing-args"]
+            )
             self._rsync(
                 [*extra, "--", f"{self.host}:{remote_dir}/", f"{target}/"], doing, listing, timeout
             )
             return
         remote = ["tar", "-c", "-f", "-", "-C", remote_dir]
-        remote += ["."] if listing is None else ["--null", "-T", "-"]
+        remote += ["."] if listing is None else ["--ignore-failed-read", "--null", "-T", "-"]
         local = ["tar", "-x", "-f", "-", "-C", target]
         self._tar_pipe(self.command_argv(remote), local, doing, listing, timeout)

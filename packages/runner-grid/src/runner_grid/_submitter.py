@@ -27,7 +27,7 @@ import re
 import subprocess
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
 
-from runner_grid._commands import SchedulerCommandError, format_command, new_tag
+from runner_grid._commands import LinkError, SchedulerCommandError, format_command, new_tag
 
 if TYPE_CHECKING:
     import threading
@@ -98,7 +98,7 @@ def _attempt(scheduler: Scheduler, argv: list[str]) -> tuple[str, Optional[str],
     try:
         proc = scheduler.run(argv, timeout=scheduler.submit_timeout)
     except SchedulerCommandError as exc:
-        if isinstance(exc.__cause__, subprocess.TimeoutExpired):
+        if isinstance(exc, LinkError) or isinstance(exc.__cause__, subprocess.TimeoutExpired):
             return "uncertain", None, f"the submit command did not complete: {exc}"
         return "fail", None, f"the submit command did not complete: {exc}"
     stderr = proc.stderr.strip()

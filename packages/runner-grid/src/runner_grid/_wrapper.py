@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import posixpath
 import re
 import shlex
 from typing import TYPE_CHECKING, NamedTuple, Optional
@@ -195,7 +197,10 @@ class Wrapper(NamedTuple):
 
 
 def write_wrapper(
-    workdir: str, runscript: str, prefixes: Sequence[str] = DIRECTIVE_PREFIXES
+    workdir: str,
+    runscript: str,
+    prefixes: Sequence[str] = DIRECTIVE_PREFIXES,
+    remote_dir: Optional[str] = None,
 ) -> Wrapper:
     """Write the wrapper for ``workdir/runscript`` and remove a stale exit-code file.
 
@@ -205,6 +210,8 @@ def write_wrapper(
         workdir: the job's folder.
         runscript: the runscript's file name in it.
         prefixes: what a directive line starts with.
+        remote_dir: where the job's folder is on the host it runs on, when that is not this
+            one: the wrapper's paths are there (the files written are still local).
 
     Returns:
         The wrapper's and the exit-code file's absolute paths, and the directive lines.
@@ -226,7 +233,17 @@ def write_wrapper(
             os.unlink(stale)
     path = wrapper_path(workdir, runscript)
     directives = tuple(directive_lines(script, prefixes))
-    text = wrapper_text(script_path, workdir, exit_file, directives, times_file)
+    if remote_dir is None:
+        text = wrapper_text(script_path, workdir, exit_file, directives, times_file)
+    else:
+        there = functools.partial(posixpath.join, remote_dir)
+        text = wrapper_text(
+            there(runscript),
+            remote_dir,
+            there(os.path.basename(exit_file)),
+            directives,
+            there(os.path.basename(times_file)),
+        )
     with open(path, "w", encoding="utf-8", errors="surrogateescape") as handle:
         handle.write(text)
     os.chmod(path, 0o755)

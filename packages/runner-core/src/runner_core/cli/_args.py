@@ -114,6 +114,35 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --grid: submit every job on its own instead of as tasks of job arrays",
     )
+    remote = run.add_argument_group(
+        "remote cluster",
+        "with --grid: submit on another host through your own ssh (one login per run; "
+        "each job's folder is copied there before it runs and back after it ends)",
+    )
+    remote.add_argument(
+        "--host",
+        metavar="HOST",
+        help="the cluster's login node: an alias of ~/.ssh/config, user@host or a host name",
+    )
+    remote.add_argument(
+        "--remote-root",
+        metavar="DIR",
+        help="with --host: the jobs' folder there (default: ~/NAME, NAME as --workdir's)",
+    )
+    remote.add_argument(
+        "--ssh-config",
+        metavar="FILE",
+        help="with --host: an ssh configuration file instead of ~/.ssh/config (ssh -F)",
+    )
+    remote.add_argument(
+        "--fetch",
+        metavar="all|none|GLOB[,GLOB]",
+        default="all",
+        help=(
+            "with --host: what comes back of an ended job's folder: all of it (default), "
+            "none (only the exit code, times, output and error), or files matching globs"
+        ),
+    )
     run.add_argument(
         "--workdir",
         metavar="DIR",

@@ -14,7 +14,7 @@ from runner_core.cli._batch import Batch, make_job, read_scripts
 from runner_core.cli._folder import command_cancel, command_status, resume_plan
 from runner_core.cli._report import command_report
 from runner_core.cli._run import run_batch
-from runner_core.cli._runners import make_runner, retry_policy
+from runner_core.cli._runners import make_runner, remote_options, retry_policy
 from runner_core.cli._summary import json_document, write_table
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def _command_run(args: argparse.Namespace) -> int:
     flags = parse_flags(args.flags)
     jobs = [make_job(name, text) for name, text in read_scripts(args.scripts)]
     retry = retry_policy(args.retry, args.attempts)
-    runner = make_runner(args.grid, args.parallel, args.maxjobs)
+    runner = make_runner(args.grid, args.parallel, args.maxjobs, remote_options(args))
     runner.retry = retry
     batch = Batch(jobs, arrays=args.grid is not None and not args.no_array)
     manager = JobManager(args.workdir, resume=args.resume)
@@ -110,6 +110,8 @@ def _command_run(args: argparse.Namespace) -> int:
     if args.grid is not None:
         # With "auto" the runner knows which scheduler it found; say so.
         how = f"on grid {getattr(runner, 'scheme_name', args.grid)}"
+        if args.host is not None:
+            how += f" on {args.host}"
     else:
         how = "in parallel" if args.parallel else "one after another"
     limit = f", at most {args.maxjobs} at once" if args.maxjobs else ""

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from runner_core import JobRunner, Retry
 from runner_core.cli._args import UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from importlib.metadata import EntryPoint
 
 logger = logging.getLogger(__name__)
@@ -32,28 +33,69 @@ GRID_RUNNER_NAME = "GridRunner"
 INSTALL_HINT = "install it with: pip install 'runner-core[grid]'"
 
 
-def make_runner(grid: Optional[str], parallel: bool, maxjobs: int) -> JobRunner:
+def make_runner(
+    grid: Optional[str], parallel: bool, maxjobs: int, remote: Optional[Mapping[str, Any]] = None
+) -> JobRunner:
     """Return the runner for the batch.
 
     Args:
         grid: the `--grid` value (a scheme name or "auto"), or None to run locally.
         parallel: `--parallel` (a grid runner always submits in parallel).
         maxjobs: `--maxjobs`, 0 for no limit.
+        remote: with `--host`: the grid runner's `host`, `remote_root`, `ssh_config` and
+            `fetch` (`remote_options`).
 
     Returns:
         `JobRunner(parallel=..., maxjobs=...)`, or the registered grid runner class
-        called as `GridRunner(grid=grid, maxjobs=maxjobs)`.
+        called as `GridRunner(grid=grid, maxjobs=maxjobs, **remote)`.
 
     Raises:
-        UsageError: no grid runner is installed, or it refused the grid name.
+        UsageError: no grid runner is installed, it refused the grid name, or `--host`
+            came without `--grid`.
     """
     if grid is None:
+        if remote:
+            raise UsageError("--host runs jobs on a cluster's scheduler: give --grid too")
         return JobRunner(parallel=parallel, maxjobs=maxjobs)
     grid_runner = find_grid_runner(grid)
     try:
-        return grid_runner(grid=grid, maxjobs=maxjobs)
+        return grid_runner(grid=grid, maxjobs=maxjobs, **(remote or {}))
     except Exception as exc:
-        raise UsageError(f"--grid {grid}: {exc}") from exc
+        where = f" --host {remote['host']}" if remote else ""
+        raise UsageError(f"--grid {grid}{where}: {exc}") from exc
+
+
+def remote_options(args: Any) -> Optional[dict[str, Any]]:
+    """The remote arguments of `runner run` (`--host` and the rest), or None without --host.
+
+    Raises:
+        UsageError: --remote-root, --ssh-config or --fetch given without --host.
+    """
+    if args.host is None:
+        given = [
+            flag
+            for flag, value in (
+                ("--remote-root", args.remote_root),
+                ("--ssh-config", args.ssh_config),
+            )
+            if value is not None
+        ]
+        if args.fetch != "all":
+            given.append("--fetch")
+        if given:
+            raise UsageError(f"{', '.join(given)} only mean something with --host")
+        return None
+    fetch: Any = args.fetch
+    if fetch == "none":
+        fetch = None
+    elif fetch != "all":
+        fetch = [glob.strip() for glob in fetch.split(",") if glob.strip()]
+    return {
+        "host": args.host,
+        "remote_root": args.remote_root,
+        "ssh_config": args.ssh_config,
+        "fetch": fetch,
+    }
 
 
 def retry_policy(reasons: Optional[str], attempts: Optional[int]) -> Optional[Retry]:

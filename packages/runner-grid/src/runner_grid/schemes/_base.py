@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Protocol, Union
 
 from runner_core import RESOURCE_KEYS, Resources
 from runner_grid._commands import (
@@ -30,6 +30,24 @@ logger = logging.getLogger(__name__)
 
 #: Tasks per array when neither the scheduler class nor the scheduler says how many it takes.
 DEFAULT_MAX_ARRAY_SIZE = 1000
+
+
+class Site(Protocol):
+    """Another host the commands run on, and the jobs' files (`runner_grid._site.RemoteSite`)."""
+
+    def run(
+        self, argv: Sequence[str], *, timeout: Optional[float] = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `argv` there; raise `SchedulerCommandError` when it cannot tell the outcome."""
+        ...  # pragma: no cover - a protocol
+
+    def remote_path(self, path: str) -> str:
+        """The path there of a local path in a run folder."""
+        ...  # pragma: no cover - a protocol
+
+    def put(self, paths: Sequence[str]) -> None:
+        """Copy local folders to their places there."""
+        ...  # pragma: no cover - a protocol
 
 
 class Listing(NamedTuple):
@@ -119,6 +137,10 @@ class Scheduler:
     tag_flag: Optional[str] = None
     probe_command: Optional[Sequence[str]] = None
 
+    #: Where the commands run: None on this machine; a `GridRunner` with a ``host`` sets its
+    #: remote site here (an object with ``run(argv, *, timeout)``, as `run` below).
+    site: Optional[Site] = None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} scheduler {self.name!r}>"
 
@@ -162,6 +184,9 @@ class Scheduler:
             SchedulerCommandError: the command could not be started or ran past the time-out.
         """
         seconds = self.check_timeout if timeout is None else timeout
+        if self.site is not None:
+            logger.debug("%s runs on %r: %s", self.name, self.site, _brief(argv))
+            return self.site.run(argv, timeout=seconds)
         logger.debug("%s runs: %s", self.name, _brief(argv))
         return run_query(argv, self.environment(), seconds)
 
