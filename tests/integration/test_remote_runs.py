@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
+#: A job's wait for the test's gate: 2 minutes at most, so a test that failed before it
+#: opened the gate (and could not cancel: the link was down) leaves nothing running.
+WAIT_FOR_GATE = "n=0; while [ ! -e {gate} ] && [ $n -lt 600 ]; do sleep 0.2; n=$((n+1)); done"
+
+
 def _logins(sshd: TestSshd, offset: int) -> int:
     with open(sshd.log, encoding="utf-8", errors="replace") as f:
         f.seek(offset)
@@ -181,14 +186,14 @@ DRIVER = textwrap.dedent(
     from runner_core import JobManager, SingleJob
     from runner_grid import GridRunner
 
-    folder, scheduler, host, config, root, gate = sys.argv[1:7]
+    folder, scheduler, host, config, root, gate, wait_for_gate = sys.argv[1:8]
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     grid = GridRunner(
         grid=scheduler, sleepstep=0.5, host=host, ssh_config=config, remote_root=root
     )
     manager = JobManager(folder)
     jobs = [
-        SingleJob(f"j{i}", f"while [ ! -e {gate} ]; do sleep 0.2; done\\n"
+        SingleJob(f"j{i}", f"{wait_for_gate}\\n"
                   f"echo {i} > result.txt\\nexit {i}\\n")
         for i in range(3)
     ]
@@ -222,7 +227,7 @@ def _dead_driver(
     folder = tmp_path / "run"
     proc = subprocess.Popen(
         [sys.executable, str(script), str(folder), scheduler, sshd.alias, str(sshd.config),
-         root, gate],
+         root, gate, WAIT_FOR_GATE.format(gate=gate)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -274,6 +279,7 @@ def test_a_link_down_past_its_time_leaves_the_jobs_queued_for_a_resume(  # noqa:
     scheduler: str,
     test_sshd: TestSshd,
     make_runner: Callable[..., GridRunner],
+    submitted: SubmittedIds,  # what is left queued when the test fails is cancelled
     remote_root: str,
     gate: str,
     tmp_path: Path,
@@ -286,7 +292,7 @@ def test_a_link_down_past_its_time_leaves_the_jobs_queued_for_a_resume(  # noqa:
     runner = make_runner(host=host, remote_root=remote_root)
     run = tmp_path / "run"
     jobs = [
-        SingleJob(f"j{i}", f"while [ ! -e {gate} ]; do sleep 0.2; done\necho {i} > r.txt\n")
+        SingleJob(f"j{i}", f"{WAIT_FOR_GATE.format(gate=gate)}\necho {i} > r.txt\n")
         for i in range(3)
     ]
     manager = JobManager(str(run))
