@@ -455,12 +455,18 @@ class JobsInQueue:
             if deadline is None and not cancelled:
                 due += scheduler.exitcode_wait
             last = now >= due or self.stopped.is_set()
-            if deadline is not None and self.fetch is not None:  # a later look: fetch again
-                self.fetch([job.exit_file])
+            fetch = self.fetch
+            if fetch is not None and deadline is not None:  # a later look: fetch again
+                fetch([job.exit_file])
             end = end_step(scheduler, jobid, job.exit_file, cancelled, last)
-            if end is not None and self.fetch is not None and not os.path.exists(job.exit_file):
+            if (
+                end is not None
+                and fetch is not None
+                and deadline is None  # not fetched in this look yet
+                and not os.path.exists(job.exit_file)
+            ):
                 # Told by the scheduler: the job may have written its files since the copy.
-                self.fetch([job.exit_file])
+                fetch([job.exit_file])
                 if os.path.exists(job.exit_file):
                     end = end_step(scheduler, jobid, job.exit_file, cancelled, last)
         except Exception as exc:

@@ -463,7 +463,7 @@ class GridRunner(GridRecords):
 
     def _link_lost(self, message: str) -> None:
         """The remote host's link is down for good: leave the queued jobs for a resume."""
-        left = self._queue.leave_journaled()
+        left = self._leave_jobs_queued()
         self._batches.cancel_waiting()  # not submitted: a resume runs them
         logger.error("%s; %d jobs left in the queue of %s", message, left, self.scheme_name)
 

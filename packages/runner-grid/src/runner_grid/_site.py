@@ -513,13 +513,8 @@ def submission_paths(
     where they are on the remote `site`."""
     if site is None:
         return wrapper, workdir, out, err
-    there = site.job_folder(workdir)
-
-    def remote(path: str) -> str:
-        if os.path.dirname(os.path.abspath(path)) == os.path.abspath(workdir):
-            return posixpath.join(there, os.path.basename(path))
-        return site.remote_path(path)
-
+    there = site.job_folder(workdir)  # learns the run folder: remote_path knows it from here
+    remote = site.remote_path
     return remote(wrapper), there, None if out is None else remote(out), remote(err)
 
 
